@@ -1,0 +1,182 @@
+"""Noise processes, noise levels and the training schedules of discrete-time models.
+
+A noise level is a pair ``(alpha, s)``: ``x_t = alpha * x0 + s * eps`` (DESIGN §2). Three processes
+name the usual families of levels:
+
+======== ============================== ===========================================
+process  level                          parameter users know
+======== ============================== ===========================================
+``vp``   ``alpha**2 + s**2 = 1``         ``alpha_bar = alpha**2`` (``alphas_cumprod``)
+``ve``   ``alpha = 1``                   ``sigma = s``
+``flow`` ``alpha = 1 - t, s = t``        ``t`` (diffusers' flow-matching "sigmas")
+======== ============================== ===========================================
+
+All share the log-SNR ``lambda = 2 log(alpha / s)`` and the noise-to-signal ratio
+``sigma = s / alpha``; every conversion goes through ``lambda``, written once here in torch so that
+the optimiser can differentiate through it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Literal, get_args
+
+import numpy as np
+import torch
+
+from .errors import SpecschedError
+
+__all__ = [
+    "PROCESSES",
+    "TRAIN_SCHEDULES",
+    "Process",
+    "TrainSchedule",
+    "check_process",
+    "levels_from_log_snr",
+    "log_snr_from_levels",
+    "start_std",
+]
+
+Process = Literal["vp", "ve", "flow"]
+PROCESSES: tuple[str, ...] = get_args(Process)
+TrainScheduleName = Literal["linear", "scaled_linear", "cosine"]
+TRAIN_SCHEDULES: tuple[str, ...] = get_args(TrainScheduleName)
+
+
+def check_process(process: str) -> Process:
+    """Return ``process`` if it names a known noise process, else raise a clear error."""
+    if process not in PROCESSES:
+        raise SpecschedError(
+            f"unknown noise process {process!r}: use one of {', '.join(PROCESSES)}"
+        )
+    return process  # type: ignore[return-value]
+
+
+def levels_from_log_snr(lam: torch.Tensor, process: Process) -> tuple[torch.Tensor, torch.Tensor]:
+    """Levels ``(alpha, s)`` of a process at log-SNR ``lam`` (``+inf`` gives the clean level).
+
+    VP: ``alpha**2 = sigmoid(lam)``; VE: ``s = exp(-lam / 2)``; flow: ``t = sigmoid(-lam / 2)``.
+    """
+    lam = torch.as_tensor(lam, dtype=torch.float64)
+    if process == "vp":
+        return torch.sigmoid(lam).sqrt(), torch.sigmoid(-lam).sqrt()
+    if process == "ve":
+        return torch.ones_like(lam), torch.exp(-lam / 2)
+    if process == "flow":
+        return torch.sigmoid(lam / 2), torch.sigmoid(-lam / 2)
+    check_process(process)
+    raise AssertionError  # pragma: no cover
+
+
+def log_snr_from_levels(alpha: np.ndarray, s: np.ndarray) -> np.ndarray:
+    """``lambda = 2 log(alpha / s)``; ``+inf`` at the clean level, ``-inf`` at pure noise."""
+    with np.errstate(divide="ignore"):
+        return 2.0 * (np.log(np.asarray(alpha, float)) - np.log(np.asarray(s, float)))
+
+
+def start_std(process: Process, s0: torch.Tensor | float) -> torch.Tensor | float:
+    """Standard deviation of the noise a sampler starts from at its first level.
+
+    VP and flow models start from ``N(0, I)`` whatever the first level is (``init_noise_sigma = 1``
+    in diffusers); VE models from ``N(0, s0**2 I)`` (``sigma_max`` in k-diffusion).
+    """
+    return s0 if process == "ve" else 1.0
+
+
+@dataclass(frozen=True)
+class TrainSchedule:
+    """The noise levels a discrete-time (DDPM-style) VP model was trained on.
+
+    Parameters
+    ----------
+    name : {"linear", "scaled_linear", "cosine"}
+        diffusers' ``beta_schedule`` (``"cosine"`` is ``"squaredcos_cap_v2"``).
+    num_train_timesteps : int, default 1000
+        ``T``; the model accepts integer timesteps ``0 .. T-1``.
+    beta_start, beta_end : float, optional
+        Ends of the beta ramp; ``None`` takes diffusers' defaults for the name
+        (linear: 1e-4, 0.02; scaled_linear: 0.00085, 0.012). Unused by ``"cosine"``.
+
+    Examples
+    --------
+    >>> ts = TrainSchedule("linear")
+    >>> ts.alphas_cumprod.shape
+    (1000,)
+    """
+
+    name: str = "linear"
+    num_train_timesteps: int = 1000
+    beta_start: float | None = None
+    beta_end: float | None = None
+    alphas_cumprod: np.ndarray = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        T = int(self.num_train_timesteps)
+        if T < 2:
+            raise SpecschedError(
+                f"num_train_timesteps must be at least 2 (got {T}): models are trained on "
+                "hundreds of steps, e.g. 1000"
+            )
+        defaults = {"linear": (1e-4, 0.02), "scaled_linear": (0.00085, 0.012)}
+        if self.name == "cosine":
+            betas = _cosine_betas(T)
+        elif self.name in defaults:
+            b0 = defaults[self.name][0] if self.beta_start is None else self.beta_start
+            b1 = defaults[self.name][1] if self.beta_end is None else self.beta_end
+            if not 0 < b0 <= b1 < 1:
+                raise SpecschedError(
+                    f"beta_start={b0}, beta_end={b1} are not a valid ramp: need 0 < start <= end < 1"
+                )
+            if self.name == "linear":
+                betas = np.linspace(b0, b1, T, dtype=np.float64)
+            else:
+                betas = np.linspace(math.sqrt(b0), math.sqrt(b1), T, dtype=np.float64) ** 2
+        else:
+            raise SpecschedError(
+                f"unknown training schedule {self.name!r}: use one of {', '.join(TRAIN_SCHEDULES)}"
+            )
+        object.__setattr__(self, "alphas_cumprod", np.cumprod(1.0 - betas))
+
+    @property
+    def T(self) -> int:
+        """Number of training timesteps."""
+        return int(self.num_train_timesteps)
+
+    @property
+    def log_snr(self) -> np.ndarray:
+        """log-SNR of every integer timestep ``0 .. T-1`` (decreasing in t)."""
+        ac = self.alphas_cumprod
+        return np.log(ac) - np.log1p(-ac)
+
+    def log_snr_at(self, t: torch.Tensor) -> torch.Tensor:
+        """log-SNR at real-valued timesteps, linear between integers (the continuous relaxation)."""
+        table = torch.as_tensor(self.log_snr)
+        t = torch.as_tensor(t, dtype=torch.float64).clamp(0, self.T - 1)
+        lo = t.detach().floor().clamp(max=self.T - 2).long()
+        frac = t - lo
+        return table[lo] * (1 - frac) + table[lo + 1] * frac
+
+    def timestep_of_log_snr(self, lam: np.ndarray) -> np.ndarray:
+        """Real-valued timestep whose interpolated log-SNR is ``lam`` (inverse of ``log_snr_at``)."""
+        table = self.log_snr[::-1]  # increasing
+        t_rev = np.interp(np.asarray(lam, float), table, np.arange(self.T)[::-1].astype(float))
+        return t_rev
+
+    def to_dict(self) -> dict:
+        """JSON-ready description."""
+        return {
+            "name": self.name,
+            "num_train_timesteps": self.T,
+            "beta_start": self.beta_start,
+            "beta_end": self.beta_end,
+        }
+
+
+def _cosine_betas(T: int, max_beta: float = 0.999) -> np.ndarray:
+    """diffusers' ``squaredcos_cap_v2`` (Nichol & Dhariwal 2021, eq. 17), betas capped at 0.999."""
+
+    def abar(t: float) -> float:
+        return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
+
+    return np.array([min(1 - abar((i + 1) / T) / abar(i / T), max_beta) for i in range(T)])

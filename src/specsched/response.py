@@ -1,0 +1,230 @@
+"""The closed-form spectral response of a linear sampler run with the exact Gaussian denoiser.
+
+Each mode's state is tracked as coefficients over the independent Gaussian sources (DESIGN §2): row
+0 is the constant 1 (it carries the mean), row 1 the standard normal ``xi`` with ``x_T = c xi``, and
+one row per noise draw ``z``. Running the sampler of :mod:`specsched.samplers` on such states with
+:class:`ModeDenoiser` gives the exact output distribution:
+
+- mean ``mu_k`` = row 0,
+- variance ``P_k`` = sum of squares of the other rows,
+- transfer function ``H_k`` = row 1 / ``c`` (the deterministic filter of the initial noise).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import divergence
+from .levels import Process, start_std
+from .samplers import get_sampler
+from .schedules import Schedule
+from .spectrum import Spectrum
+
+__all__ = ["CoefficientNoise", "ModeDenoiser", "Response", "output_moments", "response"]
+
+Tensor = torch.Tensor
+
+
+class ModeDenoiser:
+    """The exact Gaussian denoiser on coefficient states, mode by mode (DESIGN §2).
+
+    ``x0_hat = m + g (x - alpha m)``, ``g = alpha S / (alpha^2 S + s^2)``. The constant source
+    (row 0) carries ``m (1 - g alpha)``; every other source is scaled by ``g``.
+    """
+
+    def __init__(self, variances: Tensor, means: Tensor):
+        self.S = variances
+        self.m = means
+
+    def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
+        g = alpha * self.S / (alpha**2 * self.S + s**2)
+        x0 = g * x
+        return torch.cat([x0[:1] + self.m * (1 - g * alpha), x0[1:]])
+
+
+class CoefficientNoise:
+    """Noise source for coefficient states: each call is a new independent source (a new row)."""
+
+    def __init__(self, first_row: int):
+        self.next_row = first_row
+
+    def __call__(self, like: Tensor) -> Tensor:
+        if self.next_row >= like.shape[0]:
+            raise RuntimeError(
+                "more noise draws than rows allocated: SamplerSpec.noise_draws is wrong"
+            )
+        z = torch.zeros_like(like)
+        z[self.next_row] = 1.0
+        self.next_row += 1
+        return z
+
+
+def output_moments(
+    variances: Tensor,
+    means: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    *,
+    process: Process,
+    sampler: str = "ddim",
+    trace: bool = False,
+    **options: Any,
+) -> dict[str, Tensor]:
+    """Output mean, variance and transfer function per mode, differentiable in ``alpha`` and ``s``.
+
+    Parameters
+    ----------
+    variances, means : Tensor, shape (M,)
+        Data modes ``S_k`` and ``m_k`` (float64).
+    alpha, s : Tensor, shape (N + 1,)
+        The schedule's levels, noisiest first, ending clean.
+    process : {"vp", "ve", "flow"}
+        Decides the start distribution (:func:`specsched.levels.start_std`).
+    sampler : str
+        A name from :data:`specsched.samplers.SAMPLERS`; ``options`` are its options (``eta``).
+    trace : bool
+        Also return ``trace_mean`` and ``trace_var``, shape (N + 1, M): the moments at every level.
+
+    Returns
+    -------
+    dict with ``mean``, ``var``, ``transfer`` (and ``trace_mean``, ``trace_var``).
+    """
+    spec = get_sampler(sampler)
+    steps = alpha.shape[0] - 1
+    rows = 2 + spec.noise_draws(steps, **options)
+    c = start_std(process, s[0])
+    x = torch.zeros((rows, variances.shape[0]), dtype=torch.float64)
+    x = torch.cat([x[:1], (c * torch.ones_like(variances))[None], x[2:]])
+    means_t, vars_t = [x[0]], [(x[1:] ** 2).sum(0)]
+
+    def record(i: int, xi: Tensor, x0: Tensor) -> None:
+        means_t.append(xi[0])
+        vars_t.append((xi[1:] ** 2).sum(0))
+
+    out = spec(
+        ModeDenoiser(variances, means),
+        x,
+        alpha,
+        s,
+        noise=CoefficientNoise(2),
+        callback=record if trace else None,
+        **options,
+    )
+    res = {"mean": out[0], "var": (out[1:] ** 2).sum(0), "transfer": out[1] / c}
+    if trace:
+        res["trace_mean"] = torch.stack(means_t)
+        res["trace_var"] = torch.stack(vars_t)
+    return res
+
+
+@dataclass(frozen=True, eq=False)
+class Response:
+    """What a sampler does to every mode of a spectrum under a schedule.
+
+    Arrays have the layout of ``spectrum.variances`` (traces have a leading level axis).
+
+    Attributes
+    ----------
+    output_mean, output_var : ndarray
+        Mean ``mu_k`` and variance ``P_k`` of the generated modes.
+    transfer : ndarray
+        ``H_k``: the generated mode is ``H_k x_T + (injected noise) + (mean part)``.
+    trace_mean, trace_var : ndarray, shape (N + 1, ...)
+        Moments of the state at each level (the start included).
+    target_var : ndarray, shape (N + 1, ...)
+        The variance the state should have at each level, ``alpha_i^2 S + s_i^2``.
+    w2, kl_gen_data, kl_data_gen : float
+        The objectives of DESIGN §2; ``w2`` is the *squared* distance.
+    """
+
+    spectrum: Spectrum
+    schedule: Schedule
+    sampler: str
+    options: dict[str, Any]
+    output_mean: np.ndarray
+    output_var: np.ndarray
+    transfer: np.ndarray
+    trace_mean: np.ndarray
+    trace_var: np.ndarray
+    target_var: np.ndarray
+    w2: float
+    kl_gen_data: float
+    kl_data_gen: float
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def contributions(self, objective: divergence.Objective = "w2") -> np.ndarray:
+        """Weighted contribution of every mode to ``objective`` (they sum to its value)."""
+        S, w, m = (torch.from_numpy(a) for a in self.spectrum.modes())
+        P = torch.from_numpy(self.output_var.ravel())
+        mu = torch.from_numpy(self.output_mean.ravel())
+        per = w * divergence.per_mode(objective, S, m, P, mu)
+        return per.numpy().reshape(self.spectrum.variances.shape)
+
+    def value(self, objective: divergence.Objective) -> float:
+        """The value of an objective by name (``"w2"``, ``"kl"``, ``"kl-data"``)."""
+        return {"w2": self.w2, "kl": self.kl_gen_data, "kl-data": self.kl_data_gen}[objective]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Scalar figures, JSON-ready."""
+        return {
+            "sampler": self.sampler,
+            "options": self.options,
+            "schedule": self.schedule.to_dict(),
+            "w2": self.w2,
+            "kl_gen_data": self.kl_gen_data,
+            "kl_data_gen": self.kl_data_gen,
+            "generated_total_variance": float(np.sum(self.spectrum.weights * self.output_var)),
+            "data_total_variance": self.spectrum.total_variance,
+        }
+
+
+def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: Any) -> Response:
+    """Closed-form output distribution of ``sampler`` on ``spec`` under ``sched``.
+
+    Parameters
+    ----------
+    spec : Spectrum
+        The data's modes.
+    sched : Schedule
+        Noise levels, noisiest first; the process decides the start distribution.
+    sampler : {"ddim", "ddpm"}, default "ddim"
+        ``options`` go to the sampler (``eta`` for DDIM).
+
+    Examples
+    --------
+    >>> import specsched as ss
+    >>> spec = ss.Spectrum.from_source("synthetic:powerlaw", n=500, size=8)
+    >>> sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(10, "trailing"))
+    >>> r = ss.response(spec, sched, sampler="ddim", eta=0.0)
+    >>> r.w2 > 0
+    True
+    """
+    S, w, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in spec.modes())
+    alpha, s = torch.from_numpy(sched.alpha.copy()), torch.from_numpy(sched.s.copy())
+    with torch.no_grad():
+        out = output_moments(
+            S, m, alpha, s, process=sched.process, sampler=sampler, trace=True, **options
+        )
+        figures = {
+            name: float(divergence.total(obj, S, w, m, out["var"], out["mean"]))
+            for name, obj in (("w2", "w2"), ("kl_gen_data", "kl"), ("kl_data_gen", "kl-data"))
+        }
+    shape = spec.variances.shape
+    target = alpha.numpy()[:, None] ** 2 * S.numpy()[None] + s.numpy()[:, None] ** 2
+    return Response(
+        spectrum=spec,
+        schedule=sched,
+        sampler=sampler,
+        options=dict(options),
+        output_mean=out["mean"].numpy().reshape(shape),
+        output_var=out["var"].numpy().reshape(shape),
+        transfer=out["transfer"].numpy().reshape(shape),
+        trace_mean=out["trace_mean"].numpy().reshape(-1, *shape),
+        trace_var=out["trace_var"].numpy().reshape(-1, *shape),
+        target_var=target.reshape(-1, *shape),
+        **figures,
+    )
