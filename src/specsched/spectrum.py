@@ -320,7 +320,7 @@ class Spectrum:
 
     def summary(self) -> dict[str, Any]:
         """Key figures, JSON-ready."""
-        S, w, _ = self.modes()
+        S = self.variances.ravel()
         pos = S[S > 0]
         out = {
             "kind": self.kind,
