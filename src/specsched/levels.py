@@ -29,6 +29,7 @@ from .errors import SpecschedError
 
 __all__ = [
     "PROCESSES",
+    "LevelRange",
     "TRAIN_SCHEDULES",
     "Process",
     "TrainSchedule",
@@ -180,3 +181,102 @@ def _cosine_betas(T: int, max_beta: float = 0.999) -> np.ndarray:
         return math.cos((t + 0.008) / 1.008 * math.pi / 2) ** 2
 
     return np.array([min(1 - abar((i + 1) / T) / abar(i / T), max_beta) for i in range(T)])
+
+
+@dataclass(frozen=True)
+class LevelRange:
+    """The noise levels a model accepts: its process, its trained range and, if discrete, its timesteps.
+
+    Use the constructors: :meth:`discrete` (a DDPM-style VP model with integer timesteps),
+    :meth:`continuous` (VP, VE or flow with a range of sigmas).
+
+    Attributes
+    ----------
+    process : {"vp", "ve", "flow"}
+    lam_lo, lam_hi : float
+        The trained range of log-SNR (``lam_lo`` may be ``-inf`` for a flow model that starts at
+        ``t = 1``).
+    train : TrainSchedule or None
+        Set for discrete-time models: every level must then be an integer timestep.
+    """
+
+    process: Process
+    lam_lo: float
+    lam_hi: float
+    train: TrainSchedule | None = None
+
+    def __post_init__(self) -> None:
+        check_process(self.process)
+        if not self.lam_lo < self.lam_hi or math.isnan(self.lam_lo) or math.isnan(self.lam_hi):
+            raise SpecschedError(
+                "the noise range is empty: the smallest noise level must be below the largest"
+            )
+        if math.isinf(self.lam_hi):
+            raise SpecschedError("the smallest noise level must be positive (sigma_min > 0)")
+
+    @classmethod
+    def discrete(cls, train: TrainSchedule | str = "linear", num_train_timesteps: int = 1000) -> LevelRange:
+        """A discrete-time VP model: integer timesteps ``0 .. T-1`` of a training schedule."""
+        if isinstance(train, str):
+            train = TrainSchedule(train, num_train_timesteps)
+        lam = train.log_snr
+        return cls("vp", float(lam[-1]), float(lam[0]), train)
+
+    @classmethod
+    def continuous(
+        cls,
+        process: Process = "ve",
+        *,
+        sigma_min: float | None = None,
+        sigma_max: float | None = None,
+    ) -> LevelRange:
+        """A continuous-time model accepting any level between ``sigma_min`` and ``sigma_max``.
+
+        Sigmas are in the process's convention (:meth:`Schedule.from_sigmas`): VE and VP
+        ``s / alpha`` (defaults: EDM's 0.002 and 80), flow ``t`` (defaults 0.001 and 1).
+        """
+        check_process(process)
+        if process == "flow":
+            lo = 1e-3 if sigma_min is None else sigma_min
+            hi = 1.0 if sigma_max is None else sigma_max
+            if not 0 < lo < hi <= 1:
+                raise SpecschedError(
+                    f"flow times must satisfy 0 < t_min < t_max <= 1 (got {lo}, {hi})"
+                )
+            lam = [2 * math.log((1 - t) / t) if t < 1 else -math.inf for t in (hi, lo)]
+            return cls("flow", lam[0], lam[1])
+        lo = 0.002 if sigma_min is None else sigma_min
+        hi = 80.0 if sigma_max is None else sigma_max
+        if not 0 < lo < hi < math.inf:
+            raise SpecschedError(
+                f"sigmas must satisfy 0 < sigma_min < sigma_max (got {lo}, {hi})"
+            )
+        return cls(process, -2 * math.log(hi), -2 * math.log(lo))
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.train is not None
+
+    @property
+    def sigma_range(self) -> tuple[float, float]:
+        """``(sigma_min, sigma_max)`` in the process's sigma convention."""
+        if self.process == "flow":
+            return 1 / (1 + math.exp(self.lam_hi / 2)), (
+                1.0 if math.isinf(self.lam_lo) else 1 / (1 + math.exp(self.lam_lo / 2))
+            )
+        return math.exp(-self.lam_hi / 2), math.exp(-self.lam_lo / 2)
+
+    def contains(self, lam: np.ndarray, tol: float = 1e-9) -> bool:
+        """Whether every finite level lies in the range."""
+        lam = np.asarray(lam, float)
+        lam = lam[np.isfinite(lam) | (lam < 0)]
+        return bool(np.all(lam >= self.lam_lo - tol) and np.all(lam <= self.lam_hi + tol))
+
+    def to_dict(self) -> dict:
+        lo, hi = self.sigma_range
+        return {
+            "process": self.process,
+            "sigma_min": lo,
+            "sigma_max": hi,
+            "train_schedule": None if self.train is None else self.train.to_dict(),
+        }

@@ -1,0 +1,357 @@
+"""The ``specsched`` command: a thin shell over the Python API.
+
+Every command prints a table for people and, with ``--json``, the same figures as JSON on stdout.
+Errors a user can cause print one line (``error: ...``) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .errors import SpecschedError
+
+# typer >= 0.20 vendors click; find its exception base through a public subclass.
+ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Design diffusion sampling schedules from the spectrum of your data.",
+)
+out = Console()
+err = Console(stderr=True)
+
+# ------------------------------------------------------------------------------ shared options
+SourceArg = Annotated[
+    str,
+    typer.Argument(
+        help="Data: builtin:photos, builtin:digits, builtin:faces, synthetic:powerlaw, a .npy/.npz "
+        "array, or a spectrum .npz written by `specsched spectrum -o`."
+    ),
+]
+SizeOpt = Annotated[int | None, typer.Option(help="Image size (built-in sources).")]
+ChannelsOpt = Annotated[int | None, typer.Option(help="1 (grey) or 3 (RGB) for builtin:photos.")]
+NumSamplesOpt = Annotated[
+    int | None, typer.Option("--num-samples", help="Samples to draw from a built-in source.")
+]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed of a built-in source.")]
+ExponentOpt = Annotated[float | None, typer.Option(help="Spectral exponent (synthetic:powerlaw).")]
+LayoutOpt = Annotated[
+    str | None, typer.Option(help="Array layout when ambiguous: NL, NCL, NHW, NCHW, NHWC.")
+]
+KindOpt = Annotated[str, typer.Option(help="fourier (shift-invariant) or pca (full covariance).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")]
+
+
+def _source_options(**given: Any) -> dict[str, Any]:
+    names = {"num_samples": "n"}
+    return {names.get(k, k): v for k, v in given.items() if v is not None}
+
+
+def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
+    """A spectrum file as saved, or the spectrum of a data source estimated now."""
+    from .spectrum import Spectrum
+
+    p = Path(source)
+    if p.suffix == ".npz" and p.is_file():
+        with np.load(p, allow_pickle=False) as z:
+            is_spectrum = "header" in z.files
+        if is_spectrum:
+            if opts:
+                raise SpecschedError(
+                    f"{source} is a saved spectrum: options {', '.join(sorted(opts))} do not apply"
+                )
+            return Spectrum.load(p)
+    est: dict[str, Any] = {"kind": kind}
+    if layout is not None:
+        est["layout"] = layout
+    return Spectrum.from_source(source, **est, **opts)
+
+
+def parse_int_list(text: str) -> list[int]:
+    """``"999,899,...,99"`` -> the arithmetic progression 999, 899, ..., 99 (or a plain list)."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    try:
+        if "..." in parts:
+            i = parts.index("...")
+            if i != 2 or len(parts) != 4:
+                raise ValueError
+            a, b, c = int(parts[0]), int(parts[1]), int(parts[3])
+            step = b - a
+            vals = list(range(a, c + (1 if step > 0 else -1), step)) if step else []
+            if not vals or vals[-1] != c:
+                raise SpecschedError(
+                    f"{text!r}: {a}, {b}, ... does not reach {c}; list the values instead"
+                )
+            return vals
+        return [int(p) for p in parts]
+    except ValueError:
+        raise SpecschedError(
+            f"cannot read {text!r} as integers: write e.g. 999,899,799 or 999,899,...,99"
+        ) from None
+
+
+def parse_float_list(text: str) -> list[float]:
+    try:
+        return [float(p) for p in text.split(",") if p.strip()]
+    except ValueError:
+        raise SpecschedError(f"cannot read {text!r} as numbers: write e.g. 80,20,5,1,0.2") from None
+
+
+def check_output_path(path: Path | None) -> None:
+    """Fail before any work if an output file could not be written."""
+    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
+        raise SpecschedError(
+            f"output folder {path.parent} does not exist: create it or choose another path"
+        )
+
+
+def emit_json(obj: Any) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _fmt(v: float) -> str:
+    return f"{v:.4g}"
+
+
+# ------------------------------------------------------------------------------ spectrum
+@app.command()
+def spectrum(
+    source: SourceArg,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    num_samples: NumSamplesOpt = None,
+    seed: SeedOpt = None,
+    exponent: ExponentOpt = None,
+    layout: LayoutOpt = None,
+    kind: KindOpt = "fourier",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the spectrum to this .npz file.")
+    ] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Estimate the spectrum of a data source and summarise it."""
+    if output is not None and output.suffix != ".npz":
+        raise SpecschedError(f"--output {output} must end in .npz")
+    check_output_path(output)
+    t0 = time.perf_counter()
+    spec = load_spectrum(
+        source,
+        kind=kind,
+        layout=layout,
+        **_source_options(
+            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+        ),
+    )
+    summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
+    if output is not None:
+        spec.save(output)
+        summary["output"] = str(output)
+    if json_out:
+        emit_json(summary)
+        return
+    table = Table(title=f"Spectrum of {source}", show_header=False)
+    for key in (
+        "kind",
+        "signal_shape",
+        "channels",
+        "n_samples",
+        "dim",
+        "per_pixel_variance",
+        "channel_means",
+        "dynamic_range_db",
+        "radial_slope",
+        "zero_variance_modes",
+        "relative_standard_error",
+    ):
+        if key in summary:
+            v = summary[key]
+            table.add_row(
+                key.replace("_", " "), _fmt(v) if isinstance(v, float) else str(v)
+            )
+    out.print(table)
+    if output is not None:
+        out.print(f"wrote {output}")
+
+
+# ------------------------------------------------------------------------------ response
+def build_schedule(
+    *,
+    timesteps: str | None,
+    sigmas: str | None,
+    spacing: str | None,
+    steps: int | None,
+    schedule_file: Path | None,
+    process: str,
+    train_schedule: str,
+    num_train_timesteps: int,
+):
+    """The schedule named by exactly one of --timesteps, --sigmas, --spacing/--steps, --schedule."""
+    from .levels import TrainSchedule
+    from .schedules import Schedule, spaced_timesteps
+
+    given = [
+        n
+        for n, v in (
+            ("--timesteps", timesteps),
+            ("--sigmas", sigmas),
+            ("--spacing", spacing),
+            ("--schedule", schedule_file),
+        )
+        if v is not None
+    ]
+    if len(given) != 1:
+        raise SpecschedError(
+            "give exactly one schedule: --timesteps LIST, --sigmas LIST, --spacing NAME --steps N, "
+            f"or --schedule FILE (got {', '.join(given) or 'none'})"
+        )
+    train = TrainSchedule(train_schedule, num_train_timesteps)
+    if timesteps is not None:
+        return Schedule.from_timesteps(parse_int_list(timesteps), train_schedule=train)
+    if sigmas is not None:
+        return Schedule.from_sigmas(parse_float_list(sigmas), process=process)  # type: ignore[arg-type]
+    if spacing is not None:
+        if steps is None:
+            raise SpecschedError("--spacing needs --steps N")
+        ts = spaced_timesteps(steps, spacing, num_train_timesteps=train.T)  # type: ignore[arg-type]
+        return Schedule.from_timesteps(ts, train_schedule=train, name=spacing)
+    assert schedule_file is not None
+    return Schedule.load(schedule_file)
+
+
+@app.command()
+def response(
+    source: SourceArg,
+    timesteps: Annotated[
+        str | None, typer.Option(help="Integer timesteps, noisiest first: 999,899,...,99.")
+    ] = None,
+    sigmas: Annotated[
+        str | None, typer.Option(help="Sigmas, noisiest first (in the --process convention).")
+    ] = None,
+    spacing: Annotated[
+        str | None, typer.Option(help="diffusers spacing: leading, trailing, linspace.")
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps, with --spacing.")] = None,
+    schedule: Annotated[
+        Path | None, typer.Option("--schedule", help="A schedule JSON file.")
+    ] = None,
+    process: Annotated[str, typer.Option(help="vp, ve or flow (with --sigmas).")] = "ve",
+    train_schedule: Annotated[
+        str, typer.Option(help="Training betas: linear, scaled_linear, cosine.")
+    ] = "linear",
+    num_train_timesteps: Annotated[int, typer.Option(help="Training timesteps T.")] = 1000,
+    sampler: Annotated[str, typer.Option(help="ddim or ddpm.")] = "ddim",
+    eta: Annotated[float | None, typer.Option(help="DDIM stochasticity (0..1).")] = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    num_samples: NumSamplesOpt = None,
+    seed: SeedOpt = None,
+    exponent: ExponentOpt = None,
+    layout: LayoutOpt = None,
+    kind: KindOpt = "fourier",
+    json_out: JsonOpt = False,
+) -> None:
+    """The closed-form output spectrum of a sampler under a schedule, with W2 and KL."""
+    from .response import response as run_response
+
+    sched = build_schedule(
+        timesteps=timesteps,
+        sigmas=sigmas,
+        spacing=spacing,
+        steps=steps,
+        schedule_file=schedule,
+        process=process,
+        train_schedule=train_schedule,
+        num_train_timesteps=num_train_timesteps,
+    )
+    spec = load_spectrum(
+        source,
+        kind=kind,
+        layout=layout,
+        **_source_options(
+            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+        ),
+    )
+    options = {} if eta is None else {"eta": eta}
+    r = run_response(spec, sched, sampler=sampler, **options)
+    result = {"source": source, **r.to_dict()}
+    if json_out:
+        emit_json(result)
+        return
+    table = Table(title=f"{sampler} on {source}, {sched.steps} steps")
+    for col in ("W2^2", "KL(gen||data)", "KL(data||gen)", "generated / data variance"):
+        table.add_column(col, justify="right")
+    table.add_row(
+        _fmt(r.w2),
+        _fmt(r.kl_gen_data),
+        _fmt(r.kl_data_gen),
+        _fmt(result["generated_total_variance"] / result["data_total_variance"]),
+    )
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------ demo
+@app.command()
+def demo(
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Folder for the demo's files.")
+    ] = Path("specsched-demo"),
+    json_out: JsonOpt = False,
+) -> None:
+    """The main job on the bundled photographs: spectrum, schedules, comparison."""
+    from .demo import run_demo
+
+    result = run_demo(output, console=None if json_out else out)
+    if json_out:
+        emit_json(result)
+
+
+# ------------------------------------------------------------------------------ entry point
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; user errors print one line and return 2."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv:
+        argv = ["--help"]
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="specsched")
+    except SpecschedError as exc:
+        err.print(f"error: {exc}", highlight=False, markup=False, soft_wrap=True)
+        return 2
+    except ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = ctx.command_path if ctx is not None else "specsched"
+        err.print(
+            f"error: {exc.format_message()} (see `{where} --help`)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
+    except (KeyboardInterrupt, typer.Abort):
+        err.print("interrupted", highlight=False)
+        return 130
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
