@@ -561,7 +561,6 @@ def test_non_numeric_data_raise(dtype):
         Spectrum.from_array(np.zeros((3, 4, 4), dtype=dtype))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: batch_size <= 0 is not validated (plain ValueError)")
 @pytest.mark.parametrize("batch_size", [0, -3])
 def test_non_positive_batch_size_raises_specsched_error(batch_size):
     with pytest.raises(SpecschedError):
@@ -632,7 +631,6 @@ def test_load_non_spectrum_file_raises(tmp_path, what):
         Spectrum.load(path)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: malformed headers/arrays escape as KeyError etc.")
 @pytest.mark.parametrize("header", ["[1, 2]", '{"format": "specsched.spectrum/1"}'])
 def test_load_malformed_spectrum_file_raises(tmp_path, header):
     path = tmp_path / "bad.npz"

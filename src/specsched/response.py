@@ -43,7 +43,7 @@ class ModeDenoiser:
     def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
         g = alpha * self.S / (alpha**2 * self.S + s**2)
         x0 = g * x
-        return torch.cat([x0[:1] + self.m * (1 - g * alpha), x0[1:]])
+        return torch.cat([x0[..., :1, :] + self.m * (1 - g * alpha), x0[..., 1:, :]], dim=-2)
 
 
 class CoefficientNoise:
@@ -53,12 +53,12 @@ class CoefficientNoise:
         self.next_row = first_row
 
     def __call__(self, like: Tensor) -> Tensor:
-        if self.next_row >= like.shape[0]:
+        if self.next_row >= like.shape[-2]:
             raise RuntimeError(
                 "more noise draws than rows allocated: SamplerSpec.noise_draws is wrong"
             )
         z = torch.zeros_like(like)
-        z[self.next_row] = 1.0
+        z[..., self.next_row, :] = 1.0
         self.next_row += 1
         return z
 
@@ -80,8 +80,9 @@ def output_moments(
     ----------
     variances, means : Tensor, shape (M,)
         Data modes ``S_k`` and ``m_k`` (float64).
-    alpha, s : Tensor, shape (N + 1,)
-        The schedule's levels, noisiest first, ending clean.
+    alpha, s : Tensor, shape (N + 1,) or (N + 1, *batch)
+        The schedule's levels, noisiest first, ending clean; a batch of schedules is evaluated
+        at once (results then have shape ``(*batch, M)``).
     process : {"vp", "ve", "flow"}
         Decides the start distribution (:func:`specsched.levels.start_std`).
     sampler : str
@@ -95,26 +96,39 @@ def output_moments(
     """
     spec = get_sampler(sampler)
     steps = alpha.shape[0] - 1
+    batch = alpha.shape[1:]
     rows = 2 + spec.noise_draws(steps, **options)
-    c = start_std(process, s[0])
-    x = torch.zeros((rows, variances.shape[0]), dtype=torch.float64)
-    x = torch.cat([x[:1], (c * torch.ones_like(variances))[None], x[2:]])
-    means_t, vars_t = [x[0]], [(x[1:] ** 2).sum(0)]
+    # levels broadcast against states of shape (*batch, rows, M)
+    alpha_b = alpha.reshape(steps + 1, *batch, 1, 1)
+    s_b = s.reshape(steps + 1, *batch, 1, 1)
+    c = start_std(process, s_b[0]) * torch.ones_like(s_b[0])  # (*batch, 1, 1)
+    M = variances.shape[-1]
+    zeros = torch.zeros((*batch, 1, M), dtype=torch.float64)
+    x = torch.cat(
+        [zeros, c.expand(*batch, 1, M)]
+        + [zeros] * (rows - 2),
+        dim=-2,
+    )
+    means_t, vars_t = [x[..., 0, :]], [(x[..., 1:, :] ** 2).sum(-2)]
 
     def record(i: int, xi: Tensor, x0: Tensor) -> None:
-        means_t.append(xi[0])
-        vars_t.append((xi[1:] ** 2).sum(0))
+        means_t.append(xi[..., 0, :])
+        vars_t.append((xi[..., 1:, :] ** 2).sum(-2))
 
     out = spec(
         ModeDenoiser(variances, means),
         x,
-        alpha,
-        s,
+        alpha_b,
+        s_b,
         noise=CoefficientNoise(2),
         callback=record if trace else None,
         **options,
     )
-    res = {"mean": out[0], "var": (out[1:] ** 2).sum(0), "transfer": out[1] / c}
+    res = {
+        "mean": out[..., 0, :],
+        "var": (out[..., 1:, :] ** 2).sum(-2),
+        "transfer": out[..., 1, :] / c[..., 0],
+    }
     if trace:
         res["trace_mean"] = torch.stack(means_t)
         res["trace_var"] = torch.stack(vars_t)

@@ -80,7 +80,7 @@ def ddim(
     for i in range(alpha.shape[0] - 1):
         a, sc, a2, s2 = alpha[i], s[i], alpha[i + 1], s[i + 1]
         x0 = denoise(x, a, sc)
-        if float(s2) == 0.0:  # to the clean level: no noise left to keep or add
+        if bool(torch.all(s2 == 0)):  # to the clean level: no noise left to keep or add
             x = a2 * x0
         else:
             eps = (x - a * x0) / sc

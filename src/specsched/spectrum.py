@@ -184,10 +184,13 @@ class Spectrum:
         ((8, 5, 3), 192.0)
         """
         x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        if int(batch_size) < 1:
+            raise SpecschedError(f"batch_size must be at least 1 (got {batch_size})")
+        batch_size = int(batch_size)
         xc = as_channels_first(x, layout)
         acc = SpectrumAccumulator(xc.shape[2:], xc.shape[1], kind=kind)
         scaling = "as given"
-        for i in range(0, xc.shape[0], max(1, int(batch_size))):
+        for i in range(0, xc.shape[0], batch_size):
             batch, scaling = _to_float(np.asarray(xc[i : i + batch_size]))
             acc.update(batch, channels_first=True)
         return acc.finalize(source=source, scaling=scaling)
@@ -373,8 +376,12 @@ class Spectrum:
         }
         if self.cross_spectrum is not None:
             arrays["cross_spectrum"] = self.cross_spectrum
+        try:
+            header = json.dumps(meta)
+        except TypeError as exc:
+            raise SpecschedError(f"spectrum metadata is not JSON-serialisable ({exc})") from None
         with atomic_path(path, suffix=".npz") as tmp:
-            np.savez(tmp, header=np.array(json.dumps(meta)), **arrays)
+            np.savez(tmp, header=np.array(header), **arrays)
 
     @classmethod
     def load(cls, path: str | Path) -> Spectrum:
@@ -388,28 +395,26 @@ class Spectrum:
             with np.load(p, allow_pickle=False) as z:
                 meta = json.loads(str(z["header"]))
                 arrays = {k: z[k] for k in z.files if k != "header"}
-        except Exception as exc:
+            if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
+                raise ValueError("wrong format tag")
+            return cls(
+                variances=arrays["variances"],
+                weights=arrays["weights"],
+                means=arrays["means"],
+                frequencies=arrays["frequencies"],
+                kind=meta["kind"],
+                signal_shape=tuple(meta["signal_shape"]),
+                channels=int(meta["channels"]),
+                n_samples=int(meta["n_samples"]),
+                channel_means=arrays["channel_means"],
+                cross_spectrum=arrays.get("cross_spectrum"),
+                meta=meta.get("meta", {}),
+            )
+        except Exception as exc:  # noqa: BLE001 - any failure means "not our file"
             raise SpecschedError(
                 f"{p} is not a specsched spectrum ({type(exc).__name__}): "
                 "make one with `specsched spectrum SOURCE -o FILE.npz`"
             ) from None
-        if meta.get("format") != _FORMAT:
-            raise SpecschedError(
-                f"{p} is not a specsched spectrum file (format {meta.get('format')!r})"
-            )
-        return cls(
-            variances=arrays["variances"],
-            weights=arrays["weights"],
-            means=arrays["means"],
-            frequencies=arrays["frequencies"],
-            kind=meta["kind"],
-            signal_shape=tuple(meta["signal_shape"]),
-            channels=int(meta["channels"]),
-            n_samples=int(meta["n_samples"]),
-            channel_means=arrays["channel_means"],
-            cross_spectrum=arrays.get("cross_spectrum"),
-            meta=meta.get("meta", {}),
-        )
 
 
 # ------------------------------------------------------------------------------------- estimator
