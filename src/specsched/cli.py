@@ -186,9 +186,7 @@ def spectrum(
     ):
         if key in summary:
             v = summary[key]
-            table.add_row(
-                key.replace("_", " "), _fmt(v) if isinstance(v, float) else str(v)
-            )
+            table.add_row(key.replace("_", " "), _fmt(v) if isinstance(v, float) else str(v))
     out.print(table)
     if output is not None:
         out.print(f"wrote {output}")

@@ -29,8 +29,8 @@ from .errors import SpecschedError
 
 __all__ = [
     "PROCESSES",
-    "LevelRange",
     "TRAIN_SCHEDULES",
+    "LevelRange",
     "Process",
     "TrainSchedule",
     "check_process",
@@ -215,7 +215,9 @@ class LevelRange:
             raise SpecschedError("the smallest noise level must be positive (sigma_min > 0)")
 
     @classmethod
-    def discrete(cls, train: TrainSchedule | str = "linear", num_train_timesteps: int = 1000) -> LevelRange:
+    def discrete(
+        cls, train: TrainSchedule | str = "linear", num_train_timesteps: int = 1000
+    ) -> LevelRange:
         """A discrete-time VP model: integer timesteps ``0 .. T-1`` of a training schedule."""
         if isinstance(train, str):
             train = TrainSchedule(train, num_train_timesteps)
@@ -248,9 +250,7 @@ class LevelRange:
         lo = 0.002 if sigma_min is None else sigma_min
         hi = 80.0 if sigma_max is None else sigma_max
         if not 0 < lo < hi < math.inf:
-            raise SpecschedError(
-                f"sigmas must satisfy 0 < sigma_min < sigma_max (got {lo}, {hi})"
-            )
+            raise SpecschedError(f"sigmas must satisfy 0 < sigma_min < sigma_max (got {lo}, {hi})")
         return cls(process, -2 * math.log(hi), -2 * math.log(lo))
 
     @property

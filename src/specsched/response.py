@@ -105,8 +105,7 @@ def output_moments(
     M = variances.shape[-1]
     zeros = torch.zeros((*batch, 1, M), dtype=torch.float64)
     x = torch.cat(
-        [zeros, c.expand(*batch, 1, M)]
-        + [zeros] * (rows - 2),
+        [zeros, c.expand(*batch, 1, M)] + [zeros] * (rows - 2),
         dim=-2,
     )
     means_t, vars_t = [x[..., 0, :]], [(x[..., 1:, :] ** 2).sum(-2)]

@@ -84,10 +84,11 @@ def ddim(
             x = a2 * x0
         else:
             eps = (x - a * x0) / sc
-            keep = 1.0 - eta**2 * (1.0 - (s2 * a / (a2 * sc)) ** 2)  # (s'^2 - sigma_eta^2) / s'^2
-            x = a2 * x0 + s2 * torch.sqrt(keep) * eps
+            # 1 - sigma'^2 / sigma^2, clamped so that coinciding levels keep a finite gradient
+            gap = (1.0 - (s2 * a / (a2 * sc)) ** 2).clamp_min(1e-300)
+            x = a2 * x0 + s2 * torch.sqrt(1.0 - eta**2 * gap) * eps  # sqrt(s'^2 - sigma_eta^2)
             if eta > 0:
-                x = x + eta * s2 * torch.sqrt(1.0 - (s2 * a / (a2 * sc)) ** 2) * noise(x)
+                x = x + eta * s2 * torch.sqrt(gap) * noise(x)
         if callback is not None:
             callback(i, x, x0)
     return x

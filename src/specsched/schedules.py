@@ -337,7 +337,9 @@ def spaced_timesteps(
     if spacing == "leading":
         ts = (np.arange(steps) * (T // steps))[::-1] + offset
     elif spacing == "trailing":
-        ts = np.round(np.arange(T, 0, -T / steps)).astype(np.int64) - 1
+        # T - i T / N for i < N; diffusers' arange(T, 0, -T / N) gains a spurious last element
+        # for some N (e.g. 61) through rounding of the float step
+        ts = np.round(T - np.arange(steps) * T / steps).astype(np.int64) - 1
     elif spacing == "linspace":
         ts = np.round(np.linspace(0, T - 1, steps))[::-1]
     else:

@@ -410,7 +410,7 @@ class Spectrum:
                 cross_spectrum=arrays.get("cross_spectrum"),
                 meta=meta.get("meta", {}),
             )
-        except Exception as exc:  # noqa: BLE001 - any failure means "not our file"
+        except Exception as exc:
             raise SpecschedError(
                 f"{p} is not a specsched spectrum ({type(exc).__name__}): "
                 "make one with `specsched spectrum SOURCE -o FILE.npz`"

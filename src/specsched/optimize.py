@@ -1,0 +1,541 @@
+"""Schedule design: the noise levels that make the generated spectrum closest to the data's.
+
+:func:`fit` minimises W2 or KL (DESIGN §2, "Objectives") over the ``N`` noise levels of a sampler,
+in float64 with autodiff gradients through the sampler itself and L-BFGS-B from several starts.
+
+Parameterisation ("stick breaking"): with the free levels inside ``[lo, hi]`` in log-SNR,
+``lambda_1 = lo + (hi - lo) u_1`` and ``lambda_{j+1} = lambda_j + (hi - lambda_j) u_{j+1}``,
+``u_j`` in ``[0, 1]``. The order can never break, every level stays in the trained range, and the
+ends of the range are reachable, all with box constraints that L-BFGS-B handles exactly.
+
+Discrete-time models are optimised on the continuous relaxation (log-SNR interpolated between
+integer timesteps), rounded, then polished over integers by coordinate descent.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import scipy.optimize
+import torch
+
+from . import divergence
+from .divergence import OBJECTIVES, Objective
+from .errors import SpecschedError
+from .levels import LevelRange, TrainSchedule, levels_from_log_snr
+from .response import Response, output_moments, response
+from .samplers import get_sampler
+from .schedules import Schedule
+from .spectrum import Spectrum
+
+__all__ = ["FitResult", "compress_modes", "fit", "level_range"]
+
+Tensor = torch.Tensor
+_U_MIN = 1e-7  # smallest step in stick-breaking units: keeps levels strictly ordered
+_FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned at t = 1)
+
+
+# --------------------------------------------------------------------------------- the model
+def level_range(
+    *,
+    process: str = "vp",
+    train_schedule: str | TrainSchedule | None = "linear",
+    num_train_timesteps: int = 1000,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+) -> LevelRange:
+    """The levels a model accepts, from the options users know.
+
+    A VP model with a training schedule is discrete-time (integer timesteps); ``train_schedule=None``
+    makes it continuous. VE and flow models are continuous within ``[sigma_min, sigma_max]``.
+    """
+    if process == "vp" and train_schedule is not None:
+        if sigma_min is not None or sigma_max is not None:
+            raise SpecschedError(
+                "sigma_min/sigma_max do not apply to a discrete-time model: its range is its "
+                "training schedule (pass train_schedule=None for a continuous VP model)"
+            )
+        return LevelRange.discrete(train_schedule, num_train_timesteps)
+    return LevelRange.continuous(process, sigma_min=sigma_min, sigma_max=sigma_max)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------- compression
+def compress_modes(
+    S: np.ndarray, w: np.ndarray, m: np.ndarray, *, bins: int = 1024
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lossy-but-tight compression of a mode list for the optimiser (DESIGN §2).
+
+    Modes with a non-zero mean are kept as they are. The others are grouped on a uniform grid of
+    ``log S`` with ``bins`` cells; each group becomes one mode with the summed weight and the
+    weight-averaged variance. Zero-variance modes become one mode.
+    """
+    keep = m != 0
+    zero = (~keep) & (S <= 0)
+    rest = (~keep) & (S > 0)
+    outS, outw, outm = [S[keep]], [w[keep]], [m[keep]]
+    if zero.any():
+        outS.append(np.zeros(1))
+        outw.append(np.array([w[zero].sum()]))
+        outm.append(np.zeros(1))
+    if rest.any():
+        logS = np.log(S[rest])
+        edges = np.linspace(logS.min(), logS.max() + 1e-12, bins + 1)
+        idx = np.clip(np.digitize(logS, edges) - 1, 0, bins - 1)
+        wsum = np.bincount(idx, weights=w[rest], minlength=bins)
+        ssum = np.bincount(idx, weights=w[rest] * S[rest], minlength=bins)
+        nz = wsum > 0
+        outS.append(ssum[nz] / wsum[nz])
+        outw.append(wsum[nz])
+        outm.append(np.zeros(int(nz.sum())))
+    return np.concatenate(outS), np.concatenate(outw), np.concatenate(outm)
+
+
+# --------------------------------------------------------------------------------- result
+@dataclass(frozen=True, eq=False)
+class FitResult:
+    """The outcome of :func:`fit`.
+
+    Attributes
+    ----------
+    schedule : Schedule
+        The fitted schedule (integer timesteps for discrete-time models).
+    value : float
+        Its objective on the full spectrum.
+    objective : str
+    response : Response
+        The closed-form response of the fitted schedule.
+    baselines : list of (Schedule, Response)
+        Every applicable heuristic, evaluated the same way, best first.
+    continuous : Schedule or None
+        For discrete-time models, the optimum of the continuous relaxation (before rounding).
+    notes : list of str
+        What the user should know (zero-variance modes, compression error, pinned start, ...).
+    """
+
+    schedule: Schedule
+    value: float
+    objective: str
+    sampler: str
+    options: dict[str, Any]
+    response: Response
+    baselines: list[tuple[Schedule, Response]]
+    levels: LevelRange
+    continuous: Schedule | None = None
+    seconds: float = 0.0
+    evaluations: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def best_baseline(self) -> tuple[Schedule, Response] | None:
+        """The heuristic with the lowest objective."""
+        return self.baselines[0] if self.baselines else None
+
+    def table(self) -> list[dict[str, Any]]:
+        """One row per schedule (fitted first, then heuristics): W2, both KLs, ratio to the best heuristic."""
+        rows = [(self.schedule, self.response), *list(self.baselines)]
+        best = self.baselines[0][1].value(self.objective) if self.baselines else math.nan  # type: ignore[arg-type]
+        return [
+            {
+                "schedule": sch.name,
+                "w2": r.w2,
+                "kl": r.kl_gen_data,
+                "kl_data": r.kl_data_gen,
+                "ratio_to_best_heuristic": r.value(self.objective) / best if best else math.nan,  # type: ignore[arg-type]
+            }
+            for sch, r in rows
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready."""
+        return {
+            "objective": self.objective,
+            "value": self.value,
+            "sampler": self.sampler,
+            "options": self.options,
+            "levels": self.levels.to_dict(),
+            "schedule": self.schedule.to_dict(),
+            "continuous": None if self.continuous is None else self.continuous.to_dict(),
+            "table": self.table(),
+            "seconds": self.seconds,
+            "evaluations": self.evaluations,
+            "notes": self.notes,
+        }
+
+
+# --------------------------------------------------------------------------------- the problem
+class _Problem:
+    """Objective of the free levels, in stick-breaking coordinates, batched and differentiable."""
+
+    def __init__(
+        self,
+        S: np.ndarray,
+        w: np.ndarray,
+        m: np.ndarray,
+        lr: LevelRange,
+        steps: int,
+        sampler: str,
+        objective: Objective,
+        options: dict[str, Any],
+        first: float | None,
+    ):
+        self.S, self.w, self.m = (
+            torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in (S, w, m)
+        )
+        self.lr, self.steps, self.sampler, self.objective, self.options = (
+            lr,
+            steps,
+            sampler,
+            objective,
+            options,
+        )
+        self.first = first
+        lo = lr.lam_lo
+        if lr.process == "flow":
+            lo = max(lo, 2 * math.log((1 - _FLOW_FLOOR_T) / _FLOW_FLOOR_T))
+        self.lo = lo if first is None or not math.isfinite(first) else first
+        self.hi = lr.lam_hi
+        self.n_free = steps if first is None else steps - 1
+        self.evaluations = 0
+
+    # stick breaking -----------------------------------------------------------------------
+    def lam(self, u: Tensor) -> Tensor:
+        """Free levels ``(..., n_free)`` from ``u`` in [0, 1]."""
+        out, cur = [], torch.full(u.shape[:-1], self.lo, dtype=torch.float64)
+        for j in range(self.n_free):
+            cur = cur + (self.hi - cur) * u[..., j]
+            out.append(cur)
+        return torch.stack(out, -1) if out else u[..., :0]
+
+    def u_of(self, lam: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`lam` for a (clipped, ordered) set of free levels."""
+        u, cur = np.empty(self.n_free), self.lo
+        for j in range(self.n_free):
+            u[j] = np.clip((lam[j] - cur) / (self.hi - cur), _U_MIN, 1 - _U_MIN)
+            cur = cur + (self.hi - cur) * u[j]
+        return u
+
+    def full(self, lam_free: Tensor) -> Tensor:
+        """All ``N + 1`` levels (pinned first, free ones, clean end), shape ``(N + 1, *batch)``."""
+        batch = lam_free.shape[:-1]
+        parts = []
+        if self.first is not None:
+            parts.append(torch.full((*batch, 1), self.first, dtype=torch.float64))
+        parts += [lam_free, torch.full((*batch, 1), math.inf, dtype=torch.float64)]
+        return torch.cat(parts, -1).movedim(-1, 0)
+
+    # objective ----------------------------------------------------------------------------
+    def value_of_levels(self, lam_all: Tensor) -> Tensor:
+        """Objective of full level sets ``(N + 1, *batch)`` -> ``(*batch,)``."""
+        alpha, s = levels_from_log_snr(lam_all, self.lr.process)
+        out = output_moments(
+            self.S, self.m, alpha, s, process=self.lr.process, sampler=self.sampler, **self.options
+        )
+        self.evaluations += 1
+        per = divergence.per_mode(self.objective, self.S, self.m, out["var"], out["mean"])
+        return (self.w * per).sum(-1)
+
+    def value_and_grad(self, u: np.ndarray) -> tuple[float, np.ndarray]:
+        ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
+        val = self.value_of_levels(self.full(self.lam(ut)))
+        val.backward()
+        g = ut.grad.numpy().copy()
+        v = float(val.detach())
+        if not math.isfinite(v) or not np.all(np.isfinite(g)):
+            return 1e300, np.zeros_like(g)
+        return v, g
+
+    def minimise(self, u0: np.ndarray, *, max_iter: int = 400) -> tuple[np.ndarray, float]:
+        lower = np.full(self.n_free, _U_MIN)
+        upper = np.full(self.n_free, 1 - _U_MIN)
+        if self.first is None and self.n_free:
+            lower[0] = 0.0  # the first level may sit exactly at the noisiest trained level
+        res = scipy.optimize.minimize(
+            self.value_and_grad,
+            np.clip(u0, lower, upper),
+            jac=True,
+            method="L-BFGS-B",
+            bounds=list(zip(lower, upper, strict=True)),
+            options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-10, "maxcor": 20},
+        )
+        return res.x, float(res.fun)
+
+
+# --------------------------------------------------------------------------------- discrete polish
+def _round_timesteps(t_real: np.ndarray, T: int, first: int | None) -> np.ndarray:
+    """Nearest integers, strictly decreasing, in ``0 .. T-1``."""
+    t = np.clip(np.rint(t_real), 0, T - 1).astype(np.int64)
+    if first is not None:
+        t[0] = first
+    for i in range(1, len(t)):  # resolve collisions downwards
+        if t[i] >= t[i - 1]:
+            t[i] = t[i - 1] - 1
+    if t[-1] < 0:
+        t = t - t[-1]  # shift up; the pinned first level cannot move, so check
+        for i in range(len(t) - 2, -1, -1):
+            if t[i] <= t[i + 1]:
+                t[i] = t[i + 1] + 1
+    return t
+
+
+def _polish_integers(
+    t0: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray], T: int, pinned: bool
+) -> tuple[np.ndarray, float]:
+    """Coordinate descent over integer timesteps.
+
+    Sweeps over the levels; for each, every move by +-1, +-2, +-4, ..., +-32 that keeps the order
+    is evaluated as one batch and the best improving one is taken. Stops after a sweep without
+    improvement: the result is a local minimum over all such single-level moves.
+    """
+    t = t0.copy()
+    best = float(evaluate(t[None])[0])
+    moves = np.array([1, 2, 4, 8, 16, 32])
+    moves = np.concatenate([moves, -moves])
+    improved = True
+    while improved:
+        improved = False
+        for i in range(1 if pinned else 0, len(t)):
+            hi = t[i - 1] - 1 if i > 0 else T - 1
+            lo = t[i + 1] + 1 if i + 1 < len(t) else 0
+            vals_i = t[i] + moves
+            vals_i = vals_i[(vals_i >= lo) & (vals_i <= hi)]
+            if vals_i.size == 0:
+                continue
+            cands = np.repeat(t[None], vals_i.size, 0)
+            cands[:, i] = vals_i
+            vals = evaluate(cands)
+            k = int(np.argmin(vals))
+            if vals[k] < best * (1 - 1e-13):
+                t, best, improved = cands[k], float(vals[k]), True
+    return t, best
+
+
+# --------------------------------------------------------------------------------- fit
+def fit(
+    spec: Spectrum,
+    steps: int = 10,
+    *,
+    sampler: str = "ddim",
+    objective: Objective = "w2",
+    process: str = "vp",
+    train_schedule: str | TrainSchedule | None = "linear",
+    num_train_timesteps: int = 1000,
+    sigma_min: float | None = None,
+    sigma_max: float | None = None,
+    levels: LevelRange | None = None,
+    start_at: str | float | None = None,
+    starts: int = 3,
+    compress: int | None = None,
+    heuristics: bool = True,
+    **sampler_options: Any,
+) -> FitResult:
+    """The schedule that makes the sampler's output spectrum closest to the data's.
+
+    Parameters
+    ----------
+    spec : Spectrum
+        The data's spectrum.
+    steps : int, default 10
+        Number of sampler steps ``N``.
+    sampler : str, default "ddim"
+        A sampler of :data:`specsched.SAMPLERS`; ``sampler_options`` go to it (``eta``).
+    objective : {"w2", "kl", "kl-data"}, default "w2"
+        Squared Wasserstein-2, ``KL(gen || data)`` or ``KL(data || gen)``.
+    process, train_schedule, num_train_timesteps, sigma_min, sigma_max
+        The model (see :func:`level_range`): by default a DDPM-trained VP model with linear betas
+        and 1000 integer timesteps. ``levels`` gives a :class:`LevelRange` directly.
+    start_at : None, "max", or a number, default None
+        ``None``: every level free within the trained range (the response accounts for starting
+        from ``N(0, I)`` at a level that is not pure noise). ``"max"``: the first level pinned at
+        the noisiest trained level (``t = T-1``, ``sigma_max``, flow ``t = 1``). A number pins
+        it at that timestep (discrete) or sigma. Flow models always start at their noisiest level
+        by default.
+    starts : int, default 3
+        Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
+    compress : int or None
+        Number of log-variance bins for the optimiser's copy of the spectrum; ``None`` compresses
+        spectra of more than 1024 modes into 512 bins (relative error of the objective ~1e-7,
+        see ``benchmarks/fit_speed.py``). The reported values always use the full spectrum.
+    heuristics : bool, default True
+        Evaluate every applicable heuristic family (the baselines, and starting points).
+
+    Returns
+    -------
+    FitResult
+
+    Examples
+    --------
+    >>> import specsched as ss
+    >>> spec = ss.Spectrum.from_source("builtin:photos", size=16, channels=1, n=2000)
+    >>> res = ss.fit(spec, steps=10, sampler="ddim", train_schedule="linear", objective="w2")
+    >>> res.value <= res.best_baseline[1].w2
+    True
+    """
+    t_start = time.perf_counter()
+    if objective not in OBJECTIVES:
+        raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+    get_sampler(sampler)  # validates the name
+    lr = levels or level_range(
+        process=process,
+        train_schedule=train_schedule,
+        num_train_timesteps=num_train_timesteps,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+    )
+    if not isinstance(steps, int | np.integer) or steps < 1:
+        raise SpecschedError(f"steps must be a positive integer (got {steps})")
+    if lr.train is not None and steps > lr.train.T:
+        raise SpecschedError(
+            f"{steps} steps is more than the model's {lr.train.T} timesteps: use at most {lr.train.T}"
+        )
+    notes: list[str] = []
+    first = _first_level(lr, start_at)
+    S_full, w_full, m_full = spec.modes()
+    n_zero = int(np.sum(S_full <= 1e-12 * S_full.max()))
+    if n_zero:
+        notes.append(
+            f"{n_zero} modes have zero variance (constant pixels); they count in W2 but are left out "
+            "of the KL objectives"
+        )
+    bins = compress if compress is not None else (512 if S_full.size > 1024 else None)
+    S, w, m = (
+        (S_full, w_full, m_full)
+        if bins is None
+        else compress_modes(S_full, w_full, m_full, bins=bins)
+    )
+    prob = _Problem(S, w, m, lr, steps, sampler, objective, dict(sampler_options), first)
+
+    def exact(sched: Schedule) -> Response:
+        return response(spec, sched, sampler=sampler, **sampler_options)
+
+    # baselines -------------------------------------------------------------------------------
+    baselines: list[tuple[Schedule, Response]] = []
+    if heuristics:
+        from .heuristics import all_heuristics
+
+        res_side = max(spec.signal_shape) if spec.kind == "fourier" else None
+        for sched in all_heuristics(steps, lr, resolution=res_side):
+            baselines.append((sched, exact(sched)))
+        baselines.sort(key=lambda br: br[1].value(objective))
+
+    # continuous optimisation from several starts ------------------------------------------------
+    inits = [_lam_free(b.log_snr, prob) for b, _ in baselines[: max(starts - 1, 0)]]
+    inits.append(np.linspace(prob.lo, prob.hi, prob.n_free + 2)[1:-1])
+    best_u, best_v = None, math.inf
+    for lam0 in inits:
+        u, v = prob.minimise(prob.u_of(lam0))
+        if v < best_v:
+            best_u, best_v = u, v
+    assert best_u is not None
+    with torch.no_grad():
+        lam_cont = prob.full(prob.lam(torch.from_numpy(best_u))).numpy()
+    cont_sched = Schedule.from_log_snr(
+        lam_cont[:-1], process=lr.process, name="spectral (continuous)", train=lr.train
+    )
+
+    # discrete models: round, then polish over integers ---------------------------------------------
+    if lr.train is not None:
+        train = lr.train
+        table = train.log_snr
+
+        def evaluate(ts: np.ndarray) -> np.ndarray:
+            lam_all = np.concatenate([table[ts], np.full((len(ts), 1), np.inf)], 1).T
+            with torch.no_grad():
+                return prob.value_of_levels(torch.from_numpy(np.ascontiguousarray(lam_all))).numpy()
+
+        pinned_t = None if first is None else round(float(train.timestep_of_log_snr(first)))
+        t0 = _round_timesteps(train.timestep_of_log_snr(lam_cont[:-1]), train.T, pinned_t)
+        candidates = [_polish_integers(t0, evaluate, train.T, pinned_t is not None)]
+        for b, _ in baselines[:1]:  # the best heuristic, polished, guards against a poor rounding
+            tb = b.timesteps.copy()
+            if pinned_t is not None:
+                tb = _round_timesteps(tb.astype(float), train.T, pinned_t)
+            candidates.append(_polish_integers(tb, evaluate, train.T, pinned_t is not None))
+        # candidates ranked by the exact objective (the polish may have used compressed modes)
+        exact_vals = [
+            exact(Schedule.from_timesteps(c[0], train_schedule=train)).value(objective)
+            for c in candidates
+        ]
+        t_best = candidates[int(np.argmin(exact_vals))][0]
+        final = Schedule.from_timesteps(t_best, train_schedule=train, name="spectral")
+        if pinned_t is not None:
+            notes.append(f"first level pinned at t={pinned_t}")
+    else:
+        final = Schedule.from_log_snr(lam_cont[:-1], process=lr.process, name="spectral")
+        if first is not None:
+            notes.append("first level pinned at the noisiest trained level")
+        cont_sched = None
+    final = Schedule(
+        final.alpha,
+        final.s,
+        final.process,
+        timesteps=final.timesteps,
+        train=final.train,
+        name="spectral",
+        meta={"objective": objective, "sampler": sampler, "options": dict(sampler_options)},
+    )
+    r_final = exact(final)
+    if bins is not None:
+        with torch.no_grad():
+            approx = float(
+                prob.value_of_levels(
+                    torch.from_numpy(np.append(final.log_snr[:-1], np.inf))[:, None]
+                )[0]
+            )
+        rel = abs(approx - r_final.value(objective)) / max(r_final.value(objective), 1e-300)
+        notes.append(
+            f"optimised on {S.size} compressed modes (of {S_full.size}); relative error {rel:.2e}"
+        )
+    return FitResult(
+        schedule=final,
+        value=r_final.value(objective),
+        objective=objective,
+        sampler=sampler,
+        options=dict(sampler_options),
+        response=r_final,
+        baselines=baselines,
+        levels=lr,
+        continuous=cont_sched,
+        seconds=time.perf_counter() - t_start,
+        evaluations=prob.evaluations,
+        notes=notes,
+    )
+
+
+def _first_level(lr: LevelRange, start_at: str | float | None) -> float | None:
+    """log-SNR of a pinned first level, or None for a free one."""
+    if start_at is None and lr.process == "flow" and math.isinf(lr.lam_lo):
+        start_at = "max"
+    if start_at is None or start_at == "free":
+        return None
+    if start_at == "max":
+        return lr.lam_lo
+    try:
+        v = float(start_at)
+    except (TypeError, ValueError):
+        raise SpecschedError(
+            f"start_at={start_at!r} is not understood: use 'free', 'max' or a number"
+        ) from None
+    if lr.train is not None:
+        if v != int(v) or not 0 <= v <= lr.train.T - 1:
+            raise SpecschedError(
+                f"start_at={start_at} must be an integer timestep in 0..{lr.train.T - 1}"
+            )
+        return float(lr.train.log_snr[int(v)])
+    lam = Schedule.from_sigmas([v], process=lr.process).log_snr[0]
+    if not lr.contains(np.array([lam])):
+        lo, hi = lr.sigma_range
+        raise SpecschedError(f"start_at={v} lies outside the model's range [{lo:.4g}, {hi:.4g}]")
+    return float(lam)
+
+
+def _lam_free(lam: np.ndarray, prob: _Problem) -> np.ndarray:
+    """The free levels of a schedule's log-SNRs, clipped into the optimiser's box."""
+    finite = lam[:-1]
+    if prob.first is not None:
+        finite = finite[1:]
+    return np.clip(finite, prob.lo, prob.hi)
