@@ -7,13 +7,17 @@ The public API::
     sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(10, "trailing"), train_schedule="linear")
     r = ss.response(spec, sched, sampler="ddim", eta=0.0)
     r.w2, r.kl_gen_data, r.kl_data_gen
+    res = ss.fit(spec, steps=10, sampler="ddim", train_schedule="linear", objective="w2")
+    res.schedule.timesteps, res.value, res.baselines
 """
 
 from __future__ import annotations
 
 from .denoisers import GaussianDenoiser
 from .errors import SpecschedError
-from .levels import TrainSchedule
+from .heuristics import HEURISTICS, all_heuristics, heuristic_schedule
+from .levels import LevelRange, TrainSchedule
+from .optimize import FitResult, compare, fit, level_range
 from .response import Response, response
 from .samplers import SAMPLERS
 from .schedules import Schedule, spaced_timesteps
@@ -22,8 +26,11 @@ from .spectrum import Spectrum, SpectrumAccumulator
 __version__ = "0.1.0"
 
 __all__ = [
+    "HEURISTICS",
     "SAMPLERS",
+    "FitResult",
     "GaussianDenoiser",
+    "LevelRange",
     "Response",
     "Schedule",
     "SpecschedError",
@@ -31,6 +38,11 @@ __all__ = [
     "SpectrumAccumulator",
     "TrainSchedule",
     "__version__",
+    "all_heuristics",
+    "compare",
+    "fit",
+    "heuristic_schedule",
+    "level_range",
     "response",
     "spaced_timesteps",
 ]

@@ -308,6 +308,307 @@ def response(
     out.print(table)
 
 
+# ------------------------------------------------------------------------------ design
+StepsOpt = Annotated[int, typer.Option(help="Sampler steps N.")]
+SamplerOpt = Annotated[str, typer.Option(help="Sampler: ddim or ddpm.")]
+EtaOpt = Annotated[float | None, typer.Option(help="DDIM stochasticity (0..1).")]
+ProcessOpt = Annotated[str, typer.Option(help="Noise process of the model: vp, ve or flow.")]
+TrainOpt = Annotated[
+    str,
+    typer.Option(
+        help="Training betas of a discrete-time VP model: linear, scaled_linear, cosine; "
+        "'none' for a continuous-time model."
+    ),
+]
+TOpt = Annotated[int, typer.Option(help="Training timesteps T of a discrete-time model.")]
+SigmaMinOpt = Annotated[
+    float | None, typer.Option(help="Smallest sigma of a continuous model (flow: t_min).")
+]
+SigmaMaxOpt = Annotated[
+    float | None, typer.Option(help="Largest sigma of a continuous model (flow: t_max).")
+]
+ObjectiveOpt = Annotated[str, typer.Option(help="w2, kl (gen||data) or kl-data (data||gen).")]
+PlotsOpt = Annotated[Path | None, typer.Option(help="Write PNG plots into this folder.")]
+
+
+def model_levels(process: str, train_schedule: str, num_train_timesteps: int, sigma_min, sigma_max):
+    from .optimize import level_range
+
+    train = None if train_schedule.lower() == "none" or process != "vp" else train_schedule
+    return level_range(
+        process=process,
+        train_schedule=train,
+        num_train_timesteps=num_train_timesteps,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+    )
+
+
+def parse_start_at(text: str | None) -> str | float | None:
+    """``free``, ``max`` (aliases ``T-1``, ``sigma_max``, ``t_max``) or a number."""
+    if text is None or text == "free":
+        return None
+    if text in ("max", "T-1", "sigma_max", "t_max"):
+        return "max"
+    try:
+        return float(text)
+    except ValueError:
+        raise SpecschedError(
+            f"--start-at {text!r} is not understood: use free, T-1 (or sigma_max), or a number"
+        ) from None
+
+
+def comparison_table(rows: list[dict[str, Any]], objective: str, title: str) -> Table:
+    table = Table(title=title)
+    table.add_column("schedule", no_wrap=True)
+    for col in ("W2^2", "KL(gen||data)", "KL(data||gen)", f"{objective} / best heuristic"):
+        table.add_column(col, justify="right")
+    for i, row in enumerate(rows):
+        style = "bold green" if i == 0 and row["schedule"] == "spectral" else None
+        table.add_row(
+            row["schedule"],
+            _fmt(row["w2"]),
+            _fmt(row["kl"]),
+            _fmt(row["kl_data"]),
+            f"{row['ratio_to_best_heuristic']:.3f}",
+            style=style,
+        )
+    return table
+
+
+def schedule_forms(sched) -> dict[str, Any]:
+    """The schedule in the forms users' software takes."""
+    d = sched.to_dict()
+    return {
+        k: d[k] for k in ("timesteps", "sigmas", "alphas_cumprod", "log_snr") if d[k] is not None
+    }
+
+
+def print_schedule(sched, sampler: str) -> None:
+    from .integrations.diffusers import snippet
+
+    forms = schedule_forms(sched)
+    for key, vals in forms.items():
+        shown = [v for v in vals if v is not None]
+        if key == "timesteps":
+            out.print(f"[bold]{key}[/bold]: {shown}")
+        else:
+            out.print(f"[bold]{key}[/bold]: [{', '.join(f'{v:.5g}' for v in shown)}]")
+    out.print("\n[bold]diffusers[/bold]:")
+    out.print(snippet(sched, sampler), markup=False, highlight=False)
+
+
+@app.command()
+def fit(
+    source: SourceArg,
+    steps: StepsOpt = 10,
+    sampler: SamplerOpt = "ddim",
+    eta: EtaOpt = None,
+    objective: ObjectiveOpt = "w2",
+    process: ProcessOpt = "vp",
+    train_schedule: TrainOpt = "linear",
+    num_train_timesteps: TOpt = 1000,
+    sigma_min: SigmaMinOpt = None,
+    sigma_max: SigmaMaxOpt = None,
+    start_at: Annotated[
+        str | None,
+        typer.Option(help="First level: free (default), T-1 / sigma_max (pinned), or a number."),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the schedule as JSON here.")
+    ] = None,
+    plots: PlotsOpt = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    num_samples: NumSamplesOpt = None,
+    seed: SeedOpt = None,
+    exponent: ExponentOpt = None,
+    layout: LayoutOpt = None,
+    kind: KindOpt = "fourier",
+    json_out: JsonOpt = False,
+) -> None:
+    """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
+    from .optimize import fit as run_fit
+
+    check_output_path(output)
+    lr = model_levels(process, train_schedule, num_train_timesteps, sigma_min, sigma_max)
+    spec = load_spectrum(
+        source,
+        kind=kind,
+        layout=layout,
+        **_source_options(
+            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+        ),
+    )
+    options = {} if eta is None else {"eta": eta}
+    result = run_fit(
+        spec,
+        steps,
+        sampler=sampler,
+        objective=objective,  # type: ignore[arg-type]
+        levels=lr,
+        start_at=parse_start_at(start_at),
+        **options,
+    )
+    sched = result.schedule.with_meta(
+        value=result.value,
+        spectrum=spec.summary(),
+        version=_version(),
+        command="specsched " + " ".join(sys.argv[1:]),
+        table=result.table(),
+    )
+    payload = {"source": source, **result.to_dict(), "schedule": sched.to_dict()}
+    if plots is not None:
+        from .plots import write_plots
+
+        payload["plots"] = [str(p) for p in write_plots(result, plots)]
+    if output is not None:
+        sched.save(output)
+        payload["output"] = str(output)
+    if json_out:
+        emit_json(payload)
+        return
+    out.print(
+        comparison_table(
+            result.table(),
+            objective,
+            f"{sampler}, {steps} steps, {lr.process}"
+            + (f" ({lr.train.name}-{lr.train.T})" if lr.train else "")
+            + f": spectral schedule vs heuristics on {source}",
+        )
+    )
+    for note in result.notes:
+        out.print(f"note: {note}", highlight=False)
+    print_schedule(sched, sampler)
+    out.print(f"\nfitted in {result.seconds:.2f} s ({result.evaluations} evaluations)")
+    for p in payload.get("plots", []):
+        out.print(f"wrote {p}")
+    if output is not None:
+        out.print(f"wrote {output}")
+
+
+@app.command()
+def compare(
+    source: SourceArg,
+    schedule: Annotated[
+        list[Path] | None,
+        typer.Option("--schedule", help="A schedule JSON file (repeatable)."),
+    ] = None,
+    steps: Annotated[int | None, typer.Option(help="Steps of the heuristics.")] = None,
+    sampler: SamplerOpt = "ddim",
+    eta: EtaOpt = None,
+    objective: ObjectiveOpt = "w2",
+    process: ProcessOpt = "vp",
+    train_schedule: TrainOpt = "linear",
+    num_train_timesteps: TOpt = 1000,
+    sigma_min: SigmaMinOpt = None,
+    sigma_max: SigmaMaxOpt = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    num_samples: NumSamplesOpt = None,
+    seed: SeedOpt = None,
+    exponent: ExponentOpt = None,
+    layout: LayoutOpt = None,
+    kind: KindOpt = "fourier",
+    json_out: JsonOpt = False,
+) -> None:
+    """Evaluate schedule files and every applicable heuristic on your data."""
+    from .divergence import OBJECTIVES
+    from .optimize import compare as run_compare
+    from .schedules import Schedule
+
+    if objective not in OBJECTIVES:
+        raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
+    lr = model_levels(process, train_schedule, num_train_timesteps, sigma_min, sigma_max)
+    schedules = [Schedule.load(p) for p in schedule or []]
+    spec = load_spectrum(
+        source,
+        kind=kind,
+        layout=layout,
+        **_source_options(
+            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+        ),
+    )
+    options = {} if eta is None else {"eta": eta}
+    rows = run_compare(
+        spec,
+        schedules,
+        steps=steps,
+        sampler=sampler,
+        levels=lr,
+        objective=objective,  # type: ignore[arg-type]
+        **options,
+    )
+    heur = [r.value(objective) for s, r in rows if s not in schedules]  # type: ignore[arg-type]
+    best = min(heur) if heur else float("nan")
+    table_rows = [
+        {
+            "schedule": s.name,
+            "file": str(schedule[schedules.index(s)]) if s in schedules else None,
+            "w2": r.w2,
+            "kl": r.kl_gen_data,
+            "kl_data": r.kl_data_gen,
+            "ratio_to_best_heuristic": r.value(objective) / best,  # type: ignore[arg-type]
+            "timesteps": None if s.timesteps is None else s.timesteps.tolist(),
+        }
+        for s, r in rows
+    ]
+    if json_out:
+        emit_json(
+            {"source": source, "sampler": sampler, "objective": objective, "table": table_rows}
+        )
+        return
+    out.print(comparison_table(table_rows, objective, f"{sampler} on {source}"))
+
+
+@app.command()
+def plot(
+    source: SourceArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path(
+        "specsched-plots"
+    ),
+    steps: StepsOpt = 10,
+    sampler: SamplerOpt = "ddim",
+    eta: EtaOpt = None,
+    objective: ObjectiveOpt = "w2",
+    process: ProcessOpt = "vp",
+    train_schedule: TrainOpt = "linear",
+    num_train_timesteps: TOpt = 1000,
+    sigma_min: SigmaMinOpt = None,
+    sigma_max: SigmaMaxOpt = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    num_samples: NumSamplesOpt = None,
+    seed: SeedOpt = None,
+    exponent: ExponentOpt = None,
+    layout: LayoutOpt = None,
+    kind: KindOpt = "fourier",
+) -> None:
+    """Fit and write the plots that show why the schedule is shaped the way it is."""
+    from .optimize import fit as run_fit
+    from .plots import write_plots
+
+    lr = model_levels(process, train_schedule, num_train_timesteps, sigma_min, sigma_max)
+    spec = load_spectrum(
+        source,
+        kind=kind,
+        layout=layout,
+        **_source_options(
+            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+        ),
+    )
+    options = {} if eta is None else {"eta": eta}
+    result = run_fit(spec, steps, sampler=sampler, objective=objective, levels=lr, **options)  # type: ignore[arg-type]
+    for p in write_plots(result, output):
+        out.print(f"wrote {p}")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
 # ------------------------------------------------------------------------------ demo
 @app.command()
 def demo(

@@ -33,7 +33,7 @@ from .samplers import get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["FitResult", "compress_modes", "fit", "level_range"]
+__all__ = ["FitResult", "compare", "compress_modes", "fit", "level_range"]
 
 Tensor = torch.Tensor
 _U_MIN = 1e-7  # smallest step in stick-breaking units: keeps levels strictly ordered
@@ -539,3 +539,72 @@ def _lam_free(lam: np.ndarray, prob: _Problem) -> np.ndarray:
     if prob.first is not None:
         finite = finite[1:]
     return np.clip(finite, prob.lo, prob.hi)
+
+
+def compare(
+    spec: Spectrum,
+    schedules: list[Schedule] | None = None,
+    *,
+    steps: int | None = None,
+    sampler: str = "ddim",
+    levels: LevelRange | None = None,
+    heuristics: bool = True,
+    objective: Objective = "w2",
+    **sampler_options: Any,
+) -> list[tuple[Schedule, Response]]:
+    """Evaluate schedules (and every applicable heuristic) on a spectrum, best first.
+
+    Parameters
+    ----------
+    schedules : list of Schedule, optional
+        The user's schedules. They must belong to the model's process, and to a discrete-time
+        model they must be integer timesteps.
+    steps : int, optional
+        Step count of the heuristics; defaults to that of the first schedule.
+    levels : LevelRange, optional
+        The model (see :func:`level_range`); defaults to the discrete linear-1000 VP model.
+    """
+    lr = levels or level_range()
+    schedules = list(schedules or [])
+    for sch in schedules:
+        _check_schedule_fits(sch, lr)
+    if steps is None:
+        if not schedules:
+            raise SpecschedError("give --steps N or at least one --schedule FILE")
+        steps = schedules[0].steps
+    rows = [(s, response(spec, s, sampler=sampler, **sampler_options)) for s in schedules]
+    if heuristics:
+        from .heuristics import all_heuristics
+
+        res_side = max(spec.signal_shape) if spec.kind == "fourier" else None
+        rows += [
+            (s, response(spec, s, sampler=sampler, **sampler_options))
+            for s in all_heuristics(steps, lr, resolution=res_side)
+        ]
+    rows.sort(key=lambda sr: sr[1].value(objective))
+    return rows
+
+
+def _check_schedule_fits(sch: Schedule, lr: LevelRange) -> None:
+    """Clear errors for a schedule the model cannot run."""
+    if sch.process != lr.process:
+        raise SpecschedError(
+            f"schedule {sch.name!r} is for a {sch.process} model but this model is {lr.process}: "
+            "fit the schedule for this model, or pass the matching --process"
+        )
+    if lr.train is not None and sch.timesteps is None:
+        raise SpecschedError(
+            f"schedule {sch.name!r} has no integer timesteps, which a discrete-time model needs: "
+            "fit it with --train-schedule, or pass --train-schedule none for a continuous model"
+        )
+    if lr.train is not None and sch.train is not None and sch.train != lr.train:
+        raise SpecschedError(
+            f"schedule {sch.name!r} is for a model trained with {sch.train.name} betas over "
+            f"{sch.train.T} steps, not {lr.train.name} over {lr.train.T}: pass the matching "
+            "--train-schedule / --num-train-timesteps"
+        )
+    if not lr.contains(sch.log_snr):
+        lo, hi = lr.sigma_range
+        raise SpecschedError(
+            f"schedule {sch.name!r} leaves the model's trained range (sigma {lo:.4g} to {hi:.4g})"
+        )

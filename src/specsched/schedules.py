@@ -6,6 +6,7 @@ clean level ``(1, 0)``. ``N`` steps have ``N + 1`` levels; the last one is alway
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -273,7 +274,8 @@ class Schedule:
                 train = TrainSchedule(**d["train_schedule"])
             name = d.get("name", "custom")
             if d.get("timesteps") is not None and train is not None:
-                return cls.from_timesteps(d["timesteps"], train_schedule=train, name=name)
+                sched = cls.from_timesteps(d["timesteps"], train_schedule=train, name=name)
+                return sched.with_meta(**d.get("meta", {}))
             alpha = np.array(d["alpha"], dtype=float)
             s = np.array(d["s"], dtype=float)
         except (KeyError, TypeError) as exc:
@@ -282,6 +284,21 @@ class Schedule:
                 "write one with `specsched fit -o FILE.json`"
             ) from None
         return cls(alpha, s, process, train=train, name=name, meta=d.get("meta", {}))
+
+    def with_meta(self, **meta: Any) -> Schedule:
+        """A copy with ``meta`` merged into its metadata (provenance written with the schedule)."""
+        return dataclasses.replace(self, meta={**self.meta, **meta})
+
+    @classmethod
+    def from_json(cls, text: str) -> Schedule:
+        """Read a schedule from JSON text (the format :meth:`save` writes)."""
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise SpecschedError(f"not a JSON schedule ({exc})") from None
+        if not isinstance(d, dict):
+            raise SpecschedError("not a specsched schedule: write one with `specsched fit -o`")
+        return cls.from_dict(d)
 
     def save(self, path: str | Path) -> None:
         """Write the schedule as JSON (atomically: a temporary file, then a rename)."""

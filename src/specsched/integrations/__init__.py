@@ -1,0 +1,1 @@
+"""Hand schedules to the software people sample with (diffusers, k-diffusion)."""

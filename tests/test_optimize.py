@@ -1,0 +1,181 @@
+"""Schedule design: the fitted schedule beats every heuristic and is the true optimum."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from conftest import true_spectrum
+
+import specsched as ss
+from specsched.data.builtin import digits, photos, powerlaw_spectrum
+from specsched.optimize import _Problem, compare, compress_modes, fit, level_range
+
+
+@pytest.fixture(scope="module")
+def spectra():
+    return {
+        "photos16": ss.Spectrum.from_array(photos(size=16, channels=1, n=4000)),
+        "powerlaw8x3": true_spectrum(8, 3, (0.3, -0.2, 0.1)),
+        "digits": ss.Spectrum.from_array(digits()),
+    }
+
+
+def _check_beats_heuristics(res, objective):
+    assert res.baselines, "no heuristics were evaluated"
+    for sched, r in res.baselines:
+        assert res.value <= r.value(objective) * (1 + 1e-9), (
+            f"fitted {res.value} loses to {sched.name} {r.value(objective)}"
+        )
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("steps", [5, 10])
+@pytest.mark.parametrize("name", ["photos16", "powerlaw8x3", "digits"])
+def test_fit_beats_every_heuristic(spectra, name, steps, sampler):
+    res = fit(spectra[name], steps, sampler=sampler)
+    _check_beats_heuristics(res, "w2")
+    assert res.schedule.timesteps is not None and res.schedule.steps == steps
+    # strictly better than the best uniform spacing, by a clear margin at few steps
+    uniform = min(r.w2 for s, r in res.baselines if s.name in ("leading", "trailing", "linspace"))
+    assert res.value < 0.9 * uniform
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+@pytest.mark.parametrize("name", ["photos16", "powerlaw8x3", "digits"])
+def test_fit_beats_every_heuristic_20_steps(spectra, name, sampler):
+    _check_beats_heuristics(fit(spectra[name], 20, sampler=sampler), "w2")
+
+
+@pytest.mark.parametrize("objective", ["kl", "kl-data"])
+def test_fit_other_objectives(spectra, objective):
+    res = fit(spectra["powerlaw8x3"], 10, sampler="ddim", objective=objective)
+    _check_beats_heuristics(res, objective)
+    w2_fit = fit(spectra["powerlaw8x3"], 10, sampler="ddim", objective="w2")
+    # each objective's optimum is best for that objective
+    assert res.value <= w2_fit.response.value(objective)
+    assert w2_fit.value <= res.response.w2
+
+
+def test_two_step_fit_is_the_exhaustive_integer_optimum(spectra):
+    """All 499,500 pairs of integer timesteps, evaluated in batches: fit finds the best one."""
+    spec = spectra["powerlaw8x3"]
+    res = fit(spec, 2, sampler="ddim")
+    S, w, m = spec.modes()
+    lr = level_range()
+    prob = _Problem(S, w, m, lr, 2, "ddim", "w2", {}, None)
+    table = lr.train.log_snr
+    pairs = np.array(list(itertools.combinations(range(999, -1, -1), 2)))  # t1 > t2
+    best_v, best_t = np.inf, None
+    for chunk in np.array_split(pairs, 20):
+        lam = np.stack([table[chunk[:, 0]], table[chunk[:, 1]], np.full(len(chunk), np.inf)])
+        with torch.no_grad():
+            v = prob.value_of_levels(torch.from_numpy(lam)).numpy()
+        k = int(np.argmin(v))
+        if v[k] < best_v:
+            best_v, best_t = v[k], chunk[k]
+    assert res.value == pytest.approx(best_v, rel=1e-9)
+    assert res.schedule.timesteps.tolist() == best_t.tolist()
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
+def test_continuous_optimum_matches_many_random_starts(spectra, sampler):
+    """The multi-start optimiser's continuous optimum equals the best of 25 random starts."""
+    spec = spectra["photos16"]
+    res = fit(spec, 4, sampler=sampler, train_schedule=None)  # continuous VP
+    S, w, m = spec.modes()
+    prob = _Problem(S, w, m, res.levels, 4, sampler, "w2", {}, None)
+    rng = np.random.default_rng(0)
+    vals = [prob.minimise(rng.uniform(0.02, 0.6, 4))[1] for _ in range(25)]
+    assert res.value <= min(vals) * (1 + 1e-7)
+
+
+def test_fit_is_deterministic(spectra):
+    a = fit(spectra["photos16"], 6, sampler="ddpm")
+    b = fit(spectra["photos16"], 6, sampler="ddpm")
+    assert a.schedule.timesteps.tolist() == b.schedule.timesteps.tolist()
+    assert a.value == b.value
+
+
+def test_pinned_first_level(spectra):
+    res = fit(spectra["photos16"], 5, start_at="max")
+    assert res.schedule.timesteps[0] == 999
+    res = fit(spectra["photos16"], 5, start_at=899)
+    assert res.schedule.timesteps[0] == 899
+    free = fit(spectra["photos16"], 5)
+    assert free.value <= res.value  # pinning can only cost
+
+
+@pytest.mark.parametrize("process", ["ve", "flow", "vp"])
+def test_continuous_processes(spectra, process):
+    spec = spectra["photos16"]
+    kw = {"train_schedule": None} if process == "vp" else {}
+    res = fit(spec, 8, sampler="ddim", process=process, **kw)
+    assert res.schedule.process == process and res.schedule.timesteps is None
+    assert res.levels.contains(res.schedule.log_snr)
+    _check_beats_heuristics(res, "w2")
+    if process == "flow":  # flow samplers start from pure noise
+        assert res.schedule.s[0] == pytest.approx(1.0) and res.schedule.alpha[0] == 0.0
+
+
+def test_compression_error_is_tiny_on_a_large_spectrum():
+    S, M = powerlaw_spectrum(size=128, channels=3)
+    spec = ss.Spectrum.from_cross_spectrum(S[..., None, None] * (M @ M.T), np.zeros(3), (128, 128))
+    res = fit(spec, 10, sampler="ddpm", heuristics=False)
+    assert any("compressed" in n for n in res.notes)
+    Sf, wf, mf = spec.modes()
+    Sc, wc, mc = compress_modes(Sf, wf, mf, bins=512)
+    assert Sc.size < 600 and wc.sum() == pytest.approx(wf.sum())
+    for sched in (res.schedule, ss.Schedule.from_timesteps(ss.spaced_timesteps(10, "trailing"))):
+        exact = ss.response(spec, sched, sampler="ddpm").w2
+        lam = torch.from_numpy(sched.log_snr.copy())[:, None]
+        prob = _Problem(Sc, wc, mc, level_range(), 10, "ddpm", "w2", {}, None)
+        with torch.no_grad():
+            approx = float(prob.value_of_levels(lam)[0])
+        assert abs(approx / exact - 1) < 1e-3
+
+
+def test_zero_variance_modes_are_handled_and_reported():
+    x = photos(size=8, channels=1, n=2000)
+    x[:, :, :, :] = x.mean(axis=(2, 3), keepdims=True)  # constant images: only DC varies
+    spec = ss.Spectrum.from_array(x)
+    res = fit(spec, 5, objective="kl")
+    assert any("zero variance" in n for n in res.notes)
+    assert np.isfinite(res.value)
+
+
+def test_compare_checks_schedules_against_the_model(spectra):
+    spec = spectra["photos16"]
+    ve = ss.Schedule.from_sigmas([80, 10, 1, 0.1], process="ve")
+    with pytest.raises(ss.SpecschedError, match="ve model"):
+        compare(spec, [ve])
+    cont = ss.Schedule.from_alphas_cumprod([0.01, 0.5, 0.9])
+    with pytest.raises(ss.SpecschedError, match="integer timesteps"):
+        compare(spec, [cont])
+    scaled = ss.Schedule.from_timesteps([999, 500], train_schedule="scaled_linear")
+    with pytest.raises(ss.SpecschedError, match="scaled_linear"):
+        compare(spec, [scaled])
+    rows = compare(spec, [ss.Schedule.from_timesteps([999, 500, 100], name="mine")])
+    names = [s.name for s, _ in rows]
+    assert "mine" in names and "trailing" in names
+    assert [r.w2 for _, r in rows] == sorted(r.w2 for _, r in rows)
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"steps": 0}, "positive"),
+        ({"steps": 1001}, "more than the model"),
+        ({"objective": "l2"}, "objective"),
+        ({"sampler": "heun2"}, "sampler"),
+        ({"start_at": 1000}, "timestep"),
+        ({"start_at": "middle"}, "start_at"),
+    ],
+)
+def test_bad_input(spectra, kwargs, match):
+    kw = {"steps": 5, **kwargs}
+    with pytest.raises(ss.SpecschedError, match=match):
+        fit(spectra["digits"], kw.pop("steps"), **kw)
