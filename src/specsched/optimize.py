@@ -249,7 +249,7 @@ class _Problem:
             return 1e300, np.zeros_like(g)
         return v, g
 
-    def minimise(self, u0: np.ndarray, *, max_iter: int = 400) -> tuple[np.ndarray, float]:
+    def minimise(self, u0: np.ndarray, *, max_iter: int = 300) -> tuple[np.ndarray, float]:
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
@@ -260,26 +260,20 @@ class _Problem:
             jac=True,
             method="L-BFGS-B",
             bounds=list(zip(lower, upper, strict=True)),
-            options={"maxiter": max_iter, "ftol": 1e-13, "gtol": 1e-10, "maxcor": 20},
+            options={"maxiter": max_iter, "ftol": 1e-12, "gtol": 1e-9, "maxcor": 20},
         )
         return res.x, float(res.fun)
 
 
 # --------------------------------------------------------------------------------- discrete polish
 def _round_timesteps(t_real: np.ndarray, T: int, first: int | None) -> np.ndarray:
-    """Nearest integers, strictly decreasing, in ``0 .. T-1``."""
-    t = np.clip(np.rint(t_real), 0, T - 1).astype(np.int64)
-    if first is not None:
-        t[0] = first
-    for i in range(1, len(t)):  # resolve collisions downwards
-        if t[i] >= t[i - 1]:
-            t[i] = t[i - 1] - 1
-    if t[-1] < 0:
-        t = t - t[-1]  # shift up; the pinned first level cannot move, so check
-        for i in range(len(t) - 2, -1, -1):
-            if t[i] <= t[i + 1]:
-                t[i] = t[i + 1] + 1
-    return t
+    """Nearest integers, strictly decreasing, in ``0 .. T-1`` (the first one pinned if given)."""
+    from .heuristics import _distinct_timesteps
+
+    t = np.rint(np.asarray(t_real, float)).astype(np.int64)
+    if first is None:
+        return _distinct_timesteps(t, T)
+    return np.concatenate([[first], _distinct_timesteps(t[1:], first)])
 
 
 def _polish_integers(

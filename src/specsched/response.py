@@ -121,6 +121,7 @@ def output_moments(
         s_b,
         noise=CoefficientNoise(2),
         callback=record if trace else None,
+        process=process,
         **options,
     )
     res = {
@@ -204,8 +205,9 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
         The data's modes.
     sched : Schedule
         Noise levels, noisiest first; the process decides the start distribution.
-    sampler : {"ddim", "ddpm"}, default "ddim"
-        ``options`` go to the sampler (``eta`` for DDIM).
+    sampler : str, default "ddim"
+        A name from :data:`specsched.SAMPLERS` (ddim, ddpm, euler, euler_ancestral, flow_euler, heun,
+        dpmpp_2m, dpmpp_2m_sde, unipc, ipndm); ``options`` go to it (``eta`` for DDIM).
 
     Examples
     --------

@@ -50,6 +50,7 @@ def ddim(
     eta: float = 0.0,
     noise: Noise | None = None,
     callback: Callback | None = None,
+    process: str = "vp",
 ) -> Tensor:
     """DDIM(eta) (Song, Meng & Ermon 2021, eq. 12), written for any levels ``(alpha, s)``.
 
@@ -94,20 +95,294 @@ def ddim(
     return x
 
 
+def _is_clean(s: Tensor) -> bool:
+    return bool(torch.all(s == 0))
+
+
+def _ode_coords(alpha: Tensor, s: Tensor, process: str) -> tuple[Tensor, Tensor]:
+    """Scale ``c`` and time ``tau`` of the probability-flow ODE ``dz/dtau = (z - x0_hat) / tau``.
+
+    VP and VE levels: ``z = x / alpha`` and ``tau = sigma = s / alpha`` (EDM, k-diffusion, diffusers'
+    Euler/Heun schedulers). Flow levels: ``z = x`` and ``tau = t = s`` (diffusers' FlowMatch
+    schedulers). Euler steps coincide in both; higher-order methods do not.
+    """
+    if process == "flow":
+        return torch.ones_like(alpha), s
+    if bool(torch.any(alpha == 0)):
+        raise SpecschedError(
+            "this sampler needs a finite noise-to-signal ratio at every level: start below pure "
+            "noise (e.g. flow t < 1), or use ddim / flow_euler"
+        )
+    return alpha, s / alpha
+
+
+def heun(
+    denoise: Denoiser,
+    x: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    *,
+    noise: Noise | None = None,
+    callback: Callback | None = None,
+    process: str = "vp",
+) -> Tensor:
+    """Heun's second-order method on the probability-flow ODE (Karras et al. 2022, Alg. 1, S_churn = 0).
+
+    In ODE coordinates (:func:`_ode_coords`), each step from ``tau`` to ``tau'``::
+
+        d = (z - D(z)) / tau;  z_e = z + (tau' - tau) d                       # Euler predictor
+        d' = (z_e - D(z_e)) / tau';  z' = z + (tau' - tau) (d + d') / 2       # trapezoidal corrector
+
+    The step to the clean level (``tau' = 0``) is the Euler step alone, as in EDM and diffusers'
+    ``HeunDiscreteScheduler``: ``2N - 1`` denoiser calls for ``N`` steps.
+    """
+    c, tau = _ode_coords(alpha, s, process)
+    z = x / c[0]
+    for i in range(alpha.shape[0] - 1):
+        x0 = denoise(c[i] * z, alpha[i], s[i])
+        d = (z - x0) / tau[i]
+        z_e = z + (tau[i + 1] - tau[i]) * d
+        if not _is_clean(s[i + 1]):
+            x0_e = denoise(c[i + 1] * z_e, alpha[i + 1], s[i + 1])
+            d_e = (z_e - x0_e) / tau[i + 1]
+            z_e = z + (tau[i + 1] - tau[i]) * 0.5 * (d + d_e)
+        z = z_e
+        if callback is not None:
+            callback(i, c[i + 1] * z, x0)
+    return c[-1] * z
+
+
+def ipndm(
+    denoise: Denoiser,
+    x: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    *,
+    noise: Noise | None = None,
+    callback: Callback | None = None,
+    process: str = "vp",
+    max_order: int = 4,
+) -> Tensor:
+    """Improved PNDM (Zhang & Chen 2023, DEIS paper; k-diffusion ``sample_ipndm``).
+
+    Adams-Bashforth on the probability-flow ODE with the fixed coefficients of equal steps, of order
+    ``min(i + 1, max_order)`` at step ``i``: with ``d_j = (z_j - D(z_j)) / tau_j``,
+    ``z' = z + (tau' - tau) sum_j b_j d_{i-j}``, ``b`` = (1), (3, -1)/2, (23, -16, 5)/12,
+    (55, -59, 37, -9)/24.
+    """
+    if not 1 <= max_order <= 4:
+        raise SpecschedError(f"ipndm max_order must be 1 to 4 (got {max_order})")
+    coeffs = (
+        [1.0],
+        [1.5, -0.5],
+        [23 / 12, -16 / 12, 5 / 12],
+        [55 / 24, -59 / 24, 37 / 24, -9 / 24],
+    )
+    c, tau = _ode_coords(alpha, s, process)
+    z = x / c[0]
+    history: list[Tensor] = []
+    for i in range(alpha.shape[0] - 1):
+        x0 = denoise(c[i] * z, alpha[i], s[i])
+        history.insert(0, (z - x0) / tau[i])
+        history = history[:max_order]
+        b = coeffs[len(history) - 1]
+        slope = sum(bj * dj for bj, dj in zip(b, history, strict=True))
+        z = z + (tau[i + 1] - tau[i]) * slope
+        if callback is not None:
+            callback(i, c[i + 1] * z, x0)
+    return c[-1] * z
+
+
+def _half_lambda(alpha: Tensor, s: Tensor) -> Tensor:
+    """DPM-Solver's ``lambda = log(alpha / s)`` (half the log-SNR); ``+inf`` at the clean level."""
+    return torch.log(alpha) - torch.log(s)
+
+
+def dpmpp_2m(
+    denoise: Denoiser,
+    x: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    *,
+    noise: Noise | None = None,
+    callback: Callback | None = None,
+    process: str = "vp",
+    sde: bool = False,
+    lower_order_final: bool = True,
+) -> Tensor:
+    """DPM-Solver++(2M), deterministic or SDE (Lu et al. 2022, Alg. 2; diffusers' midpoint form).
+
+    With ``lambda = log(alpha / s)``, ``h = lambda' - lambda`` and the data predictions ``D`` of
+    this and the previous step, ``D_eff = D + (D - D_prev) / (2 r)``, ``r = h_prev / h``::
+
+        ODE:  x' = (s'/s) x + alpha' (1 - e^-h) D_eff
+        SDE:  x' = (s'/s) e^-h x + alpha' (1 - e^-2h) D_eff + s' sqrt(1 - e^-2h) z
+
+    The first step is first order (``D_eff = D``), and so is the step to the clean level (diffusers'
+    ``final_sigmas_type="zero"``, where ``h`` is infinite and the step returns ``alpha' D``).
+    ``lower_order_final`` (diffusers' default) keeps the rule for fewer than 15 steps; it changes
+    nothing for this second-order method and exists for parity with diffusers' options.
+    """
+    if sde and noise is None:
+        raise SpecschedError("dpmpp_2m_sde needs a noise source")
+    lam = _half_lambda(alpha, s)
+    d_prev, h_prev = None, None
+    for i in range(alpha.shape[0] - 1):
+        d = denoise(x, alpha[i], s[i])
+        a2, s2 = alpha[i + 1], s[i + 1]
+        if _is_clean(s2):
+            x = a2 * d
+        else:
+            h = lam[i + 1] - lam[i]
+            d_eff = d if d_prev is None else d + (d - d_prev) * (h / (2 * h_prev))
+            if sde:
+                e2 = -torch.expm1(-2 * h)  # 1 - e^-2h
+                x = (
+                    (s2 / s[i]) * torch.exp(-h) * x
+                    + a2 * e2 * d_eff
+                    + s2 * torch.sqrt(e2) * noise(x)
+                )  # type: ignore[misc]
+            else:
+                x = (s2 / s[i]) * x - a2 * torch.expm1(-h) * d_eff
+            h_prev = h
+        d_prev = d
+        if callback is not None:
+            callback(i, x, d)
+    return x
+
+
+def unipc(
+    denoise: Denoiser,
+    x: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    *,
+    noise: Noise | None = None,
+    callback: Callback | None = None,
+    process: str = "vp",
+    order: int = 2,
+    lower_order_final: bool = True,
+    corrector: bool = True,
+) -> Tensor:
+    """UniPC with B(h) = e^h - 1 ("bh2"), data prediction (Zhao et al. 2023, Alg. 1-2).
+
+    Each step is the predictor UniP-p from the current point (``p`` = ``order``, warmed up from 1,
+    and with ``lower_order_final`` capped by the steps left, as diffusers does); once the denoiser
+    has been called at the new point, the corrector UniC refines that point with the new
+    evaluation before the next predictor, at no extra denoiser calls. With ``hh = -h``,
+    ``phi_1 = e^hh - 1`` and divided differences ``D1_k = (D_k - D_0) / r_k``::
+
+        x' = (s'/s) x - alpha' phi_1 D_0 - alpha' B(h) sum_k rho_k D1_k
+
+    where ``rho`` solves ``R rho = b``, ``R_ij = r_j^i``, ``b_i = i! h phi_{i+1}(hh) / B(h)``
+    (``rho = 1/2`` for order 2 predictor and order 1 corrector). No corrector follows the final
+    step to the clean level.
+    """
+    if order not in (1, 2, 3):
+        raise SpecschedError(f"unipc order must be 1, 2 or 3 (got {order})")
+    lam = _half_lambda(alpha, s)
+    n = alpha.shape[0] - 1
+    outs: list[Tensor] = []  # data predictions, newest last
+    idx: list[int] = []  # their level indices
+    x_prev: Tensor | None = None
+    prev_order = 0
+    for i in range(n):
+        d = denoise(x, alpha[i], s[i])
+        if corrector and x_prev is not None:
+            x = _unipc_update(x_prev, outs, idx, lam, alpha, s, i, prev_order, d_new=d)
+        outs, idx = [*outs, d][-order:], [*idx, i][-order:]
+        p = min(order, n - i) if lower_order_final else order
+        p = min(p, len(outs))
+        x_prev, prev_order = x, p
+        x = _unipc_update(x, outs, idx, lam, alpha, s, i + 1, p, d_new=None)
+        if callback is not None:
+            callback(i, x, d)
+    return x
+
+
+def _unipc_update(
+    x: Tensor,
+    outs: list[Tensor],
+    idx: list[int],
+    lam: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    target: int,
+    p: int,
+    *,
+    d_new: Tensor | None,
+) -> Tensor:
+    """One UniP (``d_new`` None) or UniC (``d_new`` = evaluation at ``target``) bh2 update.
+
+    ``x`` sits at level ``idx[-1]`` (the base point ``s0`` with prediction ``outs[-1]``); the
+    update moves it to level ``target``.
+    """
+    a_t, s_t = alpha[target], s[target]
+    base = idx[-1]
+    m0 = outs[-1]
+    if _is_clean(s_t):
+        return a_t * m0  # h infinite: e^-h = 0, the update is the data prediction
+    h = lam[target] - lam[base]
+    hh = -h
+    phi_1 = torch.expm1(hh)
+    b_h = phi_1  # "bh2"
+    n_prev = p - 1  # earlier predictions used
+    rks, d1s = [], []
+    for k in range(1, n_prev + 1):
+        rk = (lam[idx[-1 - k]] - lam[base]) / h
+        rks.append(rk)
+        d1s.append((outs[-1 - k] - m0) / rk)
+    x_lin = (s_t / s[base]) * x - a_t * phi_1 * m0
+    if d_new is None:  # predictor UniP-p
+        if n_prev == 0:
+            return x_lin
+        if n_prev == 1:
+            rhos = [torch.as_tensor(0.5, dtype=x.dtype)]
+        else:
+            rhos = _unipc_rhos(rks, hh, b_h, n_prev)
+        return x_lin - a_t * b_h * sum(r * d for r, d in zip(rhos, d1s, strict=True))
+    # corrector UniC-p: one more divided difference, at the new point (r = 1)
+    if p == 1:
+        rhos = [torch.as_tensor(0.5, dtype=x.dtype)]
+    else:
+        rhos = _unipc_rhos([*rks, torch.ones_like(h)], hh, b_h, p)
+    corr = sum((r * dd for r, dd in zip(rhos[:-1], d1s, strict=True)), torch.zeros_like(x))
+    return x_lin - a_t * b_h * (corr + rhos[-1] * (d_new - m0))
+
+
+def _unipc_rhos(rks: list[Tensor], hh: Tensor, b_h: Tensor, k: int) -> list[Tensor]:
+    """Solve ``R rho = b`` (k x k) with ``R_ij = r_j^i`` and ``b_i = i! h phi_{i+1}(hh) / B(h)``."""
+    fact, phi_k = 1.0, torch.expm1(hh) / hh - 1  # h phi_2 ... recursion of the phi functions
+    b = []
+    for i in range(1, k + 1):
+        b.append(phi_k * fact / b_h)
+        fact *= i + 1
+        phi_k = phi_k / hh - 1 / fact
+    r = torch.stack([torch.broadcast_to(v, hh.shape) for v in rks[:k]], -1)  # (..., k)
+    R = torch.stack([r**j for j in range(k)], -2)  # (..., k rows, k cols)
+    rho = torch.linalg.solve(R, torch.stack(b, -1))
+    return [rho[..., j] for j in range(k)]
+
+
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A named sampler: the function, fixed options, and how much noise it draws per step."""
+    """A named sampler: the function, its fixed options, the processes it runs on, its noise."""
 
     name: str
     fn: Callable[..., Tensor]
     description: str
     fixed: dict[str, Any] = field(default_factory=dict)
     options: tuple[str, ...] = ()
+    processes: tuple[str, ...] = ("vp", "ve", "flow")
+    stochastic: bool = False
+    diffusers: str = ""
 
     def noise_draws(self, steps: int, **options: Any) -> int:
         """Upper bound on the number of ``noise()`` calls in ``steps`` steps."""
         opts = {**options, **self.fixed}
-        return steps if float(opts.get("eta", 0.0)) > 0 else 0
+        if "eta" in opts:
+            return steps if float(opts["eta"]) > 0 else 0
+        return steps if self.stochastic else 0
 
     def __call__(
         self,
@@ -118,6 +393,7 @@ class SamplerSpec:
         *,
         noise: Noise | None = None,
         callback: Callback | None = None,
+        process: str = "vp",
         **options: Any,
     ) -> Tensor:
         unknown = set(options) - set(self.options)
@@ -127,16 +403,106 @@ class SamplerSpec:
                 f"sampler {self.name!r} has no option {', '.join(sorted(unknown))} "
                 f"(its options: {accepted})"
             )
+        self.check_process(process)
         return self.fn(
-            denoise, x, alpha, s, noise=noise, callback=callback, **options, **self.fixed
+            denoise,
+            x,
+            alpha,
+            s,
+            noise=noise,
+            callback=callback,
+            process=process,
+            **options,
+            **self.fixed,
         )
+
+    def check_process(self, process: str) -> None:
+        """Raise a clear error when the sampler is not defined for ``process``."""
+        if process not in self.processes:
+            raise SpecschedError(
+                f"sampler {self.name!r} runs on {'/'.join(self.processes)} models, not {process}: "
+                "pick a sampler for your model (specsched samplers lists them)"
+            )
 
 
 SAMPLERS: dict[str, SamplerSpec] = {
-    "ddim": SamplerSpec("ddim", ddim, "DDIM(eta), deterministic at eta=0", options=("eta",)),
-    "ddpm": SamplerSpec(
-        "ddpm", ddim, "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)", fixed={"eta": 1.0}
-    ),
+    s.name: s
+    for s in (
+        SamplerSpec(
+            "ddim",
+            ddim,
+            "DDIM(eta), deterministic at eta=0",
+            options=("eta",),
+            diffusers="DDIMScheduler",
+        ),
+        SamplerSpec(
+            "ddpm",
+            ddim,
+            "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)",
+            fixed={"eta": 1.0},
+            diffusers="DDPMScheduler",
+        ),
+        SamplerSpec(
+            "euler",
+            ddim,
+            "Euler on the probability-flow ODE in sigma (EDM): identical to DDIM(0)",
+            fixed={"eta": 0.0},
+            processes=("vp", "ve"),
+            diffusers="EulerDiscreteScheduler",
+        ),
+        SamplerSpec(
+            "euler_ancestral",
+            ddim,
+            "Euler ancestral (k-diffusion eta=1): identical to DDIM(1), i.e. DDPM",
+            fixed={"eta": 1.0},
+            processes=("vp", "ve"),
+            diffusers="EulerAncestralDiscreteScheduler",
+        ),
+        SamplerSpec(
+            "flow_euler",
+            ddim,
+            "flow-matching Euler (SD3/Flux): DDIM(0) in rectified-flow levels",
+            fixed={"eta": 0.0},
+            processes=("flow",),
+            diffusers="FlowMatchEulerDiscreteScheduler",
+        ),
+        SamplerSpec(
+            "heun",
+            heun,
+            "Heun, second order (EDM Alg. 1); last step Euler; 2N-1 calls",
+            diffusers="HeunDiscreteScheduler / FlowMatchHeunDiscreteScheduler",
+        ),
+        SamplerSpec(
+            "dpmpp_2m",
+            dpmpp_2m,
+            "DPM-Solver++(2M), first-order first and final steps",
+            options=("lower_order_final",),
+            diffusers="DPMSolverMultistepScheduler",
+        ),
+        SamplerSpec(
+            "dpmpp_2m_sde",
+            dpmpp_2m,
+            "DPM-Solver++(2M) SDE (midpoint), first-order final step",
+            fixed={"sde": True},
+            options=("lower_order_final",),
+            stochastic=True,
+            diffusers='DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")',
+        ),
+        SamplerSpec(
+            "unipc",
+            unipc,
+            "UniPC bh2 with corrector, order 2 (or 3 with order=3)",
+            options=("order", "lower_order_final", "corrector"),
+            diffusers="UniPCMultistepScheduler",
+        ),
+        SamplerSpec(
+            "ipndm",
+            ipndm,
+            "improved PNDM, 4th-order Adams-Bashforth in sigma (k-diffusion)",
+            options=("max_order",),
+            processes=("vp", "ve"),
+        ),
+    )
 }
 
 
