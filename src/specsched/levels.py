@@ -129,6 +129,8 @@ class TrainSchedule:
                 raise SpecschedError(
                     f"beta_start={b0}, beta_end={b1} are not a valid ramp: need 0 < start <= end < 1"
                 )
+            object.__setattr__(self, "beta_start", float(b0))  # defaults made explicit: equal
+            object.__setattr__(self, "beta_end", float(b1))  # ramps compare equal
             if self.name == "linear":
                 betas = np.linspace(b0, b1, T, dtype=np.float64)
             else:
