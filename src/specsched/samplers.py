@@ -163,7 +163,7 @@ def ipndm(
     process: str = "vp",
     max_order: int = 4,
 ) -> Tensor:
-    """Improved PNDM (Zhang & Chen 2023, DEIS paper; k-diffusion ``sample_ipndm``).
+    """Improved PNDM (Zhang & Chen 2023, DEIS paper; zju-pi/diff-sampler, diffusers' IPNDMScheduler).
 
     Adams-Bashforth on the probability-flow ODE with the fixed coefficients of equal steps, of order
     ``min(i + 1, max_order)`` at step ``i``: with ``d_j = (z_j - D(z_j)) / tau_j``,
@@ -327,25 +327,28 @@ def _unipc_update(
     phi_1 = torch.expm1(hh)
     b_h = phi_1  # "bh2"
     n_prev = p - 1  # earlier predictions used
+    exact = False
+    if n_prev > 0 and bool(torch.isinf(lam[idx[-1 - n_prev]]).any()):
+        # the oldest point is pure noise (lambda = -inf, r = -inf): its divided difference
+        # vanishes in the limit, so drop it and solve the remaining system exactly
+        n_prev, exact = n_prev - 1, True
     rks, d1s = [], []
     for k in range(1, n_prev + 1):
         rk = (lam[idx[-1 - k]] - lam[base]) / h
         rks.append(rk)
         d1s.append((outs[-1 - k] - m0) / rk)
     x_lin = (s_t / s[base]) * x - a_t * phi_1 * m0
+    half = [torch.as_tensor(0.5, dtype=x.dtype)]  # diffusers' shortcut for the lowest orders
     if d_new is None:  # predictor UniP-p
         if n_prev == 0:
             return x_lin
-        if n_prev == 1:
-            rhos = [torch.as_tensor(0.5, dtype=x.dtype)]
-        else:
-            rhos = _unipc_rhos(rks, hh, b_h, n_prev)
+        rhos = half if n_prev == 1 and not exact else _unipc_rhos(rks, hh, b_h, n_prev)
         return x_lin - a_t * b_h * sum(r * d for r, d in zip(rhos, d1s, strict=True))
     # corrector UniC-p: one more divided difference, at the new point (r = 1)
-    if p == 1:
-        rhos = [torch.as_tensor(0.5, dtype=x.dtype)]
+    if n_prev == 0 and not exact:
+        rhos = half
     else:
-        rhos = _unipc_rhos([*rks, torch.ones_like(h)], hh, b_h, p)
+        rhos = _unipc_rhos([*rks, torch.ones_like(h)], hh, b_h, n_prev + 1)
     corr = sum((r * dd for r, dd in zip(rhos[:-1], d1s, strict=True)), torch.zeros_like(x))
     return x_lin - a_t * b_h * (corr + rhos[-1] * (d_new - m0))
 
