@@ -36,30 +36,78 @@ SourceArg = Annotated[
     str,
     typer.Argument(
         help="Data: builtin:photos, builtin:digits, builtin:faces, synthetic:powerlaw, a .npy/.npz "
-        "array, or a spectrum .npz written by `specsched spectrum -o`."
+        "array, a folder of images or audio files, a Hugging Face dataset folder "
+        "(save_to_disk), or a spectrum .npz written by `specsched spectrum -o`."
     ),
 ]
-SizeOpt = Annotated[int | None, typer.Option(help="Image size (built-in sources).")]
-ChannelsOpt = Annotated[int | None, typer.Option(help="1 (grey) or 3 (RGB) for builtin:photos.")]
+SizeOpt = Annotated[
+    int | None,
+    typer.Option(help="Image size: built-in sources; images are resized (short side) and cropped."),
+]
+ChannelsOpt = Annotated[
+    int | None,
+    typer.Option(help="Images: 1 (grey) or 3 (RGB). Audio: 1 (mono, default) or the files' count."),
+]
 NumSamplesOpt = Annotated[
     int | None, typer.Option("--num-samples", help="Samples to draw from a built-in source.")
 ]
-SeedOpt = Annotated[int | None, typer.Option(help="Seed of a built-in source.")]
+SeedOpt = Annotated[int | None, typer.Option(help="Seed of a built-in source or of --crop random.")]
 ExponentOpt = Annotated[float | None, typer.Option(help="Spectral exponent (synthetic:powerlaw).")]
 LayoutOpt = Annotated[
     str | None, typer.Option(help="Array layout when ambiguous: NL, NCL, NHW, NCHW, NHWC.")
 ]
 KindOpt = Annotated[str, typer.Option(help="fourier (shift-invariant) or pca (full covariance).")]
+CropOpt = Annotated[
+    str | None, typer.Option(help="Images with --size: center (default) or random crop.")
+]
+SampleRateOpt = Annotated[int | None, typer.Option(help="Audio: resample every file to HZ.")]
+SegmentOpt = Annotated[
+    int | None, typer.Option(help="Audio: cut files into segments of this many samples.")
+]
+ColumnOpt = Annotated[str | None, typer.Option(help="Dataset column that holds the samples.")]
+VaeOpt = Annotated[
+    Path | None,
+    typer.Option(help="Folder of a diffusers AutoencoderKL: the spectrum of its image latents."),
+]
+VaeScalingOpt = Annotated[
+    float | None, typer.Option(help="Latent scaling factor (default: the VAE's config).")
+]
+LimitOpt = Annotated[
+    int | None, typer.Option(help="Use only the first N items (images, rows, audio files).")
+]
+WorkersOpt = Annotated[int | None, typer.Option(help="Local worker processes.")]
+DaskOpt = Annotated[
+    str | None, typer.Option(help="Dask scheduler address (tcp://host:8786) to run on.")
+]
+StrictOpt = Annotated[
+    bool | None,
+    typer.Option("--strict", help="Fail on the first unreadable file (default: skip, count)."),
+]
+BatchSizeOpt = Annotated[int | None, typer.Option(help="Items per batch (bounds the memory).")]
+ProgressOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--progress/--no-progress",
+        help="Progress bar on stderr (default: on a terminal, for runs over a second).",
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")]
 
 
 def _source_options(**given: Any) -> dict[str, Any]:
     names = {"num_samples": "n"}
-    return {names.get(k, k): v for k, v in given.items() if v is not None}
+    return {
+        names.get(k, k): str(v) if isinstance(v, Path) else v
+        for k, v in given.items()
+        if v is not None
+    }
 
 
 def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
-    """A spectrum file as saved, or the spectrum of a data source estimated now."""
+    """A spectrum file as saved, or the spectrum of a data source estimated now.
+
+    Unreadable items skipped on the way are reported on stderr (one line).
+    """
     from .spectrum import Spectrum
 
     p = Path(source)
@@ -75,7 +123,18 @@ def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = No
     est: dict[str, Any] = {"kind": kind}
     if layout is not None:
         est["layout"] = layout
-    return Spectrum.from_source(source, **est, **opts)
+    spec = Spectrum.from_source(source, **est, **opts)
+    skipped = spec.meta.get("skipped", 0)
+    if skipped:
+        first = spec.meta.get("skipped_examples", ["?"])[0]
+        err.print(
+            f"warning: skipped {skipped} unreadable item(s) of {spec.meta.get('items')} "
+            f"(first: {first}); --strict fails on them instead",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    return spec
 
 
 def parse_int_list(text: str) -> list[int]:
@@ -145,6 +204,18 @@ def spectrum(
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
+    crop: CropOpt = None,
+    sample_rate: SampleRateOpt = None,
+    segment: SegmentOpt = None,
+    column: ColumnOpt = None,
+    vae: VaeOpt = None,
+    vae_scaling_factor: VaeScalingOpt = None,
+    limit: LimitOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
+    strict: StrictOpt = None,
+    batch_size: BatchSizeOpt = None,
+    progress: ProgressOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the spectrum to this .npz file.")
     ] = None,
@@ -160,7 +231,23 @@ def spectrum(
         kind=kind,
         layout=layout,
         **_source_options(
-            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+            size=size,
+            channels=channels,
+            num_samples=num_samples,
+            seed=seed,
+            exponent=exponent,
+            crop=crop,
+            sample_rate=sample_rate,
+            segment=segment,
+            column=column,
+            vae=vae,
+            vae_scaling_factor=vae_scaling_factor,
+            limit=limit,
+            workers=workers,
+            dask=dask,
+            strict=strict,
+            batch_size=batch_size,
+            progress=progress,
         ),
     )
     summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
@@ -267,6 +354,18 @@ def response(
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
+    crop: CropOpt = None,
+    sample_rate: SampleRateOpt = None,
+    segment: SegmentOpt = None,
+    column: ColumnOpt = None,
+    vae: VaeOpt = None,
+    vae_scaling_factor: VaeScalingOpt = None,
+    limit: LimitOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
+    strict: StrictOpt = None,
+    batch_size: BatchSizeOpt = None,
+    progress: ProgressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """The closed-form output spectrum of a sampler under a schedule, with W2 and KL."""
@@ -287,7 +386,23 @@ def response(
         kind=kind,
         layout=layout,
         **_source_options(
-            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+            size=size,
+            channels=channels,
+            num_samples=num_samples,
+            seed=seed,
+            exponent=exponent,
+            crop=crop,
+            sample_rate=sample_rate,
+            segment=segment,
+            column=column,
+            vae=vae,
+            vae_scaling_factor=vae_scaling_factor,
+            limit=limit,
+            workers=workers,
+            dask=dask,
+            strict=strict,
+            batch_size=batch_size,
+            progress=progress,
         ),
     )
     options = {} if eta is None else {"eta": eta}
@@ -425,6 +540,18 @@ def fit(
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
+    crop: CropOpt = None,
+    sample_rate: SampleRateOpt = None,
+    segment: SegmentOpt = None,
+    column: ColumnOpt = None,
+    vae: VaeOpt = None,
+    vae_scaling_factor: VaeScalingOpt = None,
+    limit: LimitOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
+    strict: StrictOpt = None,
+    batch_size: BatchSizeOpt = None,
+    progress: ProgressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
@@ -437,7 +564,23 @@ def fit(
         kind=kind,
         layout=layout,
         **_source_options(
-            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+            size=size,
+            channels=channels,
+            num_samples=num_samples,
+            seed=seed,
+            exponent=exponent,
+            crop=crop,
+            sample_rate=sample_rate,
+            segment=segment,
+            column=column,
+            vae=vae,
+            vae_scaling_factor=vae_scaling_factor,
+            limit=limit,
+            workers=workers,
+            dask=dask,
+            strict=strict,
+            batch_size=batch_size,
+            progress=progress,
         ),
     )
     options = {} if eta is None else {"eta": eta}
@@ -510,6 +653,18 @@ def compare(
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
+    crop: CropOpt = None,
+    sample_rate: SampleRateOpt = None,
+    segment: SegmentOpt = None,
+    column: ColumnOpt = None,
+    vae: VaeOpt = None,
+    vae_scaling_factor: VaeScalingOpt = None,
+    limit: LimitOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
+    strict: StrictOpt = None,
+    batch_size: BatchSizeOpt = None,
+    progress: ProgressOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Evaluate schedule files and every applicable heuristic on your data."""
@@ -526,7 +681,23 @@ def compare(
         kind=kind,
         layout=layout,
         **_source_options(
-            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+            size=size,
+            channels=channels,
+            num_samples=num_samples,
+            seed=seed,
+            exponent=exponent,
+            crop=crop,
+            sample_rate=sample_rate,
+            segment=segment,
+            column=column,
+            vae=vae,
+            vae_scaling_factor=vae_scaling_factor,
+            limit=limit,
+            workers=workers,
+            dask=dask,
+            strict=strict,
+            batch_size=batch_size,
+            progress=progress,
         ),
     )
     options = {} if eta is None else {"eta": eta}
@@ -583,6 +754,18 @@ def plot(
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
+    crop: CropOpt = None,
+    sample_rate: SampleRateOpt = None,
+    segment: SegmentOpt = None,
+    column: ColumnOpt = None,
+    vae: VaeOpt = None,
+    vae_scaling_factor: VaeScalingOpt = None,
+    limit: LimitOpt = None,
+    workers: WorkersOpt = None,
+    dask: DaskOpt = None,
+    strict: StrictOpt = None,
+    batch_size: BatchSizeOpt = None,
+    progress: ProgressOpt = None,
 ) -> None:
     """Fit and write the plots that show why the schedule is shaped the way it is."""
     from .optimize import fit as run_fit
@@ -594,7 +777,23 @@ def plot(
         kind=kind,
         layout=layout,
         **_source_options(
-            size=size, channels=channels, num_samples=num_samples, seed=seed, exponent=exponent
+            size=size,
+            channels=channels,
+            num_samples=num_samples,
+            seed=seed,
+            exponent=exponent,
+            crop=crop,
+            sample_rate=sample_rate,
+            segment=segment,
+            column=column,
+            vae=vae,
+            vae_scaling_factor=vae_scaling_factor,
+            limit=limit,
+            workers=workers,
+            dask=dask,
+            strict=strict,
+            batch_size=batch_size,
+            progress=progress,
         ),
     )
     options = {} if eta is None else {"eta": eta}

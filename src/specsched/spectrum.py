@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 import numpy as np
+import scipy.fft
 
 from ._io import atomic_path
 from .errors import SpecschedError
@@ -196,17 +197,35 @@ class Spectrum:
         return acc.finalize(source=source, scaling=scaling)
 
     @classmethod
-    def from_source(cls, source: str, **options: Any) -> Spectrum:
-        """Estimate the spectrum of a named source (``builtin:photos``, ``synthetic:powerlaw``, ...).
+    def from_source(cls, source: Any, **options: Any) -> Spectrum:
+        """Estimate the spectrum of a data source, streamed, optionally in parallel.
 
-        ``kind``, ``layout`` and ``batch_size`` go to :meth:`from_array`; the other options to
-        the loader.
+        Parameters
+        ----------
+        source : str, Path, ndarray, datasets.Dataset, torch Dataset or iterable
+            A built-in source (``builtin:photos``, ``synthetic:powerlaw``, ...), a ``.npy`` /
+            ``.npz`` file, a folder of images or audio files, a saved Hugging Face dataset, or a
+            Python dataset object (see :func:`specsched.data.open_source`).
+        **options
+            ``kind``, ``workers``, ``dask``, ``dask_timeout``, ``limit``, ``batch_size``,
+            ``strict`` and ``progress`` go to :func:`specsched.data.stream.estimate`; the others
+            describe the source (``size``, ``crop``, ``channels``, ``seed``, ``layout``,
+            ``sample_rate``, ``segment``, ``column``, ``vae``, ``vae_scaling_factor``, the
+            built-in loaders' options, ...).
+
+        Examples
+        --------
+        >>> import specsched as ss
+        >>> spec = ss.Spectrum.from_source("synthetic:powerlaw", n=200, size=8, batch_size=50)
+        >>> spec.n_samples
+        200
+        >>> ss.Spectrum.from_source("images/", size=64, workers=4)  # doctest: +SKIP
         """
-        from .data import load
+        from .data import ESTIMATE_OPTIONS, open_source
+        from .data.stream import estimate
 
-        est = {k: options.pop(k) for k in ("kind", "layout", "batch_size") if k in options}
-        x = load(source, **options)
-        return cls.from_array(x, source=source, **est)
+        est = {k: options.pop(k) for k in ESTIMATE_OPTIONS if k in options}
+        return estimate(open_source(source, **options), **est)
 
     @classmethod
     def from_cross_spectrum(
@@ -346,7 +365,8 @@ class Spectrum:
             sel = (p[:, 0] > 0) & (f > 0)
             if sel.sum() >= 2:
                 out["radial_slope"] = float(np.polyfit(np.log(f[sel]), np.log(p[sel, 0]), 1)[0])
-        out.update({k: v for k, v in self.meta.items() if k in ("source", "scaling")})
+        keep = ("source", "scaling", "items", "skipped")
+        out.update({k: v for k, v in self.meta.items() if k in keep})
         return out
 
     # ---------------------------------------------------------------- persistence
@@ -487,7 +507,7 @@ class SpectrumAccumulator:
             raise SpecschedError("data contain NaN or Inf values: clean or drop those samples")
         n = x.shape[0]
         if self.kind == "fourier":
-            X = np.fft.rfftn(x, axes=self._axes, norm="ortho")
+            X = scipy.fft.rfftn(x, axes=self._axes, norm="ortho", workers=1)  # float64
             Xf = X.reshape(n, self.channels, -1).transpose(2, 1, 0)  # (F, C, n)
             self.sum_xx += (Xf @ Xf.conj().transpose(0, 2, 1)).reshape(self.sum_xx.shape)
             self.sum_dc += X[(slice(None), slice(None), *([0] * len(self.signal_shape)))].real.sum(
