@@ -190,3 +190,33 @@ def test_schedule_for_another_process_is_refused(tmp_path, spectrum_file):
     assert_user_error(
         run("compare", str(spectrum_file), "--schedule", str(junk)), "not a specsched schedule"
     )
+
+
+def test_fit_for_a_diffusers_scheduler_reads_model_and_sampler(tmp_path, spectrum_file):
+    d = ok_json(
+        "fit", str(spectrum_file), "--steps", "6", "--for", "diffusers:DPMSolverMultistepScheduler"
+    )
+    assert d["sampler"] == "dpmpp_2m" and d["schedule"]["train_schedule"]["name"] == "linear"
+    from diffusers import UniPCMultistepScheduler
+
+    cfg = dict(UniPCMultistepScheduler(solver_order=3, beta_schedule="scaled_linear").config)
+    cfg["_class_name"] = "UniPCMultistepScheduler"
+    path = tmp_path / "scheduler_config.json"
+    path.write_text(json.dumps(cfg))
+    d = ok_json("fit", str(spectrum_file), "--steps", "6", "--scheduler-config", str(path))
+    assert (d["sampler"], d["options"]) == ("unipc", {"order": 3})
+    assert d["schedule"]["train_schedule"]["name"] == "scaled_linear"
+    assert_user_error(
+        run("fit", str(spectrum_file), "--for", "diffusers:NoSuchScheduler"), "NoSuchScheduler"
+    )
+    del cfg["beta_schedule"]
+    path.write_text(json.dumps(cfg))
+    assert_user_error(
+        run("fit", str(spectrum_file), "--scheduler-config", str(path)), "beta_schedule"
+    )
+
+
+def test_samplers_lists_the_registry():
+    rows = ok_json("samplers")
+    assert {r["name"] for r in rows} == set(ss.SAMPLERS)
+    assert next(r for r in rows if r["name"] == "flow_euler")["processes"] == ["flow"]

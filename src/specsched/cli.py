@@ -103,6 +103,21 @@ def _source_options(**given: Any) -> dict[str, Any]:
     }
 
 
+SOURCE_OPTIONS = (
+    "size", "channels", "num_samples", "seed", "exponent", "crop", "sample_rate", "segment",
+    "column", "vae", "vae_scaling_factor", "limit", "workers", "dask", "strict", "batch_size",
+    "progress",
+)  # fmt: skip
+
+
+def spectrum_from_params(source: str, params: dict[str, Any]):
+    """The spectrum a command was asked for: its source and the source options it was given."""
+    opts = _source_options(**{k: params[k] for k in SOURCE_OPTIONS if k in params})
+    return load_spectrum(
+        source, kind=params.get("kind", "fourier"), layout=params.get("layout"), **opts
+    )
+
+
 def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
     """A spectrum file as saved, or the spectrum of a data source estimated now.
 
@@ -226,30 +241,7 @@ def spectrum(
         raise SpecschedError(f"--output {output} must end in .npz")
     check_output_path(output)
     t0 = time.perf_counter()
-    spec = load_spectrum(
-        source,
-        kind=kind,
-        layout=layout,
-        **_source_options(
-            size=size,
-            channels=channels,
-            num_samples=num_samples,
-            seed=seed,
-            exponent=exponent,
-            crop=crop,
-            sample_rate=sample_rate,
-            segment=segment,
-            column=column,
-            vae=vae,
-            vae_scaling_factor=vae_scaling_factor,
-            limit=limit,
-            workers=workers,
-            dask=dask,
-            strict=strict,
-            batch_size=batch_size,
-            progress=progress,
-        ),
-    )
+    spec = spectrum_from_params(source, locals())
     summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
     if output is not None:
         spec.save(output)
@@ -381,30 +373,7 @@ def response(
         train_schedule=train_schedule,
         num_train_timesteps=num_train_timesteps,
     )
-    spec = load_spectrum(
-        source,
-        kind=kind,
-        layout=layout,
-        **_source_options(
-            size=size,
-            channels=channels,
-            num_samples=num_samples,
-            seed=seed,
-            exponent=exponent,
-            crop=crop,
-            sample_rate=sample_rate,
-            segment=segment,
-            column=column,
-            vae=vae,
-            vae_scaling_factor=vae_scaling_factor,
-            limit=limit,
-            workers=workers,
-            dask=dask,
-            strict=strict,
-            batch_size=batch_size,
-            progress=progress,
-        ),
-    )
+    spec = spectrum_from_params(source, locals())
     options = {} if eta is None else {"eta": eta}
     r = run_response(spec, sched, sampler=sampler, **options)
     result = {"source": source, **r.to_dict()}
@@ -425,7 +394,27 @@ def response(
 
 # ------------------------------------------------------------------------------ design
 StepsOpt = Annotated[int, typer.Option(help="Sampler steps N.")]
-SamplerOpt = Annotated[str, typer.Option(help="Sampler: ddim or ddpm.")]
+SamplerOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Sampler: ddim, ddpm, euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, unipc, "
+        "ipndm, flow_euler (see `specsched samplers`). Default: ddim, or the --for scheduler's."
+    ),
+]
+ForOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--for",
+        help="Read model and sampler from a diffusers scheduler's defaults, "
+        "e.g. diffusers:DPMSolverMultistepScheduler.",
+    ),
+]
+SchedulerConfigOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Read model and sampler from a diffusers scheduler_config.json (or pipeline folder)."
+    ),
+]
 EtaOpt = Annotated[float | None, typer.Option(help="DDIM stochasticity (0..1).")]
 ProcessOpt = Annotated[str, typer.Option(help="Noise process of the model: vp, ve or flow.")]
 TrainOpt = Annotated[
@@ -444,6 +433,50 @@ SigmaMaxOpt = Annotated[
 ]
 ObjectiveOpt = Annotated[str, typer.Option(help="w2, kl (gen||data) or kl-data (data||gen).")]
 PlotsOpt = Annotated[Path | None, typer.Option(help="Write PNG plots into this folder.")]
+
+
+def model_from_params(params: dict[str, Any]):
+    """``(levels, sampler, sampler options)`` from a command's model options.
+
+    ``--for diffusers:NAME`` or ``--scheduler-config PATH`` describe the model the way diffusers
+    does; otherwise ``--process``, ``--train-schedule``, ... do. An explicit ``--sampler`` wins.
+    """
+    for_model, config = params.get("for_model"), params.get("scheduler_config")
+    options: dict[str, Any] = {}
+    if for_model is not None and config is not None:
+        raise SpecschedError("give either --for or --scheduler-config, not both")
+    if for_model is not None or config is not None:
+        from .integrations.diffusers import model_from_config
+
+        if config is not None:
+            lr, sampler, options = model_from_config(config)
+        else:
+            kind, _, name = for_model.partition(":")
+            if kind != "diffusers" or not name:
+                raise SpecschedError(
+                    f"--for {for_model!r} is not understood: write diffusers:SCHEDULER_CLASS, "
+                    "e.g. diffusers:DPMSolverMultistepScheduler"
+                )
+            import diffusers
+
+            cls = getattr(diffusers, name, None)
+            if cls is None:
+                raise SpecschedError(f"diffusers has no scheduler {name!r}")
+            lr, sampler, options = model_from_config(cls())
+    else:
+        lr = model_levels(
+            params["process"],
+            params["train_schedule"],
+            params["num_train_timesteps"],
+            params["sigma_min"],
+            params["sigma_max"],
+        )
+        sampler = "ddim"
+    if params.get("sampler") is not None:
+        sampler, options = params["sampler"], {}
+    if params.get("eta") is not None:
+        options["eta"] = params["eta"]
+    return lr, sampler, options
 
 
 def model_levels(process: str, train_schedule: str, num_train_timesteps: int, sigma_min, sigma_max):
@@ -517,8 +550,10 @@ def print_schedule(sched, sampler: str) -> None:
 def fit(
     source: SourceArg,
     steps: StepsOpt = 10,
-    sampler: SamplerOpt = "ddim",
+    sampler: SamplerOpt = None,
     eta: EtaOpt = None,
+    for_model: ForOpt = None,
+    scheduler_config: SchedulerConfigOpt = None,
     objective: ObjectiveOpt = "w2",
     process: ProcessOpt = "vp",
     train_schedule: TrainOpt = "linear",
@@ -558,32 +593,8 @@ def fit(
     from .optimize import fit as run_fit
 
     check_output_path(output)
-    lr = model_levels(process, train_schedule, num_train_timesteps, sigma_min, sigma_max)
-    spec = load_spectrum(
-        source,
-        kind=kind,
-        layout=layout,
-        **_source_options(
-            size=size,
-            channels=channels,
-            num_samples=num_samples,
-            seed=seed,
-            exponent=exponent,
-            crop=crop,
-            sample_rate=sample_rate,
-            segment=segment,
-            column=column,
-            vae=vae,
-            vae_scaling_factor=vae_scaling_factor,
-            limit=limit,
-            workers=workers,
-            dask=dask,
-            strict=strict,
-            batch_size=batch_size,
-            progress=progress,
-        ),
-    )
-    options = {} if eta is None else {"eta": eta}
+    lr, sampler, options = model_from_params(locals())
+    spec = spectrum_from_params(source, locals())
     result = run_fit(
         spec,
         steps,
@@ -638,8 +649,10 @@ def compare(
         typer.Option("--schedule", help="A schedule JSON file (repeatable)."),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Steps of the heuristics.")] = None,
-    sampler: SamplerOpt = "ddim",
+    sampler: SamplerOpt = None,
     eta: EtaOpt = None,
+    for_model: ForOpt = None,
+    scheduler_config: SchedulerConfigOpt = None,
     objective: ObjectiveOpt = "w2",
     process: ProcessOpt = "vp",
     train_schedule: TrainOpt = "linear",
@@ -674,33 +687,9 @@ def compare(
 
     if objective not in OBJECTIVES:
         raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
-    lr = model_levels(process, train_schedule, num_train_timesteps, sigma_min, sigma_max)
+    lr, sampler, options = model_from_params(locals())
     schedules = [Schedule.load(p) for p in schedule or []]
-    spec = load_spectrum(
-        source,
-        kind=kind,
-        layout=layout,
-        **_source_options(
-            size=size,
-            channels=channels,
-            num_samples=num_samples,
-            seed=seed,
-            exponent=exponent,
-            crop=crop,
-            sample_rate=sample_rate,
-            segment=segment,
-            column=column,
-            vae=vae,
-            vae_scaling_factor=vae_scaling_factor,
-            limit=limit,
-            workers=workers,
-            dask=dask,
-            strict=strict,
-            batch_size=batch_size,
-            progress=progress,
-        ),
-    )
-    options = {} if eta is None else {"eta": eta}
+    spec = spectrum_from_params(source, locals())
     rows = run_compare(
         spec,
         schedules,
@@ -739,8 +728,10 @@ def plot(
         "specsched-plots"
     ),
     steps: StepsOpt = 10,
-    sampler: SamplerOpt = "ddim",
+    sampler: SamplerOpt = None,
     eta: EtaOpt = None,
+    for_model: ForOpt = None,
+    scheduler_config: SchedulerConfigOpt = None,
     objective: ObjectiveOpt = "w2",
     process: ProcessOpt = "vp",
     train_schedule: TrainOpt = "linear",
@@ -771,35 +762,44 @@ def plot(
     from .optimize import fit as run_fit
     from .plots import write_plots
 
-    lr = model_levels(process, train_schedule, num_train_timesteps, sigma_min, sigma_max)
-    spec = load_spectrum(
-        source,
-        kind=kind,
-        layout=layout,
-        **_source_options(
-            size=size,
-            channels=channels,
-            num_samples=num_samples,
-            seed=seed,
-            exponent=exponent,
-            crop=crop,
-            sample_rate=sample_rate,
-            segment=segment,
-            column=column,
-            vae=vae,
-            vae_scaling_factor=vae_scaling_factor,
-            limit=limit,
-            workers=workers,
-            dask=dask,
-            strict=strict,
-            batch_size=batch_size,
-            progress=progress,
-        ),
-    )
-    options = {} if eta is None else {"eta": eta}
+    lr, sampler, options = model_from_params(locals())
+    spec = spectrum_from_params(source, locals())
     result = run_fit(spec, steps, sampler=sampler, objective=objective, levels=lr, **options)  # type: ignore[arg-type]
     for p in write_plots(result, output):
         out.print(f"wrote {p}")
+
+
+@app.command()
+def samplers(json_out: JsonOpt = False) -> None:
+    """List the samplers, the models they run on and their diffusers counterparts."""
+    from .samplers import SAMPLERS
+
+    rows = [
+        {
+            "name": s.name,
+            "processes": list(s.processes),
+            "stochastic": s.stochastic or s.fixed.get("eta", 0) > 0,
+            "options": list(s.options),
+            "diffusers": s.diffusers,
+            "description": s.description,
+        }
+        for s in SAMPLERS.values()
+    ]
+    if json_out:
+        emit_json(rows)
+        return
+    table = Table(title="samplers")
+    for col in ("name", "models", "options", "diffusers", "what it is"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(
+            r["name"],
+            "/".join(r["processes"]),
+            ", ".join(r["options"]),
+            r["diffusers"],
+            r["description"],
+        )
+    out.print(table)
 
 
 def _version() -> str:
