@@ -179,3 +179,25 @@ def test_bad_input(spectra, kwargs, match):
     kw = {"steps": 5, **kwargs}
     with pytest.raises(ss.SpecschedError, match=match):
         fit(spectra["digits"], kw.pop("steps"), **kw)
+
+
+_OTHER = ["euler", "heun", "dpmpp_2m", "dpmpp_2m_sde", "unipc", "ipndm", "flow_euler"]
+
+
+def _fit_kw(sampler):
+    return {"process": "flow"} if sampler == "flow_euler" else {}
+
+
+@pytest.mark.parametrize("sampler", _OTHER)
+@pytest.mark.parametrize("steps", [5, 10])
+def test_fit_beats_every_heuristic_for_every_sampler(spectra, sampler, steps):
+    res = fit(spectra["photos16"], steps, sampler=sampler, **_fit_kw(sampler))
+    _check_beats_heuristics(res, "w2")
+    assert res.schedule.steps == steps
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sampler", _OTHER)
+@pytest.mark.parametrize("name", ["digits", "powerlaw8x3"])
+def test_fit_beats_every_heuristic_for_every_sampler_20_steps(spectra, name, sampler):
+    _check_beats_heuristics(fit(spectra[name], 20, sampler=sampler, **_fit_kw(sampler)), "w2")
