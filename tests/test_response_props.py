@@ -57,7 +57,7 @@ def test_deterministic_step_under_disperses():
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm"])
 def test_output_converges_to_data_spectrum_as_steps_grow(sampler):
-    spec = true_spectrum(16, 3, (0.3, -0.2, 0.1))
+    spec = true_spectrum(8, 3, (0.3, -0.2, 0.1))
     w2 = []
     for steps in (5, 10, 50, 250, 1000):
         sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(steps, "trailing"))

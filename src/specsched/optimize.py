@@ -28,7 +28,7 @@ from . import divergence
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, levels_from_log_snr
-from .response import Response, output_moments, response
+from .response import Response, flush_denormals, output_moments, response
 from .samplers import get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -369,6 +369,44 @@ def fit(
     >>> res.value <= res.best_baseline[1].w2
     True
     """
+    with flush_denormals():
+        return _fit(
+            spec,
+            steps,
+            sampler=sampler,
+            objective=objective,
+            process=process,
+            train_schedule=train_schedule,
+            num_train_timesteps=num_train_timesteps,
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+            levels=levels,
+            start_at=start_at,
+            starts=starts,
+            compress=compress,
+            heuristics=heuristics,
+            **sampler_options,
+        )
+
+
+def _fit(
+    spec: Spectrum,
+    steps: int,
+    *,
+    sampler: str,
+    objective: Objective,
+    process: str,
+    train_schedule: str | TrainSchedule | None,
+    num_train_timesteps: int,
+    sigma_min: float | None,
+    sigma_max: float | None,
+    levels: LevelRange | None,
+    start_at: str | float | None,
+    starts: int,
+    compress: int | None,
+    heuristics: bool,
+    **sampler_options: Any,
+) -> FitResult:
     t_start = time.perf_counter()
     if objective not in OBJECTIVES:
         raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")

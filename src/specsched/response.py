@@ -12,6 +12,8 @@ one row per noise draw ``z``. Running the sampler of :mod:`specsched.samplers` o
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +29,38 @@ from .spectrum import Spectrum
 __all__ = ["CoefficientNoise", "ModeDenoiser", "Response", "output_moments", "response"]
 
 Tensor = torch.Tensor
+
+
+_FLUSH_DEPTH = 0
+
+
+@contextlib.contextmanager
+def flush_denormals() -> Iterator[None]:
+    """Run coefficient-state samplers on one thread with subnormal floats flushed to zero.
+
+    The coefficients of early noise draws shrink geometrically over hundreds of steps; once
+    subnormal, every operation on them is ~100x slower (values below 2.2e-308 do not matter). The
+    flag is per thread, so torch is kept on this thread (the tensors are small). Re-entrant; torch
+    has no getter for the flag, so its default (off) is restored on the way out.
+    """
+    global _FLUSH_DEPTH
+    if _FLUSH_DEPTH:
+        _FLUSH_DEPTH += 1
+        try:
+            yield
+        finally:
+            _FLUSH_DEPTH -= 1
+        return
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    _FLUSH_DEPTH = 1
+    try:
+        yield
+    finally:
+        _FLUSH_DEPTH = 0
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
 
 
 class ModeDenoiser:
@@ -114,16 +148,17 @@ def output_moments(
         means_t.append(xi[..., 0, :])
         vars_t.append((xi[..., 1:, :] ** 2).sum(-2))
 
-    out = spec(
-        ModeDenoiser(variances, means),
-        x,
-        alpha_b,
-        s_b,
-        noise=CoefficientNoise(2),
-        callback=record if trace else None,
-        process=process,
-        **options,
-    )
+    with flush_denormals():  # decayed coefficients of early noise draws become subnormal
+        out = spec(
+            ModeDenoiser(variances, means),
+            x,
+            alpha_b,
+            s_b,
+            noise=CoefficientNoise(2),
+            callback=record if trace else None,
+            process=process,
+            **options,
+        )
     res = {
         "mean": out[..., 0, :],
         "var": (out[..., 1:, :] ** 2).sum(-2),
