@@ -482,11 +482,9 @@ def _fit(
         pinned_t = None if first is None else round(float(train.timestep_of_log_snr(first)))
         t0 = _round_timesteps(train.timestep_of_log_snr(lam_cont[:-1]), train.T, pinned_t)
         candidates = [_polish_integers(t0, evaluate, train.T, pinned_t is not None)]
-        for b, rb in baselines[:1]:
-            # guard against a poor rounding: if the polished optimum does not beat the best
-            # heuristic, polish that heuristic too and keep the better of the two
-            if candidates[0][1] < rb.value(objective) * (1 - 1e-9):
-                continue
+        for b, _ in baselines[:1]:
+            # the integer landscape has local minima: polishing the best heuristic as well finds
+            # a better one in some cases (e.g. KL on photos 32x32x3: 20.30 against 21.70)
             tb = b.timesteps.copy()
             if pinned_t is not None:
                 tb = _round_timesteps(tb.astype(float), train.T, pinned_t)
