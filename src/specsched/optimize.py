@@ -28,7 +28,7 @@ from . import divergence
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, levels_from_log_snr
-from .response import Response, flush_denormals, output_moments, response
+from .response import Response, output_moments, response
 from .samplers import get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -369,24 +369,23 @@ def fit(
     >>> res.value <= res.best_baseline[1].w2
     True
     """
-    with flush_denormals():
-        return _fit(
-            spec,
-            steps,
-            sampler=sampler,
-            objective=objective,
-            process=process,
-            train_schedule=train_schedule,
-            num_train_timesteps=num_train_timesteps,
-            sigma_min=sigma_min,
-            sigma_max=sigma_max,
-            levels=levels,
-            start_at=start_at,
-            starts=starts,
-            compress=compress,
-            heuristics=heuristics,
-            **sampler_options,
-        )
+    return _fit(
+        spec,
+        steps,
+        sampler=sampler,
+        objective=objective,
+        process=process,
+        train_schedule=train_schedule,
+        num_train_timesteps=num_train_timesteps,
+        sigma_min=sigma_min,
+        sigma_max=sigma_max,
+        levels=levels,
+        start_at=start_at,
+        starts=starts,
+        compress=compress,
+        heuristics=heuristics,
+        **sampler_options,
+    )
 
 
 def _fit(
