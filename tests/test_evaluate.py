@@ -1,0 +1,148 @@
+"""Sample-quality metrics: closed forms, invariances, bootstrap and errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.linalg
+
+from specsched.data.builtin import powerlaw
+from specsched.errors import SpecschedError
+from specsched.evaluate import (
+    frechet_distance,
+    rmse,
+    sliced_wasserstein,
+    spectral_w2,
+    tie,
+    with_uncertainty,
+)
+
+
+def _gaussian_set(rng, n, mean, cov):
+    """n samples of N(mean, cov) shaped (n, 1, 2, 2)."""
+    flat = rng.multivariate_normal(mean, cov, size=n)
+    return flat.reshape(n, 1, 2, 2)
+
+
+@pytest.fixture
+def params():
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 4))
+    b = rng.standard_normal((4, 4))
+    cov1 = a @ a.T / 4 + 0.5 * np.eye(4)
+    cov2 = b @ b.T / 4 + 0.3 * np.eye(4)
+    return np.array([0.0, 0.5, -0.2, 1.0]), cov1, np.array([0.3, 0.0, 0.1, 0.4]), cov2
+
+
+def test_frechet_matches_closed_form(params):
+    m1, c1, m2, c2 = params
+    rng = np.random.default_rng(0)
+    x = _gaussian_set(rng, 40_000, m1, c1)
+    y = _gaussian_set(rng, 30_000, m2, c2)
+    root = scipy.linalg.sqrtm(c1 @ c2).real
+    exact = np.sum((m1 - m2) ** 2) + np.trace(c1) + np.trace(c2) - 2 * np.trace(root)
+    assert frechet_distance(x, y) == pytest.approx(exact, rel=0.03, abs=0.01)
+
+
+def test_frechet_identity_symmetry_translation(params):
+    m1, c1, m2, c2 = params
+    rng = np.random.default_rng(2)
+    x = _gaussian_set(rng, 2000, m1, c1)
+    y = _gaussian_set(rng, 1500, m2, c2)
+    assert frechet_distance(x, x) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance(x, y) == pytest.approx(frechet_distance(y, x), rel=1e-8)
+    c = 0.7
+    d = x[0].size
+    assert frechet_distance(x + c, x) == pytest.approx(c**2 * d, rel=1e-8)
+    shift = np.array([0.1, -0.4, 0.3, 0.2]).reshape(1, 1, 2, 2)
+    assert frechet_distance(x + shift, x) == pytest.approx(np.sum(shift**2), rel=1e-8)
+
+
+def test_frechet_pca_at_most_full():
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((800, 1, 4, 4))
+    mix = rng.standard_normal((16, 16)) / 4
+    y = (base.reshape(800, 16) @ mix).reshape(800, 1, 4, 4)
+    x = 1.3 * y[::-1] + 0.1
+    full = frechet_distance(x, y)
+    for k in (1, 4, 16):
+        assert frechet_distance(x, y, pca=k) <= full * (1 + 1e-9) + 1e-12
+    assert frechet_distance(x, y, pca=16) == pytest.approx(full, rel=1e-6)
+
+
+def test_sliced_wasserstein_shift():
+    rng = np.random.default_rng(4)
+    y = rng.standard_normal((300, 1, 4, 4))
+    c = rng.standard_normal((1, 1, 4, 4))
+    d = y[0].size
+    value = sliced_wasserstein(y + c, y, projections=4000, seed=1)
+    assert value == pytest.approx(np.sum(c**2) / d, rel=0.08)
+    assert sliced_wasserstein(y, y) == pytest.approx(0.0, abs=1e-12)
+    # different sample counts
+    z = rng.standard_normal((170, 1, 4, 4))
+    assert 0.0 <= sliced_wasserstein(z, y) < 0.1
+
+
+def test_spectral_w2_powerlaw():
+    a = powerlaw(n=400, size=16, exponent=2.0, seed=0)
+    b = powerlaw(n=400, size=16, exponent=2.0, seed=1)
+    c = powerlaw(n=400, size=16, exponent=3.5, seed=2)
+    same = spectral_w2(a, b)
+    diff = spectral_w2(a, c)
+    assert same >= 0.0
+    assert diff > 10 * same
+    assert spectral_w2(a, a) == pytest.approx(0.0, abs=1e-10)
+    # the mean term: a constant shift of every pixel adds |c|^2 * d
+    assert spectral_w2(a + 0.5, a) == pytest.approx(0.25 * a[0].size, rel=1e-8)
+
+
+def test_rmse_exact():
+    x = np.zeros((3, 1, 2, 2))
+    ref = np.full((3, 1, 2, 2), 2.0)
+    assert rmse(x, ref) == 2.0
+    ref2 = ref.copy()
+    ref2[0] = 0.0
+    assert rmse(x, ref2) == pytest.approx(np.sqrt(8.0 / 3.0))
+
+
+def test_bootstrap_sd_shrinks_with_n():
+    rng = np.random.default_rng(5)
+    y = rng.standard_normal((2000, 1, 2, 2))
+    small = rng.standard_normal((50, 1, 2, 2)) + 0.3
+    large = rng.standard_normal((1600, 1, 2, 2)) + 0.3
+    v_s, sd_s = with_uncertainty(frechet_distance, small, y, n_boot=30)
+    _, sd_l = with_uncertainty(frechet_distance, large, y, n_boot=30)
+    assert sd_l < sd_s / 2
+    assert v_s == frechet_distance(small, y)
+    _, sd_sw = with_uncertainty(sliced_wasserstein, large, y, n_boot=5, projections=32)
+    assert sd_sw > 0.0
+
+
+def test_tie():
+    assert tie((1.0, 0.1), (1.1, 0.1))
+    assert not tie((1.0, 0.01), (1.1, 0.01))
+    assert tie((1.0, 0.01), (1.1, 0.01), z=20.0)
+
+
+def test_errors():
+    x = np.zeros((10, 1, 4, 4))
+    with pytest.raises(SpecschedError, match="different shape"):
+        frechet_distance(x, np.zeros((10, 1, 4, 5)))
+    with pytest.raises(SpecschedError, match="different shape"):
+        sliced_wasserstein(x, np.zeros((10, 3, 4, 4)))
+    with pytest.raises(SpecschedError, match="different shape"):
+        spectral_w2(x, np.zeros((10, 1, 8, 8)))
+    with pytest.raises(SpecschedError, match="different shapes"):
+        rmse(x, np.zeros((9, 1, 4, 4)))
+    with pytest.raises(SpecschedError, match="pca"):
+        frechet_distance(x, x, pca=17)
+    with pytest.raises(SpecschedError, match="NaN"):
+        frechet_distance(np.full((10, 1, 4, 4), np.nan), x)
+    with pytest.raises(SpecschedError, match="at least 2"):
+        frechet_distance(x[:1], x)
+    with pytest.raises(SpecschedError, match="projections"):
+        sliced_wasserstein(x, x, projections=0)
+    with pytest.raises(SpecschedError, match="n_boot"):
+        with_uncertainty(rmse, x, x, n_boot=1)
+    with pytest.raises(SpecschedError):
+        spectral_w2(x.reshape(10, 16), x.reshape(10, 16))
