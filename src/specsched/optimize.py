@@ -352,7 +352,8 @@ def fit(
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
     compress : int or None
         Number of log-variance bins for the optimiser's copy of the spectrum; ``None`` compresses
-        spectra of more than 1024 modes into 512 bins (relative error of the objective ~1e-7,
+        spectra of more than 1024 modes into 512 bins (relative error of the objective ~1e-6 for W2,
+        up to 2e-4 for KL;
         see ``benchmarks/fit_speed.py``). The reported values always use the full spectrum.
     heuristics : bool, default True
         Evaluate every applicable heuristic family (the baselines, and starting points).
