@@ -200,26 +200,7 @@ def load(source: str, **options: Any) -> np.ndarray:
         raise SpecschedError(
             f"options {', '.join(sorted(options))} do not apply to array files: drop them"
         )
-    return _load_array_file(path)
+    from .sources import ArraySource
 
-
-def _load_array_file(path: Path) -> np.ndarray:
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".npy":
-            return np.load(path, mmap_mode="r", allow_pickle=False)
-        if suffix == ".npz":
-            with np.load(path, allow_pickle=False) as z:
-                if len(z.files) != 1:
-                    raise SpecschedError(
-                        f"{path} holds {len(z.files)} arrays ({', '.join(z.files)}): save the "
-                        "samples alone, or as a .npy file"
-                    )
-                return z[z.files[0]]
-    except SpecschedError:
-        raise
-    except Exception as exc:
-        raise SpecschedError(f"cannot read {path} ({type(exc).__name__}: {exc})") from None
-    raise SpecschedError(
-        f"do not know how to read {path}: give a .npy or .npz array or a built-in source"
-    )
+    src = ArraySource.open(path)  # the one reader of .npy / .npz files (memory-mapped)
+    return src._rows(0, src.n_items)
