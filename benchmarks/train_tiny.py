@@ -10,15 +10,16 @@ Training data are drawn with seed 1 (``--data-seed``); seed 0 is reserved for ev
 refused here. Training stops after ``--minutes`` of wall clock (counted from the start of the
 script). The EMA of the weights is checkpointed every ``--checkpoint-minutes`` into ``--out``
 (atomically: written to a temporary folder beside it, then swapped in), so an interrupted run
-still leaves a usable model. The folder holds only the EMA weights (``config.json`` and
-``diffusion_pytorch_model.safetensors``), ``loss.json``, ``loss.png`` and ``MODEL_CARD.md``.
+still leaves a usable model. The folder is a diffusers ``DDPMPipeline`` (``model_index.json``,
+``unet/`` with the EMA weights, ``scheduler/``) plus ``loss.json``, ``loss.png`` and
+``MODEL_CARD.md``.
 
 Usage::
 
     python benchmarks/train_tiny.py --minutes 55 --threads 1      # the real run
     python benchmarks/train_tiny.py --smoke                        # ~20 steps into a temp folder
 
-Load the result with ``diffusers.UNet2DModel.from_pretrained(out)``.
+Load the result with ``diffusers.DDPMPipeline.from_pretrained(out)``.
 """
 
 from __future__ import annotations
@@ -172,13 +173,19 @@ learned, non-Gaussian epsilon-predictor for running samplers and noise schedules
 
 ## How to load
 
-```python
-from diffusers import DDPMScheduler, UNet2DModel
+The folder is a diffusers `DDPMPipeline` (`model_index.json`, `unet/`, `scheduler/`):
 
-unet = UNet2DModel.from_pretrained("{info["out_rel"]}")   # EMA weights, float32
-scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
-eps = unet(x_t, t).sample    # x_t: (B, 1, 16, 16), data scaled to [-1, 1]; t in 0..999
+```python
+from diffusers import DDPMPipeline
+
+pipe = DDPMPipeline.from_pretrained("{info["out_rel"]}")  # EMA weights, float32
+eps = pipe.unet(x_t, t).sample  # x_t: (B, 1, 16, 16), data scaled to [-1, 1]; t in 0..999
 ```
+
+The scheduler is `DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear",
+clip_sample=False)`: specsched's samplers do not clip the denoised estimate, and the pipeline's
+own sampling should match them. `specsched evaluate --pipeline {info["out_rel"]} ...`
+takes the folder as it is.
 
 ## Command
 
@@ -242,7 +249,14 @@ def save_checkpoint(ema_model, out: Path, history: dict, info: dict) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     try:
-        ema_model.save_pretrained(tmp, safe_serialization=True)
+        from diffusers import DDPMPipeline, DDPMScheduler
+
+        scheduler = DDPMScheduler(
+            num_train_timesteps=1000, beta_schedule="linear", clip_sample=False
+        )
+        DDPMPipeline(unet=ema_model, scheduler=scheduler).save_pretrained(
+            tmp, safe_serialization=True
+        )
         write_loss(tmp, history)
         (tmp / "MODEL_CARD.md").write_text(model_card(info))
         old = None
@@ -437,13 +451,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.smoke:
         from diffusers import UNet2DModel
 
-        reloaded = UNet2DModel.from_pretrained(out).eval()
+        reloaded = UNet2DModel.from_pretrained(out / "unet").eval()
         x = torch.randn(4, 1, 16, 16)
         tt = torch.tensor([0, 10, 500, 999])
         with torch.no_grad():
             diff = (reloaded(x, tt).sample - ema_model(x, tt).sample).abs().max().item()
-        files = sorted(p.name for p in out.iterdir())
-        size = sum(p.stat().st_size for p in out.iterdir())
+        files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
         print(f"smoke: reload max |diff| = {diff:.2e}; files {files}; {size / 1e6:.2f} MB")
         if diff > 1e-5:
             print("smoke: FAILED, reloaded model differs", flush=True)
