@@ -11,7 +11,10 @@ different numbers of samples but must have the same sample shape.
   (the objective of :mod:`specsched.divergence`, measured on samples).
 - :func:`rmse`: root mean squared error between paired arrays.
 - :func:`with_uncertainty` and :func:`tie`: bootstrap standard deviation of a metric and a test of
-  whether two such estimates are indistinguishable.
+  whether two such estimates are indistinguishable; :func:`bootstrap` and :func:`paired_tie` for
+  paired comparisons of samples generated from the same starting noise.
+- :class:`Reference`: reference samples whose statistics (mean, covariance and its square root,
+  principal axes, sorted projections, spectrum) are computed once and reused by every metric.
 """
 
 from __future__ import annotations
@@ -20,21 +23,23 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import scipy.linalg
 
 from .errors import SpecschedError
 from .spectrum import Spectrum
 
 __all__ = [
+    "METRICS",
+    "Reference",
+    "score",
+    "bootstrap",
     "frechet_distance",
+    "paired_tie",
     "rmse",
     "sliced_wasserstein",
     "spectral_w2",
     "tie",
     "with_uncertainty",
 ]
-
-_IMAG_TOL = 1e-3  # largest relative imaginary part of sqrtm(cov_x @ cov_y) taken as round-off
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -83,6 +88,113 @@ def _gaussian(flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 # ------------------------------------------------------------------------------------- metrics
+def _psd_sqrt(cov: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric positive semi-definite matrix."""
+    vals, vecs = np.linalg.eigh(cov)
+    return (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+
+
+class Reference:
+    """Reference samples ``y`` with the statistics the metrics need, each computed once.
+
+    Every metric of this module accepts a :class:`Reference` wherever it accepts reference
+    samples ``y``; comparing many generated sets against one reference (a benchmark, a bootstrap)
+    then does the reference's work once.
+
+    Parameters
+    ----------
+    y : ndarray, shape (m, C, H, W)
+        Reference samples (any ``(m, ...)`` for the metrics that flatten samples); at least 2.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> ref = Reference(rng.standard_normal((400, 1, 2, 2)))
+    >>> x = rng.standard_normal((400, 1, 2, 2))
+    >>> frechet_distance(x, ref) == frechet_distance(x, ref.samples)
+    True
+    """
+
+    def __init__(self, y: Any):
+        self.samples = _as_samples(y, "y", min_n=2)
+        self.flat = self.samples.reshape(self.samples.shape[0], -1)
+        self.mean, self.cov = _gaussian(self.flat)
+        self._cache: dict[Any, Any] = {}
+
+    @property
+    def n(self) -> int:
+        """Number of reference samples."""
+        return int(self.samples.shape[0])
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """Shape of one sample."""
+        return tuple(self.samples.shape[1:])
+
+    def gaussian(self, pca: int | None = None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+        """``(basis, mean, cov, sqrt(cov))`` in pixel space (basis None) or on ``pca`` axes."""
+        key = ("gaussian", pca)
+        if key not in self._cache:
+            if pca is None:
+                basis, mean, cov = None, self.mean, self.cov
+            else:
+                d = self.flat.shape[1]
+                if (
+                    isinstance(pca, bool)
+                    or not isinstance(pca, (int, np.integer))
+                    or not 1 <= pca <= d
+                ):
+                    raise SpecschedError(
+                        f"pca={pca!r} is not a number of components: give an integer from 1 to {d}"
+                    )
+                _, vecs = np.linalg.eigh(self.cov)
+                basis = vecs[:, ::-1][:, : int(pca)]
+                mean, cov = self.mean @ basis, basis.T @ self.cov @ basis
+            self._cache[key] = (basis, mean, cov, _psd_sqrt(cov))
+        return self._cache[key]
+
+    def projections(self, projections: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Unit directions ``(projections, d)`` and the sorted projections ``(m, projections)``."""
+        key = ("projections", projections, seed)
+        if key not in self._cache:
+            rng = np.random.default_rng(seed)
+            theta = rng.standard_normal((int(projections), self.flat.shape[1]))
+            theta /= np.linalg.norm(theta, axis=1, keepdims=True)
+            self._cache[key] = (theta, np.sort(self.flat @ theta.T, axis=0))
+        return self._cache[key]
+
+    def spectrum(self) -> Spectrum:
+        """The Fourier spectrum of the samples (:meth:`Spectrum.from_array`, NCHW)."""
+        if "spectrum" not in self._cache:
+            self._cache["spectrum"] = Spectrum.from_array(self.samples, layout="NCHW")
+        return self._cache["spectrum"]
+
+
+def _reference(y: Any) -> Reference:
+    return y if isinstance(y, Reference) else Reference(y)
+
+
+def _check_generated(x: Any, ref: Reference, *, min_n: int = 1) -> np.ndarray:
+    xa = _as_samples(x, "x", min_n=min_n)
+    if xa.shape[1:] != ref.sample_shape:
+        raise SpecschedError(
+            f"samples of shape {xa.shape[1:]} against reference data of a different shape "
+            f"{ref.sample_shape}: resize or crop both to one sample shape"
+        )
+    return xa
+
+
+def _quantiles(sorted_cols: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Linear-interpolation quantiles (numpy's default method) of pre-sorted columns."""
+    n = sorted_cols.shape[0]
+    pos = levels * (n - 1)
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, n - 1)
+    frac = (pos - lo)[:, None]
+    return sorted_cols[lo] * (1.0 - frac) + sorted_cols[hi] * frac
+
+
 def frechet_distance(x: np.ndarray, y: np.ndarray, *, pca: int | None = None) -> float:
     """Fréchet distance between Gaussians fitted to the flattened samples of ``x`` and ``y``.
 
@@ -93,7 +205,7 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, *, pca: int | None = None) ->
     ----------
     x : ndarray, shape (n, C, H, W)
         Generated samples (any ``(n, ...)``; samples are flattened).
-    y : ndarray, shape (m, C, H, W)
+    y : ndarray, shape (m, C, H, W), or Reference
         Reference samples, same sample shape.
     pca : int, optional
         Project both onto the top ``pca`` principal components of ``y`` first (``1 <= pca <= d``);
@@ -117,31 +229,17 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, *, pca: int | None = None) ->
     >>> round(frechet_distance(x + 1.0, x), 6)
     4.0
     """
-    xa, ya = _pair(x, y, min_n=2)
+    ref = _reference(y)
+    xa = _check_generated(x, ref, min_n=2)
+    basis, my, cy, root_y = ref.gaussian(pca)
     fx = xa.reshape(xa.shape[0], -1)
-    fy = ya.reshape(ya.shape[0], -1)
-    if pca is not None:
-        d = fy.shape[1]
-        if isinstance(pca, bool) or not isinstance(pca, (int, np.integer)) or not 1 <= pca <= d:
-            raise SpecschedError(
-                f"pca={pca!r} is not a number of components: give an integer from 1 to {d}"
-            )
-        _, cov_ref = _gaussian(fy)
-        _, vecs = np.linalg.eigh(cov_ref)
-        basis = vecs[:, ::-1][:, : int(pca)]
-        fx, fy = fx @ basis, fy @ basis
+    if basis is not None:
+        fx = fx @ basis
     mx, cx = _gaussian(fx)
-    my, cy = _gaussian(fy)
-    root = scipy.linalg.sqrtm(cx @ cy)
-    if np.iscomplexobj(root):
-        scale = max(float(np.abs(root).max()), 1e-300)
-        if float(np.abs(root.imag).max()) > _IMAG_TOL * scale:
-            raise SpecschedError(
-                "the covariance product has no real square root (singular or ill-conditioned "
-                "covariances): give more samples than dimensions or use pca=k"
-            )
-        root = root.real
-    value = float(np.sum((mx - my) ** 2) + np.trace(cx) + np.trace(cy) - 2.0 * np.trace(root))
+    # tr (C_x C_y)^(1/2) = tr (C_y^(1/2) C_x C_y^(1/2))^(1/2): a symmetric PSD eigenproblem
+    eig = np.linalg.eigvalsh(root_y @ cx @ root_y)
+    cross = float(np.sum(np.sqrt(np.clip(eig, 0.0, None))))
+    value = float(np.sum((mx - my) ** 2) + np.trace(cx) + np.trace(cy) - 2.0 * cross)
     return max(value, 0.0)
 
 
@@ -158,7 +256,7 @@ def sliced_wasserstein(
     ----------
     x : ndarray, shape (n, C, H, W)
         Generated samples (any ``(n, ...)``; samples are flattened).
-    y : ndarray, shape (m, C, H, W)
+    y : ndarray, shape (m, C, H, W), or Reference
         Reference samples, same sample shape.
     projections : int, default 256
         Number of random directions.
@@ -176,21 +274,17 @@ def sliced_wasserstein(
     SpecschedError
         On a sample-shape mismatch, non-finite data or ``projections < 1``.
     """
-    xa, ya = _pair(x, y)
+    ref = _reference(y)
+    xa = _check_generated(x, ref)
     if isinstance(projections, bool) or not isinstance(projections, (int, np.integer)):
         raise SpecschedError(f"projections={projections!r} is not an integer: give one >= 1")
     if projections < 1:
         raise SpecschedError(f"projections={projections} is too small: give at least 1")
-    fx = xa.reshape(xa.shape[0], -1)
-    fy = ya.reshape(ya.shape[0], -1)
-    rng = np.random.default_rng(seed)
-    theta = rng.standard_normal((int(projections), fx.shape[1]))
-    theta /= np.linalg.norm(theta, axis=1, keepdims=True)
-    m = max(fx.shape[0], fy.shape[0])
+    theta, sy = ref.projections(int(projections), seed)
+    sx = np.sort(xa.reshape(xa.shape[0], -1) @ theta.T, axis=0)
+    m = max(sx.shape[0], sy.shape[0])
     levels = (np.arange(m) + 0.5) / m
-    qx = np.quantile(fx @ theta.T, levels, axis=0)  # (m, projections)
-    qy = np.quantile(fy @ theta.T, levels, axis=0)
-    return float(np.mean((qx - qy) ** 2))
+    return float(np.mean((_quantiles(sx, levels) - _quantiles(sy, levels)) ** 2))
 
 
 def spectral_w2(x: np.ndarray, y: np.ndarray) -> float:
@@ -206,7 +300,7 @@ def spectral_w2(x: np.ndarray, y: np.ndarray) -> float:
     ----------
     x : ndarray, shape (n, C, H, W)
         Generated samples, float; at least 2.
-    y : ndarray, shape (m, C, H, W)
+    y : ndarray, shape (m, C, H, W), or Reference
         Reference samples, same sample shape; at least 2.
 
     Returns
@@ -219,14 +313,15 @@ def spectral_w2(x: np.ndarray, y: np.ndarray) -> float:
     SpecschedError
         On a sample-shape mismatch, non-4-D arrays, fewer than 2 samples or non-finite data.
     """
-    xa, ya = _pair(x, y, min_n=2)
+    ref = _reference(y)
+    xa = _check_generated(x, ref, min_n=2)
     if xa.ndim != 4:
         raise SpecschedError(
             f"spectral_w2 needs image arrays (n, C, H, W), got shape {xa.shape}: add the "
             "missing channel axis with x[:, None]"
         )
     sx = Spectrum.from_array(xa, layout="NCHW")
-    sy = Spectrum.from_array(ya, layout="NCHW")
+    sy = ref.spectrum()
     px, wx, _ = sx.modes()
     py, _, _ = sy.modes()
     variance_term = float(np.sum(wx * (np.sqrt(px) - np.sqrt(py)) ** 2))
@@ -268,10 +363,67 @@ def rmse(x: np.ndarray, ref: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------------- uncertainty
+def bootstrap(
+    metric: Callable[..., float],
+    x: np.ndarray,
+    y: Any,
+    *,
+    n_boot: int = 20,
+    seed: int = 0,
+    **kw: Any,
+) -> tuple[float, np.ndarray]:
+    """A metric and its values over bootstrap resamples of the generated samples.
+
+    The resampled indices depend only on ``seed``, ``n_boot`` and ``len(x)``: two generated sets
+    of the same size get the same resamples, so for sets generated from the same starting noise
+    the differences of their bootstrap values measure the uncertainty of their difference
+    (:func:`paired_tie`).
+
+    Parameters
+    ----------
+    metric : callable
+        ``metric(x, y, **kw) -> float``, e.g. :func:`frechet_distance`.
+    x : ndarray, shape (n, ...)
+        Generated samples; resampled with replacement ``n_boot`` times.
+    y : ndarray or Reference
+        Reference samples; kept fixed (pass a :class:`Reference` to reuse its statistics).
+    n_boot : int, default 20
+        Number of bootstrap resamples, at least 2.
+    seed : int, default 0
+        Seed of the resampling.
+    **kw
+        Passed to ``metric``.
+
+    Returns
+    -------
+    value : float
+        ``metric(x, y, **kw)``.
+    boot : ndarray, shape (n_boot,)
+        The metric on each resample.
+
+    Raises
+    ------
+    SpecschedError
+        If ``n_boot < 2`` or ``metric`` is not callable (and whatever ``metric`` raises).
+    """
+    if not callable(metric):
+        raise SpecschedError(f"metric {metric!r} is not callable: pass e.g. frechet_distance")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
+        raise SpecschedError(f"n_boot={n_boot!r} is too small: give an integer of at least 2")
+    xa = _as_samples(x, "x")
+    if not isinstance(y, Reference):
+        y = Reference(y) if metric in (frechet_distance, sliced_wasserstein, spectral_w2) else y
+    value = float(metric(xa, y, **kw))
+    rng = np.random.default_rng(seed)
+    n = xa.shape[0]
+    boot = np.array([float(metric(xa[rng.integers(0, n, n)], y, **kw)) for _ in range(int(n_boot))])
+    return value, boot
+
+
 def with_uncertainty(
     metric: Callable[..., float],
     x: np.ndarray,
-    y: np.ndarray,
+    y: Any,
     *,
     n_boot: int = 20,
     seed: int = 0,
@@ -285,7 +437,7 @@ def with_uncertainty(
         ``metric(x, y, **kw) -> float``, e.g. :func:`frechet_distance`.
     x : ndarray, shape (n, ...)
         Generated samples; resampled with replacement ``n_boot`` times.
-    y : ndarray, shape (m, ...)
+    y : ndarray or Reference
         Reference samples; kept fixed.
     n_boot : int, default 20
         Number of bootstrap resamples, at least 2.
@@ -306,15 +458,7 @@ def with_uncertainty(
     SpecschedError
         If ``n_boot < 2`` or ``metric`` is not callable (and whatever ``metric`` raises).
     """
-    if not callable(metric):
-        raise SpecschedError(f"metric {metric!r} is not callable: pass e.g. frechet_distance")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise SpecschedError(f"n_boot={n_boot!r} is too small: give an integer of at least 2")
-    xa = _as_samples(x, "x")
-    value = float(metric(xa, y, **kw))
-    rng = np.random.default_rng(seed)
-    n = xa.shape[0]
-    boot = [float(metric(xa[rng.integers(0, n, n)], y, **kw)) for _ in range(int(n_boot))]
+    value, boot = bootstrap(metric, x, y, n_boot=n_boot, seed=seed, **kw)
     return value, float(np.std(boot, ddof=1))
 
 
@@ -330,3 +474,92 @@ def tie(a: tuple[float, float], b: tuple[float, float], z: float = 2.0) -> bool:
     """
     (va, sa), (vb, sb) = a, b
     return bool(abs(va - vb) < z * np.hypot(sa, sb))
+
+
+def paired_tie(
+    a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], z: float = 2.0
+) -> bool:
+    """Whether two paired :func:`bootstrap` results are indistinguishable at ``z`` deviations.
+
+    ``a`` and ``b`` are ``(value, boot)`` pairs from :func:`bootstrap` with the same seed,
+    ``n_boot`` and sample count, for sample sets generated from the same starting noise. The
+    test is ``|a - b| < z * sd(boot_a - boot_b)``: the common part of the two sets' sampling
+    noise cancels, so real differences much smaller than either metric's own spread are resolved.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> boot = np.array([1.0, 1.2, 0.8, 1.1])
+    >>> paired_tie((1.0, boot), (1.05, boot + 0.05))  # a consistent shift is resolved
+    False
+    >>> paired_tie((1.0, boot), (1.01, boot[::-1]))  # inside the paired noise
+    True
+    """
+    (va, ba), (vb, bb) = a, b
+    ba, bb = np.asarray(ba, float), np.asarray(bb, float)
+    if ba.shape != bb.shape or ba.ndim != 1 or ba.size < 2:
+        raise SpecschedError(
+            "paired_tie needs two bootstrap arrays of the same length (same n_boot and seed)"
+        )
+    return bool(abs(va - vb) < z * float(np.std(ba - bb, ddof=1)))
+
+
+# ------------------------------------------------------------------------------------- registry
+#: The sample metrics by name: ``name -> (function, keyword arguments, description)``.
+METRICS: dict[str, tuple[Callable[..., float], dict[str, Any], str]] = {
+    "fd": (frechet_distance, {}, "Frechet distance in pixel space"),
+    "fd_pca64": (frechet_distance, {"pca": 64}, "Frechet distance on the reference's top 64 axes"),
+    "sw2": (sliced_wasserstein, {}, "sliced W2^2 over 256 random directions"),
+    "spectral_w2": (spectral_w2, {}, "W2^2 between the Gaussian spectra"),
+}
+
+
+def score(
+    x: np.ndarray,
+    y: Any,
+    metrics: tuple[str, ...] | list[str] = ("fd", "fd_pca64", "sw2", "spectral_w2"),
+    *,
+    n_boot: int = 20,
+    seed: int = 0,
+) -> dict[str, tuple[float, np.ndarray]]:
+    """Several metrics of ``x`` against ``y``, each with its :func:`bootstrap` values.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, C, H, W)
+        Generated samples.
+    y : ndarray or Reference
+        Reference samples.
+    metrics : sequence of str
+        Names from :data:`METRICS`. ``fd_pca64`` needs at least 64 dimensions; with fewer it
+        uses all of them.
+    n_boot, seed
+        As in :func:`bootstrap` (the same for every metric, so results of equal-sized sets pair).
+
+    Returns
+    -------
+    dict
+        ``name -> (value, bootstrap values)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> out = score(rng.standard_normal((200, 1, 4, 4)), rng.standard_normal((400, 1, 4, 4)),
+    ...             ["fd", "sw2"], n_boot=4)
+    >>> sorted(out), out["fd"][1].shape
+    (['fd', 'sw2'], (4,))
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise SpecschedError(
+            f"unknown metric {', '.join(unknown)}: use any of {', '.join(METRICS)}"
+        )
+    ref = _reference(y)
+    out: dict[str, tuple[float, np.ndarray]] = {}
+    for name in metrics:
+        fn, kw, _ = METRICS[name]
+        if "pca" in kw:
+            kw = {**kw, "pca": min(kw["pca"], int(np.prod(ref.sample_shape)))}
+        out[name] = bootstrap(fn, x, ref, n_boot=n_boot, seed=seed, **kw)
+    return out
