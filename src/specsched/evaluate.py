@@ -30,11 +30,11 @@ from .spectrum import Spectrum
 __all__ = [
     "METRICS",
     "Reference",
-    "score",
     "bootstrap",
     "frechet_distance",
     "paired_tie",
     "rmse",
+    "score",
     "sliced_wasserstein",
     "spectral_w2",
     "tie",
@@ -132,7 +132,9 @@ class Reference:
         """Shape of one sample."""
         return tuple(self.samples.shape[1:])
 
-    def gaussian(self, pca: int | None = None) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
+    def gaussian(
+        self, pca: int | None = None
+    ) -> tuple[np.ndarray | None, np.ndarray, np.ndarray, np.ndarray]:
         """``(basis, mean, cov, sqrt(cov))`` in pixel space (basis None) or on ``pca`` axes."""
         key = ("gaussian", pca)
         if key not in self._cache:
@@ -476,9 +478,7 @@ def tie(a: tuple[float, float], b: tuple[float, float], z: float = 2.0) -> bool:
     return bool(abs(va - vb) < z * np.hypot(sa, sb))
 
 
-def paired_tie(
-    a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], z: float = 2.0
-) -> bool:
+def paired_tie(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], z: float = 2.0) -> bool:
     """Whether two paired :func:`bootstrap` results are indistinguishable at ``z`` deviations.
 
     ``a`` and ``b`` are ``(value, boot)`` pairs from :func:`bootstrap` with the same seed,

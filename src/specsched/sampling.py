@@ -188,7 +188,7 @@ class ModelDenoiser:
             ) from None
         try:
             unet = UNet2DModel.from_pretrained(p / "unet").to(device).eval()
-        except Exception as exc:  # noqa: BLE001 - diffusers raises many kinds
+        except Exception as exc:
             raise SpecschedError(
                 f"cannot load the UNet of {path} as a UNet2DModel ({type(exc).__name__}): give an "
                 "unconditional UNet2DModel pipeline"
