@@ -372,6 +372,7 @@ def bootstrap(
     *,
     n_boot: int = 20,
     seed: int = 0,
+    paired: bool = False,
     **kw: Any,
 ) -> tuple[float, np.ndarray]:
     """A metric and its values over bootstrap resamples of the generated samples.
@@ -393,6 +394,9 @@ def bootstrap(
         Number of bootstrap resamples, at least 2.
     seed : int, default 0
         Seed of the resampling.
+    paired : bool, default False
+        Resample ``y`` with the same indices as ``x`` (for paired metrics such as :func:`rmse`,
+        whose ``y`` holds one reference per sample).
     **kw
         Passed to ``metric``.
 
@@ -413,12 +417,22 @@ def bootstrap(
     if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
         raise SpecschedError(f"n_boot={n_boot!r} is too small: give an integer of at least 2")
     xa = _as_samples(x, "x")
-    if not isinstance(y, Reference):
+    if paired:
+        ya = _as_samples(y, "y")
+        if ya.shape[0] != xa.shape[0]:
+            raise SpecschedError(
+                f"paired bootstrap of {xa.shape[0]} samples against {ya.shape[0]} references: "
+                "give one reference per sample"
+            )
+    elif not isinstance(y, Reference):
         y = Reference(y) if metric in (frechet_distance, sliced_wasserstein, spectral_w2) else y
     value = float(metric(xa, y, **kw))
     rng = np.random.default_rng(seed)
     n = xa.shape[0]
-    boot = np.array([float(metric(xa[rng.integers(0, n, n)], y, **kw)) for _ in range(int(n_boot))])
+    boot = np.empty(int(n_boot))
+    for b in range(int(n_boot)):
+        idx = rng.integers(0, n, n)
+        boot[b] = float(metric(xa[idx], ya[idx] if paired else y, **kw))
     return value, boot
 
 

@@ -10,8 +10,8 @@ discretisation only, never from the denoiser.
 from __future__ import annotations
 
 import math
-from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -130,6 +130,55 @@ class GaussianMixture:
         w = gm.weights_ / gm.weights_.sum()
         return cls(w, gm.means_, gm.covariances_, tuple(x.shape[1:]))
 
+    def save(self, path: str | Path, *, float32: bool = False) -> None:
+        """Write the mixture to an ``.npz`` file (atomically).
+
+        Parameters
+        ----------
+        path : str or Path
+            The file.
+        float32 : bool, default False
+            Store means and covariances in float32 (half the size). The mixture read back is
+            then a slightly different, equally exact model: :meth:`load` checks that its
+            covariances are still positive definite.
+        """
+        from ._io import atomic_path
+
+        dtype = np.float32 if float32 else np.float64
+        with atomic_path(path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(
+                    fh,
+                    weights=self.weights,
+                    means=self.means.astype(dtype),
+                    covs=self.covs.astype(dtype),
+                    shape=np.array(self.shape, dtype=np.int64),
+                )
+
+    @classmethod
+    def load(cls, path: str | Path) -> GaussianMixture:
+        """Read a mixture written by :meth:`save` (as float64).
+
+        Raises
+        ------
+        SpecschedError
+            If the file is missing, not such a file, or a covariance is not positive definite.
+        """
+        try:
+            with np.load(path) as z:
+                w, mu, cov, shape = z["weights"], z["means"], z["covs"], z["shape"]
+        except FileNotFoundError:
+            raise SpecschedError(f"mixture file {path} does not exist") from None
+        except (OSError, KeyError, ValueError) as exc:
+            raise SpecschedError(
+                f"{path} is not a mixture file written by GaussianMixture.save ({exc})"
+            ) from None
+        cov = cov.astype(np.float64)
+        if np.any(np.linalg.eigvalsh(cov)[:, 0] <= 0):
+            raise SpecschedError(f"{path} holds a covariance that is not positive definite")
+        w = w.astype(np.float64)
+        return cls(w / w.sum(), mu.astype(np.float64), cov, tuple(int(n) for n in shape))
+
     def sample(self, n: int, *, seed: int | np.random.Generator | None = None) -> np.ndarray:
         """Draw ``n`` exact samples.
 
@@ -161,16 +210,15 @@ class MixtureDenoiser:
         E_k(x) = mu_k + alpha Sigma_k A_k^-1 (x - alpha mu_k)
         x0_hat = sum_k r_k(x) E_k(x)
 
-    The responsibilities are computed in log space from the Cholesky factor of ``A_k``. The
-    factorisations are cached per level ``(alpha, s)``, since a sampler calls the denoiser at the
-    same few levels over and over. At ``alpha = 0`` the estimate is the mixture mean.
+    Each covariance is diagonalised once, ``Sigma_k = U_k diag(lambda_k) U_k^T``; at any level
+    ``A_k`` is then diagonal in the same basis (``alpha^2 lambda_k + s^2``), so a call costs two
+    batched matrix products per component and no factorisation, whatever the level. The
+    responsibilities are computed in log space. At ``alpha = 0`` the estimate is the mixture mean.
 
     Parameters
     ----------
     mixture : GaussianMixture
         The data model.
-    cache_size : int, default 256
-        The most levels whose factorisations are kept (least recently used go first).
 
     Examples
     --------
@@ -183,40 +231,37 @@ class MixtureDenoiser:
             [0.]], dtype=torch.float64)
     """
 
-    def __init__(self, mixture: GaussianMixture, *, cache_size: int = 256):
+    def __init__(self, mixture: GaussianMixture):
         self.mixture = mixture
         self.shape = mixture.shape
         self.dim = mixture.dim
-        self.cache_size = int(cache_size)
         with np.errstate(divide="ignore"):
             self._log_w = torch.from_numpy(np.log(mixture.weights))  # (K,)
         self._mu = torch.from_numpy(mixture.means)  # (K, d)
-        self._sigma = torch.from_numpy(mixture.covs)  # (K, d, d)
+        lam, vecs = np.linalg.eigh(mixture.covs)
+        self._lam = torch.from_numpy(np.clip(lam, 0.0, None))  # (K, d)
+        self._U = torch.from_numpy(vecs)  # (K, d, d), columns are eigenvectors
         self._mean = torch.from_numpy(mixture.mean())  # (d,)
-        self._eye = torch.eye(self.dim, dtype=torch.float64)
-        self._cache: OrderedDict[tuple[float, float], tuple[Tensor, Tensor, Tensor]] = OrderedDict()
 
-    def _level(self, a: float, s: float) -> tuple[Tensor, Tensor, Tensor]:
-        """Cholesky factors ``L_k`` of ``A_k``, ``log det A_k`` and ``A_k^-1 alpha Sigma_k``."""
-        key = (a, s)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        A = a * a * self._sigma + s * s * self._eye  # (K, d, d)
-        L, info = torch.linalg.cholesky_ex(A)
-        if bool((info != 0).any()):
+    def _rotated(self, x: Tensor, a: float, sv: float) -> tuple[Tensor, Tensor, Tensor]:
+        """Residuals ``U_k^T (x - alpha mu_k)`` (K, B, d), log-likelihoods (K, B), variances."""
+        if a * a + sv * sv == 0.0:
+            raise SpecschedError("alpha and s cannot both be zero")
+        y = self._flatten(x)
+        r = y.unsqueeze(0) - a * self._mu.unsqueeze(1)  # (K, B, d)
+        rp = torch.bmm(r, self._U)  # (K, B, d)
+        var = a * a * self._lam + sv * sv  # (K, d)
+        if bool((var <= 0).any()):
             raise SpecschedError(
-                f"alpha^2 Sigma_k + s^2 I is not positive definite at alpha={a}, s={s}; "
-                "regularise the mixture covariances (fit(..., reg=...))"
+                f"alpha^2 Sigma_k + s^2 I is singular at alpha={a}, s={sv}; regularise the "
+                "mixture covariances (fit(..., reg=...))"
             )
-        logdet = 2.0 * torch.log(torch.diagonal(L, dim1=-2, dim2=-1)).sum(-1)  # (K,)
-        gain_t = torch.cholesky_solve(a * self._sigma, L)  # A^-1 alpha Sigma = (alpha Sigma A^-1)^T
-        out = (L, logdet, gain_t)
-        self._cache[key] = out
-        if len(self._cache) > self.cache_size:
-            self._cache.popitem(last=False)
-        return out
+        maha = (rp * rp / var.unsqueeze(1)).sum(-1)  # (K, B)
+        logdet = torch.log(var).sum(-1)  # (K,)
+        loglik = self._log_w.unsqueeze(1) - 0.5 * (
+            maha + logdet.unsqueeze(1) + self.dim * math.log(2.0 * math.pi)
+        )
+        return rp, loglik, var
 
     def responsibilities(self, x: Tensor, alpha: Tensor | float, s: Tensor | float) -> Tensor:
         """The component posteriors ``r_k(x)``, shape ``(B, K)``.
@@ -227,12 +272,11 @@ class MixtureDenoiser:
         alpha, s : scalar Tensor or float
         """
         a, sv = float(alpha), float(s)
-        y = self._flatten(x)
         if a == 0.0:
+            y = self._flatten(x)
             return torch.exp(self._log_w).expand(y.shape[0], -1).clone()
-        L, logdet, _ = self._level(a, sv)
-        r = y.unsqueeze(1) - a * self._mu  # (B, K, d)
-        return torch.softmax(self._log_lik(r, L, logdet), dim=1)
+        _, loglik, _ = self._rotated(x, a, sv)
+        return torch.softmax(loglik, dim=0).T
 
     def _flatten(self, x: Tensor) -> Tensor:
         if tuple(x.shape[1:]) != self.shape and tuple(x.shape[1:]) != (self.dim,):
@@ -240,12 +284,6 @@ class MixtureDenoiser:
                 f"the denoiser expects x of shape (B, *{self.shape}) (got {tuple(x.shape)})"
             )
         return x.reshape(x.shape[0], self.dim).to(torch.float64)
-
-    def _log_lik(self, r: Tensor, L: Tensor, logdet: Tensor) -> Tensor:
-        """``log w_k + log N(x; alpha mu_k, A_k)`` from the residuals ``r = x - alpha mu_k``."""
-        z = torch.linalg.solve_triangular(L, r.unsqueeze(-1), upper=False).squeeze(-1)
-        maha = (z * z).sum(-1)  # (B, K)
-        return self._log_w - 0.5 * (maha + logdet + self.dim * math.log(2.0 * math.pi))
 
     def __call__(self, x: Tensor, alpha: Tensor | float, s: Tensor | float) -> Tensor:
         """The posterior mean ``x0_hat``, shaped like ``x``.
@@ -263,16 +301,14 @@ class MixtureDenoiser:
             ``E[x0 | x]``, same shape as ``x``.
         """
         a, sv = float(alpha), float(s)
-        y = self._flatten(x)
         if a == 0.0:
+            y = self._flatten(x)
             return self._mean.expand(y.shape[0], -1).reshape(x.shape).clone()
-        if a * a + sv * sv == 0.0:
-            raise SpecschedError("alpha and s cannot both be zero")
-        L, logdet, gain_t = self._level(a, sv)
-        r = y.unsqueeze(1) - a * self._mu  # (B, K, d)
-        resp = torch.softmax(self._log_lik(r, L, logdet), dim=1)  # (B, K)
-        comp = self._mu + torch.einsum("bki,kij->bkj", r, gain_t)  # (B, K, d)
-        out = torch.einsum("bk,bkd->bd", resp, comp)
+        rp, loglik, var = self._rotated(x, a, sv)
+        resp = torch.softmax(loglik, dim=0)  # (K, B)
+        gain = (a * self._lam / var).unsqueeze(1)  # (K, 1, d): alpha Sigma A^-1 in the eigenbasis
+        weighted = resp.unsqueeze(-1) * gain * rp  # (K, B, d)
+        out = torch.bmm(weighted, self._U.transpose(1, 2)).sum(0) + resp.T @ self._mu
         return out.reshape(x.shape)
 
     denoise = __call__
