@@ -1,0 +1,713 @@
+"""Spectral schedules against heuristics on two non-Gaussian denoisers (issue 6).
+
+Denoisers (both on 16x16 greyscale ``builtin:photos`` patches, linear-1000 VP timesteps):
+
+- ``gmm``: the exact posterior mean of a 20-component Gaussian mixture fitted to the patches
+  (``benchmarks/models/gmm16``, see ``fit_gmm.py``). No network error: what is left is the
+  schedule's and the sampler's. Reference data: exact mixture samples.
+- ``unet``: the tiny16 UNet (``benchmarks/models/tiny16``, see ``train_tiny.py``), a learned
+  epsilon-predictor. Reference data: held-out seed-0 photo patches.
+
+For each denoiser, sampler and step count, the spectral schedules fitted by ``specsched.fit`` for
+W2 and for KL on the data spectrum (the mixture's samples or the UNet's training patches) run
+against every heuristic of ``specsched.heuristics.all_heuristics``. Every schedule starts from
+the same seeded ``x_T`` (paired comparisons), and is scored with ``specsched.evaluate``: Frechet
+distance in pixel space and on the top 64 principal axes, sliced W2, spectral W2 and, for
+deterministic samplers, the RMSE to a high-accuracy solution from the same ``x_T`` (a
+many-step DPM-Solver++(2M) run). Uncertainties are bootstrap standard deviations over the
+generated samples; a schedule ties with the best when their paired bootstrap difference is
+within two standard deviations (``specsched.evaluate.paired_tie``).
+
+Usage::
+
+    python benchmarks/real_denoisers.py            # full table -> benchmarks/RESULTS.md (~30 min)
+    python benchmarks/real_denoisers.py --quick    # a smaller table in < 5 min (CI runs it)
+
+Outputs in ``--out`` (default ``benchmarks`` for the full run, ``benchmarks/results/quick`` for
+``--quick``): ``RESULTS.md``, ``results/real_denoisers.json`` and PNG plots in
+``results/real_denoisers/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import specsched
+from specsched import Spectrum, fit
+from specsched.data.builtin import photos
+from specsched.evaluate import METRICS, Reference, bootstrap, paired_tie, rmse, score
+from specsched.heuristics import all_heuristics
+from specsched.levels import LevelRange, TrainSchedule
+from specsched.mixture import GaussianMixture, MixtureDenoiser
+from specsched.response import response
+from specsched.samplers import get_sampler
+from specsched.sampling import ModelDenoiser, generate
+from specsched.schedules import Schedule, spaced_timesteps
+
+HERE = Path(__file__).resolve().parent
+GMM_PATH = HERE / "models" / "gmm16" / "mixture.npz"
+UNET_PATH = HERE / "models" / "tiny16"
+SHAPE = (1, 16, 16)
+TRAIN = TrainSchedule("linear", 1000)
+SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "full": dict(
+        num_samples=640,
+        steps=(5, 10, 20),
+        samplers=("ddim", "ddpm", "dpmpp_2m", "heun", "unipc"),
+        n_ref=10_000,
+        ref_steps=200,
+        n_boot=20,
+        spectrum_n=20_000,
+    ),
+    "quick": dict(
+        num_samples=192,
+        steps=(5, 10),
+        samplers=("ddim", "dpmpp_2m"),
+        n_ref=3_000,
+        ref_steps=100,
+        n_boot=10,
+        spectrum_n=5_000,
+    ),
+}
+SAMPLE_METRICS = ("fd", "fd_pca64", "sw2", "spectral_w2")
+ALL_METRICS = (*SAMPLE_METRICS, "rmse")
+METRIC_LABEL = {
+    "fd": "FD",
+    "fd_pca64": "FD (PCA-64)",
+    "sw2": "sliced W2²",
+    "spectral_w2": "spectral W2²",
+    "rmse": "RMSE to reference solution",
+}
+SPECTRAL = ("spectral-w2", "spectral-kl", "spectral-kl-top")
+#: (objective, start_at, name): fit's defaults for W2 and KL, and KL with the first level pinned to
+#: the top of the range (a free first level lets KL fits start late, see RESULTS.md)
+FITS = (("w2", None, "spectral-w2"), ("kl", None, "spectral-kl"), ("kl", "max", "spectral-kl-top"))
+
+
+# ------------------------------------------------------------------------------------ set-up
+@dataclasses.dataclass
+class Setup:
+    name: str
+    title: str
+    denoise: Any
+    reference: Reference  # held-out / exact samples the metrics compare against
+    spectrum: Spectrum  # the data spectrum the schedules are fitted on
+    floor: np.ndarray  # independent real samples, as many as generated: the metrics' noise floor
+    notes: str
+
+
+def setup_gmm(cfg: dict[str, Any]) -> Setup:
+    gm = GaussianMixture.load(GMM_PATH)
+    n = cfg["num_samples"]
+    return Setup(
+        "gmm",
+        f"Gaussian-mixture oracle (K={gm.n_components}, exact denoiser)",
+        MixtureDenoiser(gm),
+        Reference(gm.sample(cfg["n_ref"], seed=100)),
+        Spectrum.from_array(gm.sample(cfg["spectrum_n"], seed=101), layout="NCHW"),
+        gm.sample(n, seed=102),
+        f"reference: {cfg['n_ref']:,} exact mixture samples (seed 100); spectrum from "
+        f"{cfg['spectrum_n']:,} mixture samples (seed 101)",
+    )
+
+
+def setup_unet(cfg: dict[str, Any]) -> Setup:
+    den, shape = ModelDenoiser.from_pipeline(UNET_PATH)
+    assert shape == SHAPE, shape
+    n = cfg["num_samples"]
+    return Setup(
+        "unet",
+        "tiny16 UNet (learned eps-prediction, 0.93M parameters)",
+        den,
+        Reference(photos(size=16, channels=1, n=cfg["n_ref"], seed=0)),
+        Spectrum.from_array(
+            photos(size=16, channels=1, n=cfg["spectrum_n"], seed=1), layout="NCHW"
+        ),
+        photos(size=16, channels=1, n=n, seed=3),
+        f"reference: {cfg['n_ref']:,} held-out photo patches (seed 0); spectrum from "
+        f"{cfg['spectrum_n']:,} training patches (seed 1)",
+    )
+
+
+SETUPS = {"gmm": setup_gmm, "unet": setup_unet}
+
+
+# ------------------------------------------------------------------------------------ running
+def schedules_for(spec: Spectrum, sampler: str, steps: int) -> tuple[list[Schedule], dict]:
+    """The two spectral fits and every heuristic, with fit diagnostics."""
+    out, info = [], {}
+    for objective, start_at, name in FITS:
+        t0 = time.perf_counter()
+        res = fit(
+            spec,
+            steps,
+            sampler=sampler,
+            objective=objective,
+            train_schedule=TRAIN,
+            start_at=start_at,
+        )
+        info[name] = {
+            "fit_seconds": time.perf_counter() - t0,
+            "predicted": res.value,
+            "objective": objective,
+            "start_at": start_at or "free",
+        }
+        out.append(dataclasses.replace(res.schedule, name=name))
+    out.extend(all_heuristics(steps, LevelRange.discrete(TRAIN), resolution=16))
+    return out, info
+
+
+def reference_solution(setup: Setup, cfg: dict[str, Any]) -> tuple[np.ndarray, dict]:
+    """A many-step DPM-Solver++(2M) run from the shared x_T, and its own accuracy."""
+    n, steps = cfg["num_samples"], cfg["ref_steps"]
+    sched = Schedule.from_timesteps(spaced_timesteps(steps, "trailing"), train_schedule=TRAIN)
+    t0 = time.perf_counter()
+    x = generate(setup.denoise, sched, "dpmpp_2m", num_samples=n, shape=SHAPE, seed=SEED)
+    seconds = time.perf_counter() - t0
+    # accuracy check on a subset: the same x_T with twice the steps
+    k = min(n, 64)
+    fine = Schedule.from_timesteps(spaced_timesteps(2 * steps, "trailing"), train_schedule=TRAIN)
+    x2 = generate(setup.denoise, fine, "dpmpp_2m", num_samples=k, shape=SHAPE, seed=SEED)
+    return x, {
+        "sampler": "dpmpp_2m",
+        "steps": steps,
+        "seconds": seconds,
+        "rmse_vs_double_steps": rmse(x[:k], x2),
+    }
+
+
+def scored(x: np.ndarray, setup: Setup, cfg: dict, ref_sol: np.ndarray | None) -> dict:
+    out = score(x, setup.reference, SAMPLE_METRICS, n_boot=cfg["n_boot"], seed=SEED)
+    if ref_sol is not None:
+        out["rmse"] = bootstrap(rmse, x, ref_sol, n_boot=cfg["n_boot"], seed=SEED, paired=True)
+    return out
+
+
+def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict, dict]:
+    n = cfg["num_samples"]
+    records: list[dict] = []
+    keep: dict[str, np.ndarray] = {}
+    t_all = time.perf_counter()
+    log(f"[{setup.name}] reference solution ({cfg['ref_steps']}-step dpmpp_2m, {n} samples)")
+    ref_sol, ref_info = reference_solution(setup, cfg)
+    log(
+        f"[{setup.name}]   {ref_info['seconds']:.0f} s; its RMSE to a "
+        f"{2 * cfg['ref_steps']}-step run {ref_info['rmse_vs_double_steps']:.2e}"
+    )
+    keep["reference solution"] = ref_sol[:16]
+    keep["data"] = setup.floor[:16]
+    baselines = {
+        "data": scored(setup.floor, setup, cfg, None),
+        "reference solution": scored(ref_sol, setup, cfg, None),
+    }
+    fit_seconds = 0.0
+    for sampler in cfg["samplers"]:
+        deterministic = get_sampler(sampler).noise_draws(10) == 0
+        for steps in cfg["steps"]:
+            t0 = time.perf_counter()
+            scheds, info = schedules_for(setup.spectrum, sampler, steps)
+            fit_seconds += sum(v["fit_seconds"] for v in info.values())
+            t_fit = time.perf_counter() - t0
+            group = []
+            for sched in scheds:
+                t1 = time.perf_counter()
+                x = generate(setup.denoise, sched, sampler, num_samples=n, shape=SHAPE, seed=SEED)
+                gen_s = time.perf_counter() - t1
+                metrics = scored(x, setup, cfg, ref_sol if deterministic else None)
+                predicted = response(setup.spectrum, sched, sampler)
+                rec = {
+                    "denoiser": setup.name,
+                    "sampler": sampler,
+                    "steps": steps,
+                    "schedule": sched.name,
+                    "kind": "spectral" if sched.name in SPECTRAL else "heuristic",
+                    "timesteps": [int(t) for t in sched.timesteps],
+                    "predicted_w2": float(predicted.w2),
+                    "predicted_kl": float(predicted.kl_gen_data),
+                    "seconds": gen_s,
+                    "metrics": metrics,
+                }
+                if sched.name in info:
+                    rec["fit"] = info[sched.name]
+                group.append(rec)
+                if sampler == "ddim" and steps == 10:
+                    keep[sched.name] = x[:16]
+                    rec["_radial"] = radial(x)
+                    rec["_radial_predicted"] = radial_predicted(predicted)
+            mark_ties(group)
+            records.extend(group)
+            best = min(group, key=lambda r: r["metrics"]["fd"][0])
+            spec_best = min(
+                (r for r in group if r["kind"] == "spectral"), key=lambda r: r["metrics"]["fd"][0]
+            )
+            heur_best = min(
+                (r for r in group if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"][0]
+            )
+            log(
+                f"[{setup.name}] {sampler:9s} {steps:2d} steps: FD best {best['schedule']} "
+                f"{best['metrics']['fd'][0]:.3f}; spectral {spec_best['metrics']['fd'][0]:.3f} "
+                f"vs heuristic {heur_best['metrics']['fd'][0]:.3f} ({heur_best['schedule']}); "
+                f"fits {t_fit:.1f} s, sampling {time.perf_counter() - t0 - t_fit:.0f} s"
+            )
+    timing = {
+        "wall_seconds": time.perf_counter() - t_all,
+        "fit_seconds": fit_seconds,
+        "reference_solution": ref_info,
+    }
+    return records, {"baselines": baselines, "samples": keep, "timing": timing}, ref_info
+
+
+def mark_ties(group: list[dict]) -> None:
+    """Per metric: the best value, and which schedules tie with it (paired bootstrap)."""
+    for metric in ALL_METRICS:
+        rows = [r for r in group if metric in r["metrics"]]
+        if not rows:
+            continue
+        best = min(rows, key=lambda r: r["metrics"][metric][0])
+        for r in rows:
+            r.setdefault("best", {})[metric] = r is best
+            r.setdefault("tie", {})[metric] = r is not best and paired_tie(
+                r["metrics"][metric], best["metrics"][metric]
+            )
+
+
+def radial(x: np.ndarray) -> list[list[float]]:
+    f, p = Spectrum.from_array(x, layout="NCHW").radial_profile()
+    return [f.tolist(), p[:, 0].tolist()]
+
+
+def radial_predicted(resp) -> list[list[float]]:
+    spec = dataclasses.replace(resp.spectrum, variances=np.asarray(resp.output_var))
+    f, p = spec.radial_profile()
+    return [f.tolist(), p[:, 0].tolist()]
+
+
+# ------------------------------------------------------------------------------------ verdicts
+def verdict(group: list[dict], metric: str = "fd") -> dict:
+    """Best spectral against best heuristic on one (denoiser, sampler, steps) group."""
+    rows = [r for r in group if metric in r["metrics"]]
+    spec = min((r for r in rows if r["kind"] == "spectral"), key=lambda r: r["metrics"][metric][0])
+    heur = min((r for r in rows if r["kind"] == "heuristic"), key=lambda r: r["metrics"][metric][0])
+    vs, vh = spec["metrics"][metric][0], heur["metrics"][metric][0]
+    if paired_tie(spec["metrics"][metric], heur["metrics"][metric]):
+        result = "tie"
+    else:
+        result = "win" if vs < vh else "loss"
+    return {
+        "spectral": spec["schedule"],
+        "spectral_value": vs,
+        "heuristic": heur["schedule"],
+        "heuristic_value": vh,
+        "ratio": vs / vh if vh > 0 else float("nan"),
+        "result": result,
+    }
+
+
+def groups(records: list[dict]) -> dict[tuple, list[dict]]:
+    out: dict[tuple, list[dict]] = {}
+    for r in records:
+        out.setdefault((r["denoiser"], r["sampler"], r["steps"]), []).append(r)
+    return out
+
+
+# ------------------------------------------------------------------------------------ output
+def fmt(value: float, sd: float) -> str:
+    if value == 0 or not np.isfinite(value):
+        return f"{value:.3g}"
+    digits = max(0, 2 - int(np.floor(np.log10(abs(value)))))
+    digits = min(digits, 4)
+    return f"{value:.{digits}f} ± {sd:.{digits}f}"
+
+
+def cell(r: dict, metric: str) -> str:
+    v, boot = r["metrics"][metric]
+    text = fmt(v, float(np.std(boot, ddof=1)))
+    if r["best"][metric]:
+        return f"**{text}**"
+    if r["tie"][metric]:
+        return f"{text} ≈"
+    return text
+
+
+def write_markdown(path: Path, payload: dict, records: list[dict], extras: dict) -> None:
+    cfg = payload["config"]
+    G = groups(records)
+    lines = [
+        "# Spectral schedules on non-Gaussian denoisers",
+        "",
+        f"Generated by `{payload['command']}` on {payload['date']} "
+        f"({payload['machine']}; specsched {payload['versions']['specsched']}, torch "
+        f"{payload['versions']['torch']}). Total wall time **{payload['wall_seconds'] / 60:.1f} "
+        "min**. Every number below comes from that run; the JSON beside this file "
+        f"(`{payload['json']}`) holds them all, with bootstrap values and timesteps.",
+        "",
+        "## Set-up",
+        "",
+        f"- {cfg['num_samples']} samples per schedule, all from the same seeded x_T "
+        f"(seed {SEED}): comparisons between schedules are paired.",
+        f"- Metrics (`specsched.evaluate`) against {cfg['n_ref']:,} reference samples: "
+        + ", ".join(f"{METRIC_LABEL[m]} (`{m}`)" for m in SAMPLE_METRICS)
+        + f"; for deterministic samplers the RMSE to a {cfg['ref_steps']}-step DPM-Solver++(2M) "
+        "solution from the same x_T (per pixel, data in [-1, 1]).",
+        f"- Uncertainty: bootstrap standard deviation over the generated samples "
+        f"({cfg['n_boot']} resamples). **Bold**: best in its column; **≈**: not distinguishable "
+        "from the best (paired bootstrap difference within 2 sd).",
+        "- Schedules: `spectral-w2` and `spectral-kl` are `specsched.fit` with its defaults on "
+        "the data spectrum for that sampler and step count (W2 and KL(gen‖data), first level "
+        "free); `spectral-kl-top` is the KL fit with the first level pinned to t = 999 "
+        "(`start_at='max'`). The rest are `specsched.heuristics.all_heuristics` for linear-1000 "
+        "timesteps.",
+        "- The FD of the generated samples has a floor from finite samples: the `data` row is the "
+        f"same metric for {cfg['num_samples']} independent real samples, the `reference "
+        "solution` row that of the high-accuracy solver (the denoiser's own limit).",
+        "",
+    ]
+    for name in payload["denoisers"]:
+        info = extras[name]
+        lines += [f"- **{name}**: {info['title']}; {info['notes']}."]
+    lines += [""]
+
+    # headline verdicts
+    lines += [
+        "## Best spectral schedule against best heuristic (FD)",
+        "",
+        "| denoiser | sampler | steps | best spectral | FD | best heuristic | FD | ratio | result |",
+        "|---|---|---:|---|---:|---|---:|---:|---|",
+    ]
+    for (den, sampler, steps), group in G.items():
+        v = verdict(group)
+        lines.append(
+            f"| {den} | {sampler} | {steps} | {v['spectral']} | {v['spectral_value']:.3f} | "
+            f"{v['heuristic']} | {v['heuristic_value']:.3f} | {v['ratio']:.2f} | {v['result']} |"
+        )
+    lines += ["", "Wins / ties / losses of the best spectral schedule, per metric:", ""]
+    lines += ["| denoiser | metric | win | tie | loss |", "|---|---|---:|---:|---:|"]
+    for den in payload["denoisers"]:
+        for metric in ALL_METRICS:
+            counts = {"win": 0, "tie": 0, "loss": 0}
+            for (d, _, _), group in G.items():
+                if d == den and any(metric in r["metrics"] for r in group):
+                    counts[verdict(group, metric)["result"]] += 1
+            if sum(counts.values()):
+                lines.append(
+                    f"| {den} | {METRIC_LABEL[metric]} | {counts['win']} | {counts['tie']} | "
+                    f"{counts['loss']} |"
+                )
+    lines += [""]
+
+    target = payload.get("target")
+    if target:
+        lines += [
+            "## Target: 10-step DDIM on the learned denoiser",
+            "",
+            f"Best spectral FD / best heuristic FD = **{target['ratio']:.2f}** "
+            f"({target['spectral']} {target['spectral_value']:.3f} vs {target['heuristic']} "
+            f"{target['heuristic_value']:.3f}); the target is at most 0.67: "
+            f"**{'met' if target['ratio'] <= 2 / 3 else 'not met'}**.",
+            "",
+        ]
+
+    # per denoiser tables
+    for den in payload["denoisers"]:
+        base = extras[den]["baselines"]
+        lines += [f"## {den}: {extras[den]['title']}", ""]
+        lines += [
+            "Floors: "
+            + "; ".join(
+                f"{label} FD {fmt(v['fd'][0], float(np.std(v['fd'][1], ddof=1)))}"
+                for label, v in base.items()
+            )
+            + f". Reference solution accurate to RMSE "
+            f"{extras[den]['timing']['reference_solution']['rmse_vs_double_steps']:.1e} "
+            "(against twice its steps).",
+            "",
+        ]
+        for sampler in cfg["samplers"]:
+            rows_by_sched: dict[str, dict[int, dict]] = {}
+            for steps in cfg["steps"]:
+                for r in G.get((den, sampler, steps), []):
+                    rows_by_sched.setdefault(r["schedule"], {})[steps] = r
+            lines += [
+                f"### {den}, {sampler}: FD",
+                "",
+                "| schedule | " + " | ".join(f"{s} steps" for s in cfg["steps"]) + " |",
+                "|---|" + "---:|" * len(cfg["steps"]),
+            ]
+            for sched, by_steps in rows_by_sched.items():
+                cells = [cell(by_steps[s], "fd") if s in by_steps else "" for s in cfg["steps"]]
+                lines.append(f"| {sched} | " + " | ".join(cells) + " |")
+            lines += [""]
+        # all metrics at 10 steps (or the middle step count)
+        mid = 10 if 10 in cfg["steps"] else cfg["steps"][len(cfg["steps"]) // 2]
+        for sampler in cfg["samplers"]:
+            group = G.get((den, sampler, mid), [])
+            metrics = [m for m in ALL_METRICS if any(m in r["metrics"] for r in group)]
+            lines += [
+                f"### {den}, {sampler}, {mid} steps: all metrics",
+                "",
+                "| schedule | " + " | ".join(METRIC_LABEL[m] for m in metrics) + " |",
+                "|---|" + "---:|" * len(metrics),
+            ]
+            for r in group:
+                lines.append(
+                    f"| {r['schedule']} | " + " | ".join(cell(r, m) for m in metrics) + " |"
+                )
+            lines += [""]
+
+    lines += ["## Plots", ""]
+    for rel in payload["plots"]:
+        lines += [f"![{Path(rel).stem}]({rel})", ""]
+    lines += [
+        "## Timing",
+        "",
+        "| denoiser | wall | schedule fits | reference solution |",
+        "|---|---:|---:|---:|",
+    ]
+    for den in payload["denoisers"]:
+        t = extras[den]["timing"]
+        lines.append(
+            f"| {den} | {t['wall_seconds'] / 60:.1f} min | {t['fit_seconds']:.0f} s | "
+            f"{t['reference_solution']['seconds']:.0f} s |"
+        )
+    lines += [""]
+    tmp = path.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(lines))
+    os.replace(tmp, path)
+
+
+def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[Path]:
+    from matplotlib.figure import Figure
+
+    paths = []
+    G = groups(records)
+    dens = list(extras)
+    # 1. FD against steps
+    fig = Figure(figsize=(3.2 * len(cfg["samplers"]), 3.0 * len(dens)), layout="constrained")
+    axes = fig.subplots(len(dens), len(cfg["samplers"]), squeeze=False)
+    for i, den in enumerate(dens):
+        for j, sampler in enumerate(cfg["samplers"]):
+            ax = axes[i][j]
+            names = [r["schedule"] for r in G.get((den, sampler, cfg["steps"][0]), [])]
+            for name in names:
+                xs, ys, es = [], [], []
+                for steps in cfg["steps"]:
+                    for r in G.get((den, sampler, steps), []):
+                        if r["schedule"] == name:
+                            v, boot = r["metrics"]["fd"]
+                            xs.append(steps)
+                            ys.append(v)
+                            es.append(float(np.std(boot, ddof=1)))
+                spectral = name in SPECTRAL
+                ax.errorbar(
+                    xs,
+                    ys,
+                    yerr=es,
+                    label=name,
+                    lw=2.2 if spectral else 0.9,
+                    color={"spectral-w2": "C3", "spectral-kl": "C1", "spectral-kl-top": "C2"}.get(
+                        name
+                    ),
+                    alpha=1.0 if spectral else 0.7,
+                    marker="o" if spectral else ".",
+                    ms=4,
+                )
+            floor = extras[den]["baselines"]["data"]["fd"][0]
+            ax.axhline(floor, color="k", ls=":", lw=1, label="data floor")
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xticks(cfg["steps"], [str(s) for s in cfg["steps"]])
+            ax.set_title(f"{den}: {sampler}", fontsize=9)
+            ax.set_xlabel("steps", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("Fréchet distance (pixels)", fontsize=8)
+            ax.tick_params(labelsize=7)
+    axes[0][-1].legend(fontsize=6, loc="upper right", ncol=1)
+    p = out / "fd_vs_steps.png"
+    fig.savefig(p, dpi=110)
+    paths.append(p)
+
+    # 2. sample grids (ddim, 10 steps, same x_T)
+    if any("spectral-w2" in extras[d]["samples"] for d in dens):
+        fig = Figure(figsize=(8.5, 2.6 * len(dens)), layout="constrained")
+        subs = fig.subfigures(len(dens), 1, squeeze=False)
+        for i, den in enumerate(dens):
+            G10 = G.get((den, "ddim", 10), [])
+            heur = min(
+                (r for r in G10 if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"][0]
+            )
+            rows = ["reference solution", *SPECTRAL, heur["schedule"], "data"]
+            samples = extras[den]["samples"]
+            ax = subs[i][0].subplots(len(rows), 1)
+            for k, row in enumerate(rows):
+                x = samples[row][:12, 0]
+                strip = np.concatenate([np.pad(im, 1, constant_values=1.0) for im in x], axis=1)
+                ax[k].imshow(strip, cmap="gray", vmin=-1, vmax=1, interpolation="nearest")
+                ax[k].set_xticks([])
+                ax[k].set_yticks([])
+                label = row if row != heur["schedule"] else f"{row} (best heuristic)"
+                ax[k].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=7)
+            subs[i][0].suptitle(f"{den}: DDIM, 10 steps, same x_T per column", fontsize=9)
+        p = out / "samples_ddim10.png"
+        fig.savefig(p, dpi=110)
+        paths.append(p)
+
+    # 3. which frequencies carry the error: generated / data radial power
+    if any((d, "ddim", 10) in G for d in dens):
+        fig = Figure(figsize=(4.2 * len(dens), 3.4), layout="constrained")
+        axes = fig.subplots(1, len(dens), squeeze=False)[0]
+        for i, den in enumerate(dens):
+            ax = axes[i]
+            G10 = G.get((den, "ddim", 10), [])
+            heur = min(
+                (r for r in G10 if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"][0]
+            )
+            _, p_ref = radial(extras[den]["reference_samples"])
+            spec_rows = [r for r in G10 if r["kind"] == "spectral"]
+            colors = {"spectral-w2": "C3", "spectral-kl": "C1", "spectral-kl-top": "C2"}
+            for r in [*spec_rows, heur]:
+                color = colors.get(r["schedule"], "C0")
+                f, pw = r["_radial"]
+                ax.plot(f, np.array(pw) / np.array(p_ref), color=color, lw=1.8, label=r["schedule"])
+                f, pw = r["_radial_predicted"]
+                _, data_p = extras[den]["spectrum_radial"]
+                ax.plot(f, np.array(pw) / np.array(data_p), color=color, lw=1, ls="--", alpha=0.8)
+            ax.axhline(1.0, color="k", lw=0.8)
+            ax.set_yscale("log")
+            ax.set_xlabel("radial frequency (cycles/pixel)", fontsize=8)
+            ax.set_ylabel("generated / data power", fontsize=8)
+            ax.set_title(f"{den}: DDIM 10 steps (dashed: Gaussian prediction)", fontsize=8)
+            ax.tick_params(labelsize=7)
+            ax.legend(fontsize=7)
+        p = out / "radial_power_ddim10.png"
+        fig.savefig(p, dpi=110)
+        paths.append(p)
+    return paths
+
+
+def to_json(records: list[dict]) -> list[dict]:
+    out = []
+    for r in records:
+        r = {k: v for k, v in r.items() if not k.startswith("_")}
+        r["metrics"] = {
+            m: {
+                "value": v,
+                "sd": float(np.std(boot, ddof=1)),
+                "bootstrap": [float(b) for b in boot],
+            }
+            for m, (v, boot) in r["metrics"].items()
+        }
+        out.append(r)
+    return out
+
+
+# ------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="the small preset (< 5 min, CI)")
+    ap.add_argument("--out", type=Path, default=None, help="output folder")
+    ap.add_argument("--denoisers", nargs="+", choices=list(SETUPS), default=list(SETUPS))
+    ap.add_argument("--num-samples", type=int, default=None, help="override the preset")
+    ap.add_argument("--samplers", nargs="+", default=None, help="override the preset")
+    ap.add_argument("--steps", nargs="+", type=int, default=None, help="override the preset")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    args = ap.parse_args(argv)
+    preset = "quick" if args.quick else "full"
+    cfg = dict(PRESETS[preset])
+    for key in ("num_samples", "samplers", "steps"):
+        if getattr(args, key) is not None:
+            cfg[key] = tuple(getattr(args, key)) if key != "num_samples" else args.num_samples
+    out = args.out or (HERE if preset == "full" else HERE / "results" / "quick")
+    plot_dir = out / "results" / "real_denoisers"
+    plot_dir.mkdir(parents=True, exist_ok=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    t0 = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"{time.perf_counter() - t0:7.1f}s  {msg}", flush=True)
+
+    log(f"preset {preset}: {cfg}")
+    records: list[dict] = []
+    extras: dict[str, dict] = {}
+    for name in args.denoisers:
+        setup = SETUPS[name](cfg)
+        recs, extra, _ = run_setup(setup, cfg, log)
+        extra["title"] = setup.title
+        extra["notes"] = setup.notes
+        extra["reference_samples"] = setup.reference.samples
+        f, p = setup.spectrum.radial_profile()
+        extra["spectrum_radial"] = [f.tolist(), p[:, 0].tolist()]
+        records.extend(recs)
+        extras[name] = extra
+
+    plots = make_plots(plot_dir, records, extras, cfg)
+    G = groups(records)
+    target = None
+    if ("unet", "ddim", 10) in G:
+        target = verdict(G[("unet", "ddim", 10)])
+    json_path = out / "results" / "real_denoisers.json"
+    payload = {
+        "command": "python benchmarks/real_denoisers.py"
+        + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
+        "preset": preset,
+        "config": cfg,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads "
+        f"{torch.get_num_threads()}",
+        "versions": {
+            "specsched": specsched.__version__,
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+            "python": platform.python_version(),
+        },
+        "denoisers": list(extras),
+        "metrics": {m: METRICS[m][2] for m in SAMPLE_METRICS} | {"rmse": METRIC_LABEL["rmse"]},
+        "wall_seconds": time.perf_counter() - t0,
+        "json": str(json_path.relative_to(out)),
+        "plots": [str(p.relative_to(out)) for p in plots],
+        "target": target,
+        "verdicts": [
+            {"denoiser": d, "sampler": s, "steps": n, **verdict(g)} for (d, s, n), g in G.items()
+        ],
+        "baselines": {
+            d: {
+                label: {
+                    m: {"value": v, "sd": float(np.std(b, ddof=1))} for m, (v, b) in met.items()
+                }
+                for label, met in extras[d]["baselines"].items()
+            }
+            for d in extras
+        },
+        "timing": {d: extras[d]["timing"] for d in extras},
+        "records": to_json(records),
+    }
+    tmp = json_path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    os.replace(tmp, json_path)
+    write_markdown(out / "RESULTS.md", payload, records, extras)
+    log(f"wrote {out / 'RESULTS.md'}, {json_path} and {len(plots)} plots")
+    if target:
+        log(
+            f"target (unet, ddim, 10 steps): spectral/heuristic FD = {target['ratio']:.2f} "
+            f"({target['result']})"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

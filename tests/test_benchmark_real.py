@@ -1,0 +1,121 @@
+"""End-to-end: the quick preset of benchmarks/real_denoisers.py, as CI runs it.
+
+The benchmark is the proof that spectral schedules help (or not) on non-Gaussian denoisers, so
+its machinery is checked against facts that do not depend on which schedule wins:
+
+- with the exact mixture denoiser, a many-step ODE solution reproduces the mixture's own
+  distribution: its Frechet distance to exact mixture samples matches that of independent exact
+  samples, within sampling noise;
+- that reference solution is far more accurate than any few-step run it is compared with;
+- more steps of a deterministic sampler on a heuristic family bring the samples closer to the
+  reference solution;
+- every output (RESULTS.md tables, JSON, plots) is written and self-consistent.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "benchmarks" / "real_denoisers.py"
+_spec = importlib.util.spec_from_file_location("real_denoisers", SCRIPT)
+bench = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(bench)
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory):
+    out = tmp_path_factory.mktemp("real_denoisers")
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    payload = json.loads((out / "results" / "real_denoisers.json").read_text())
+    return out, payload
+
+
+def _sd(entry):
+    return entry["sd"]
+
+
+@pytest.mark.slow
+def test_outputs_written(quick):
+    out, payload = quick
+    cfg = payload["config"]
+    md = (out / "RESULTS.md").read_text()
+    assert "## Best spectral schedule against best heuristic (FD)" in md
+    for rel in payload["plots"]:
+        assert (out / rel).stat().st_size > 10_000, rel
+    keys = {(r["denoiser"], r["sampler"], r["steps"]) for r in payload["records"]}
+    assert keys == {
+        (d, s, n) for d in ("gmm", "unet") for s in cfg["samplers"] for n in cfg["steps"]
+    }
+    for r in payload["records"]:
+        for name, m in r["metrics"].items():
+            assert math.isfinite(m["value"]) and m["sd"] >= 0, (r["schedule"], name)
+    # one row per schedule and group; exactly one best per metric
+    for key in keys:
+        rows = [r for r in payload["records"] if (r["denoiser"], r["sampler"], r["steps"]) == key]
+        names = [r["schedule"] for r in rows]
+        assert len(names) == len(set(names))
+        assert {"spectral-w2", "spectral-kl", "spectral-kl-top", "trailing", "karras"} <= set(names)
+        assert sum(r["best"]["fd"] for r in rows) == 1
+        best = min(r["metrics"]["fd"]["value"] for r in rows)
+        winner = next(r for r in rows if r["best"]["fd"])
+        assert winner["metrics"]["fd"]["value"] == best
+        # the FD table shows the best in bold, with its uncertainty
+        assert f"**{bench.fmt(best, winner['metrics']['fd']['sd'])}**" in md
+
+
+@pytest.mark.slow
+def test_exact_denoiser_ode_reproduces_the_mixture(quick):
+    """Exact denoiser + accurate solver = exact samples: FD equals the data-vs-data floor."""
+    _, payload = quick
+    base = payload["baselines"]["gmm"]
+    for metric in ("fd", "sw2", "spectral_w2"):
+        ref, data = base["reference solution"][metric], base["data"][metric]
+        assert abs(ref["value"] - data["value"]) < 3 * math.hypot(_sd(ref), _sd(data)), metric
+    # while a 5-step DDIM run is clearly worse than that floor
+    rows = [
+        r
+        for r in payload["records"]
+        if r["denoiser"] == "gmm" and r["sampler"] == "ddim" and r["steps"] == 5
+    ]
+    worst = max(r["metrics"]["fd"]["value"] for r in rows)
+    assert worst > base["data"]["fd"]["value"] + 5 * _sd(base["data"]["fd"])
+
+
+@pytest.mark.slow
+def test_reference_solution_is_accurate_and_steps_converge(quick):
+    _, payload = quick
+    steps = payload["config"]["steps"]
+    for den in ("gmm", "unet"):
+        acc = payload["timing"][den]["reference_solution"]["rmse_vs_double_steps"]
+        rows = [r for r in payload["records"] if r["denoiser"] == den and "rmse" in r["metrics"]]
+        assert rows
+        assert acc < 0.2 * min(r["metrics"]["rmse"]["value"] for r in rows), den
+        # refining a heuristic family brings a deterministic sampler closer to the ODE solution
+        # (fitted schedules are not refinements of each other: they match distributions, and
+        # their trajectory error need not fall with N)
+        for sampler in ("ddim", "dpmpp_2m"):
+            for name in ("trailing", "karras", "linspace"):
+                errs = [
+                    next(
+                        r["metrics"]["rmse"]["value"]
+                        for r in rows
+                        if r["sampler"] == sampler and r["steps"] == n and r["schedule"] == name
+                    )
+                    for n in steps
+                ]
+                assert np.all(np.diff(errs) < 0), (den, sampler, name, errs)
