@@ -197,7 +197,10 @@ class GaussianMixture:
         comp = rng.choice(self.n_components, size=n, p=self.weights)
         chol = np.linalg.cholesky(self.covs)  # (K, d, d)
         z = rng.standard_normal((n, self.dim))
-        x = self.means[comp] + np.einsum("nij,nj->ni", chol[comp], z)
+        x = np.empty((n, self.dim))
+        for k in range(self.n_components):  # one matrix product per component, O(n d) memory
+            idx = np.flatnonzero(comp == k)
+            x[idx] = self.means[k] + z[idx] @ chol[k].T
         return x.reshape(n, *self.shape)
 
 
