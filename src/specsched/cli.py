@@ -808,6 +808,451 @@ def _version() -> str:
     return __version__
 
 
+# ------------------------------------------------------------------------------ evaluate
+DEFAULT_METRICS = ("fd", "fd_pca64", "sw2", "spectral_w2")
+
+
+def load_reference(source: str, *, limit: int | None = None, **opts: Any) -> np.ndarray:
+    """The samples of a data source as one float64 array ``(n, C, *signal_shape)``.
+
+    uint8 images are scaled to [-1, 1], floats are taken as they are; unreadable items are
+    skipped and reported on stderr (one line).
+    """
+    from .data import open_source
+
+    p = Path(source)
+    if p.suffix == ".npz" and p.is_file():
+        with np.load(p, allow_pickle=False) as z:
+            is_spectrum = "header" in z.files
+        if is_spectrum:
+            raise SpecschedError(
+                f"{source} is a saved spectrum, not samples: give the data it was estimated from "
+                "(e.g. builtin:photos with --size and --channels)"
+            )
+    if limit is not None and limit < 1:
+        raise SpecschedError(f"--limit {limit} is too small: give at least 1")
+    src = open_source(source, **opts)
+    n = src.n_items
+    stop = n if limit is None else (limit if n is None else min(n, limit))
+    parts: list[np.ndarray] = []
+    failed: list[tuple[str, str]] = []
+    for batch in src.read(0, stop, batch_size=256):
+        failed.extend(batch.failures)
+        if batch.x is not None and len(batch.x):
+            parts.append(batch.x)
+    if not parts:
+        raise SpecschedError(f"no readable samples in {source}: give data the model was trained on")
+    if failed:
+        name, reason = failed[0]
+        err.print(
+            f"warning: skipped {len(failed)} unreadable item(s) of {source} (first: {name}: "
+            f"{reason})",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    y = np.concatenate(parts)
+    lo, hi = float(y.min()), float(y.max())
+    if lo < -1.0 - 1e-6 or hi > 1.0 + 1e-6 or (lo >= 0.0 and hi <= 1.0):
+        err.print(
+            f"warning: the reference values span [{lo:.3g}, {hi:.3g}]; the model's samples are "
+            "in [-1, 1]: rescale float data to [-1, 1] (uint8 images are scaled for you)",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    return y
+
+
+def _check_pipeline_schedule(
+    sched, path: Path, train, levels, pipeline: Path, sampler: str
+) -> None:
+    """One-line errors for a schedule file the pipeline's model cannot run."""
+    model = (
+        f"the pipeline in {pipeline} is a discrete-time vp model ({train.name} betas, "
+        f"{train.T} steps)"
+    )
+    fix = (
+        f"fit one for it with `specsched fit DATA --scheduler-config {pipeline} --sampler "
+        f"{sampler} -o FILE`"
+    )
+    if sched.process != "vp":
+        raise SpecschedError(f"schedule {path} is for a {sched.process} model, but {model}: {fix}")
+    if sched.train is not None and sched.train != train:
+        raise SpecschedError(
+            f"schedule {path} is for a model trained with {sched.train.name} betas over "
+            f"{sched.train.T} steps, but {model}: {fix}"
+        )
+    if not levels.contains(sched.log_snr, tol=1e-6):
+        lo, hi = levels.sigma_range
+        raise SpecschedError(
+            f"schedule {path} has levels outside the model's timesteps 0..{train.T - 1} "
+            f"(sigma {lo:.4g} to {hi:.4g}): {fix}"
+        )
+
+
+def _schedule_labels(rows: list[tuple[Any, Path | None]]) -> list[str]:
+    """Schedule names for the table; a name shared by several rows gets its file's stem (or path)."""
+    from collections import Counter
+
+    counts = Counter(s.name for s, _ in rows)
+    labels = [
+        s.name if counts[s.name] == 1 or f is None else f"{s.name} ({f.stem})" for s, f in rows
+    ]
+    counts = Counter(labels)
+    return [
+        lab if counts[lab] == 1 or f is None else f"{s.name} ({f})"
+        for lab, (s, f) in zip(labels, rows, strict=True)
+    ]
+
+
+@app.command()
+def evaluate(
+    pipeline: Annotated[
+        Path,
+        typer.Option(
+            help="Folder of a saved diffusers pipeline with a UNet (model_index.json, unet/, "
+            "scheduler/), e.g. a DDPMPipeline."
+        ),
+    ],
+    reference: Annotated[
+        str,
+        typer.Option(
+            help="Data to score the samples against, in the model's sample shape: builtin:photos, "
+            "a .npy/.npz array, a folder of images, a Hugging Face dataset folder."
+        ),
+    ],
+    schedule: Annotated[
+        list[Path] | None,
+        typer.Option("--schedule", help="A schedule JSON file (repeatable)."),
+    ] = None,
+    heuristics: Annotated[
+        bool, typer.Option("--heuristics", help="Also evaluate every heuristic schedule.")
+    ] = False,
+    steps: Annotated[
+        int | None,
+        typer.Option(help="Steps of the heuristics (default: the first --schedule's, else 10)."),
+    ] = None,
+    sampler: Annotated[
+        str,
+        typer.Option(
+            help="Sampler: ddim, ddpm, euler, euler_ancestral, heun, dpmpp_2m, dpmpp_2m_sde, "
+            "unipc, ipndm (see `specsched samplers`)."
+        ),
+    ] = "ddim",
+    eta: EtaOpt = None,
+    num_samples: Annotated[
+        int, typer.Option("--num-samples", help="Samples to generate with each schedule.")
+    ] = 1000,
+    batch_size: Annotated[int, typer.Option(help="Samples per network call.")] = 256,
+    seed: Annotated[
+        int,
+        typer.Option(
+            help="Seed of the starting noise (the same for every schedule, so the samples are "
+            "paired) and of the bootstrap."
+        ),
+    ] = 0,
+    device: Annotated[str, typer.Option(help="Where the network runs: cpu or cuda.")] = "cpu",
+    metric: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--metric",
+            help="fd, fd_pca64, sw2, spectral_w2 or fid (repeatable; default: all but fid). "
+            "fid needs torch-fidelity or clean-fid and their Inception weights on disk.",
+        ),
+    ] = None,
+    n_boot: Annotated[
+        int, typer.Option(help="Bootstrap resamples for the standard deviations and ties.")
+    ] = 20,
+    fid_weights: Annotated[
+        Path | None,
+        typer.Option(
+            help="Inception weights for --metric fid (default: torch-fidelity's or clean-fid's "
+            "cache)."
+        ),
+    ] = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    reference_samples: Annotated[
+        int | None,
+        typer.Option(help="Samples to draw from a built-in reference source (its n)."),
+    ] = None,
+    reference_seed: Annotated[
+        int | None,
+        typer.Option(help="Seed of a built-in reference source or of --crop random (default 0)."),
+    ] = None,
+    layout: LayoutOpt = None,
+    crop: CropOpt = None,
+    column: ColumnOpt = None,
+    limit: LimitOpt = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--out", "--output", "-o", help="Write the results as JSON to this file."),
+    ] = None,
+    progress: ProgressOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Sample from a diffusers pipeline with each schedule and score the samples against data."""
+    from ._io import atomic_write_text
+    from .data.stream import ProgressBar
+    from .evaluate import METRICS, Reference, paired_tie, score
+    from .heuristics import all_heuristics
+    from .levels import LevelRange
+    from .samplers import get_sampler
+    from .sampling import ModelDenoiser, generate
+    from .schedules import Schedule
+
+    t_start = time.perf_counter()
+    check_output_path(output)
+    metrics = list(dict.fromkeys(metric or DEFAULT_METRICS))
+    known = (*METRICS, "fid")
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise SpecschedError(
+            f"unknown metric {', '.join(map(repr, unknown))}: use any of {', '.join(known)}"
+        )
+    for name, value, least in (
+        ("--num-samples", num_samples, 2),
+        ("--batch-size", batch_size, 1),
+        ("--n-boot", n_boot, 2),
+        ("--seed", seed, 0),
+    ):
+        if value < least:
+            raise SpecschedError(f"{name} {value} is too small: give at least {least}")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise SpecschedError(f"--device {device!r} is not understood: use cpu or cuda")
+    if device.startswith("cuda") and not _cuda_available():
+        raise SpecschedError(
+            "--device cuda, but this torch sees no CUDA GPU: use --device cpu, or install a CUDA "
+            "build of torch on a machine with a GPU"
+        )
+    spec = get_sampler(sampler)
+    spec.check_process("vp")
+    options: dict[str, Any] = {} if eta is None else {"eta": eta}
+    if set(options) - set(spec.options):
+        raise SpecschedError(
+            f"sampler {sampler!r} takes no --eta (its options: {', '.join(spec.options) or 'none'})"
+        )
+    if not schedule and not heuristics:
+        raise SpecschedError(
+            "nothing to evaluate: give one or more --schedule FILE, or --heuristics, or both"
+        )
+    if steps is not None and not heuristics:
+        raise SpecschedError("--steps sets the steps of --heuristics: add --heuristics or drop it")
+    if not pipeline.exists():
+        raise SpecschedError(
+            f"pipeline folder {pipeline} does not exist: give the folder written by "
+            "pipeline.save_pretrained(...)"
+        )
+    files = list(schedule or [])
+    loaded = []
+    for f in files:
+        try:
+            loaded.append(Schedule.load(f))
+        except SpecschedError as exc:
+            msg = str(exc)
+            raise SpecschedError(msg if str(f) in msg else f"schedule {f}: {msg}") from None
+    if "fid" in metrics:
+        from .fid import find_backend
+
+        fid_backend, fid_path = find_backend(fid_weights)
+    elif fid_weights is not None:
+        raise SpecschedError("--fid-weights applies to --metric fid: add --metric fid or drop it")
+
+    den, shape = ModelDenoiser.from_pipeline(pipeline, device=device)
+    levels = LevelRange.discrete(den.train)
+    for sched, f in zip(loaded, files, strict=True):
+        _check_pipeline_schedule(sched, f, den.train, levels, pipeline, sampler)
+    rows: list[tuple[Any, Path | None]] = list(zip(loaded, files, strict=True))
+    if heuristics:
+        n_steps = steps if steps is not None else (loaded[0].steps if loaded else 10)
+        rows += [(h, None) for h in all_heuristics(n_steps, levels, resolution=max(shape[1:]))]
+    labels = _schedule_labels(rows)
+
+    ref_opts = _source_options(
+        size=size,
+        channels=channels,
+        num_samples=reference_samples,
+        seed=reference_seed,
+        layout=layout,
+        crop=crop,
+        column=column,
+    )
+    y = load_reference(reference, limit=limit, **ref_opts)
+    if tuple(y.shape[1:]) != tuple(shape):
+        fixes = []
+        if y.ndim == 4 and y.shape[1] != shape[0]:
+            fixes.append(f"--channels {shape[0]}")
+        if y.ndim != 4 or y.shape[2:] != tuple(shape[1:]):
+            fixes.append(f"--size {shape[-1]}")
+        raise SpecschedError(
+            f"reference {reference} has samples of shape {tuple(y.shape[1:])}, but the model in "
+            f"{pipeline} makes samples of shape {tuple(shape)}: pass {' '.join(fixes)} (or give "
+            "data of that shape)"
+        )
+    if y.shape[0] < 2:
+        raise SpecschedError(f"reference {reference} has {y.shape[0]} sample: give at least 2")
+    ref = Reference(y)
+
+    pixel_metrics = [m for m in metrics if m != "fid"]
+    with_fid = "fid" in metrics
+    n_rows = len(rows)
+    total = num_samples * n_rows * (2 if with_fid else 1) + (len(y) if with_fid else 0)
+    show = progress if progress is not None else (False if json_out else None)
+    bar = ProgressBar(total, show, "sampling" + (" + Inception features" if with_fid else ""))
+    results = []
+    try:
+        if with_fid:
+            from .fid import InceptionFeatures, fid
+
+            inception = InceptionFeatures(fid_backend, fid_path, device=device)
+            ref_features = Reference(inception(y, progress=bar.advance))
+        for (sched, f), label in zip(rows, labels, strict=True):
+            calls0, t0 = den.calls, time.perf_counter()
+            x = generate(
+                den,
+                sched,
+                sampler,
+                num_samples=num_samples,
+                shape=shape,
+                batch_size=batch_size,
+                seed=seed,
+                progress=bar.advance,
+                **options,
+            )
+            t1 = time.perf_counter()
+            scores = score(x, ref, pixel_metrics, n_boot=n_boot, seed=seed)
+            if with_fid:
+                scores["fid"] = fid(
+                    inception(x, progress=bar.advance), ref_features, n_boot=n_boot, seed=seed
+                )
+            results.append(
+                {
+                    "label": label,
+                    "schedule": sched,
+                    "file": f,
+                    "scores": {m: scores[m] for m in metrics},
+                    "calls": den.calls - calls0,
+                    "sampling_seconds": t1 - t0,
+                    "scoring_seconds": time.perf_counter() - t1,
+                }
+            )
+    finally:
+        bar.close()
+
+    best: dict[str, str] = {}
+    marks: list[dict[str, tuple[bool, bool]]] = [{} for _ in results]
+    for m in metrics:
+        values = [r["scores"][m][0] for r in results]
+        b = int(np.argmin(values))
+        best[m] = results[b]["label"]
+        for i, r in enumerate(results):
+            va = r["scores"][m]
+            vb = results[b]["scores"][m]
+            tied = i == b or va[0] == vb[0] or paired_tie(va, vb)
+            marks[i][m] = (i == b, tied)
+
+    def model_timesteps(sched) -> list:
+        if sched.timesteps is not None:
+            return [int(t) for t in sched.timesteps]
+        return [
+            round(den.timestep(float(a), float(s)), 4)
+            for a, s in zip(sched.alpha[:-1], sched.s[:-1], strict=True)
+        ]
+
+    batches = -(-num_samples // batch_size)
+    payload = {
+        "pipeline": str(pipeline),
+        "reference": reference,
+        "reference_options": {**ref_opts, **({"limit": limit} if limit else {})},
+        "reference_samples": len(y),
+        "sample_shape": list(shape),
+        "train_schedule": den.train.to_dict(),
+        "sampler": sampler,
+        "sampler_options": options,
+        "num_samples": num_samples,
+        "batch_size": batch_size,
+        "seed": seed,
+        "device": device,
+        "n_boot": n_boot,
+        "metrics": metrics,
+        "lower_is_better": True,
+        "tie_rule": "tie_with_best: |value - best| < 2 sd of the paired bootstrap differences "
+        "(same starting noise and resamples for every schedule); true for the best itself",
+        "best": best,
+        "schedules": [
+            {
+                "name": r["label"],
+                "schedule_name": r["schedule"].name,
+                "file": None if r["file"] is None else str(r["file"]),
+                "heuristic": r["file"] is None,
+                "steps": r["schedule"].steps,
+                "timesteps": model_timesteps(r["schedule"]),
+                "nfe": r["calls"] // batches,
+                "sampling_seconds": r["sampling_seconds"],
+                "scoring_seconds": r["scoring_seconds"],
+                "metrics": {
+                    m: {
+                        "value": v,
+                        "sd": float(np.std(boot, ddof=1)),
+                        "best": marks[i][m][0],
+                        "tie_with_best": marks[i][m][1],
+                    }
+                    for m, (v, boot) in r["scores"].items()
+                },
+            }
+            for i, r in enumerate(results)
+        ],
+    }
+    if with_fid:
+        payload["fid"] = {"backend": fid_backend.name, "weights": str(fid_path)}
+    payload["seconds"] = time.perf_counter() - t_start
+    if output is not None:
+        atomic_write_text(output, json.dumps(payload, indent=2, default=_json_default) + "\n")
+        payload["output"] = str(output)
+    if json_out:
+        emit_json(payload)
+        return
+    from rich import box
+    from rich.markup import escape
+
+    step_counts = {row["steps"] for row in payload["schedules"]}
+    table = Table(
+        title=f"{sampler}"
+        + (f", {next(iter(step_counts))} steps" if len(step_counts) == 1 else "")
+        + f", {num_samples} samples per schedule from {pipeline}; reference {reference} "
+        f"({len(y)} samples)",
+        caption=f"value ± bootstrap sd ({n_boot} resamples), lower is better; *: best; "
+        "≈: tied with the best (paired bootstrap, 2 sd)",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("schedule", overflow="fold")
+    if len(step_counts) > 1:
+        table.add_column("steps", justify="right")
+    for m in metrics:
+        table.add_column(m, justify="right")
+    for row in payload["schedules"]:
+        cells = [escape(row["name"])] + ([str(row["steps"])] if len(step_counts) > 1 else [])
+        for m in metrics:
+            d = row["metrics"][m]
+            mark = "*" if d["best"] else "≈" if d["tie_with_best"] else " "
+            value = f"{d['value']:.4g} {mark}"
+            cells.append((f"[bold]{value}[/bold]" if d["best"] else value) + f"\n± {d['sd']:.2g}  ")
+        table.add_row(*cells)
+    out.print(table)
+    if with_fid:
+        out.print(f"fid: {fid_backend.name}, weights {fid_path}", highlight=False, markup=False)
+    out.print(f"done in {payload['seconds']:.1f} s", highlight=False)
+    if output is not None:
+        out.print(f"wrote {output}", highlight=False, markup=False)
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return bool(torch.cuda.is_available())
+
+
 # ------------------------------------------------------------------------------ demo
 @app.command()
 def demo(

@@ -1,0 +1,295 @@
+"""Fréchet Inception Distance from the Inception-v3 of torch-fidelity or clean-fid.
+
+FID is the Fréchet distance between Gaussians fitted to the 2048-d pool features of the
+TensorFlow Inception-v3 of Heusel et al. (2017). specsched computes no features of its own: it
+runs the network of one of two packages, from weights already on disk (nothing is downloaded):
+
+- torch-fidelity: ``weights-inception-2015-12-05-6726825d.pth`` in
+  ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, by default
+  ``~/.cache/torch/hub/checkpoints``), where its ``load_state_dict_from_url`` puts it;
+- clean-fid: ``inception-2015-12-05.pt`` (TorchScript) in ``/tmp`` (``./`` on Windows), where its
+  ``feature_extractor`` puts it;
+- or any such file given as ``weights`` (``--fid-weights``).
+
+torch-fidelity (its ``FeatureExtractorInceptionV3``, as in its ``fid`` metric) is used when both
+work. Samples in ``[-1, 1]`` become 8-bit RGB images first (``round((x + 1) * 127.5)``, greyscale
+repeated to three channels), as a saved PNG would be; torch-fidelity resizes them to 299 x 299
+inside the network (TensorFlow-compatible bilinear), clean-fid with PIL bicubic outside it
+("clean" mode). The two give slightly different numbers: compare FIDs from one backend only.
+"""
+
+from __future__ import annotations
+
+import platform
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import SpecschedError
+from .evaluate import Reference, bootstrap
+
+__all__ = [
+    "BACKENDS",
+    "InceptionFeatures",
+    "fid",
+    "find_backend",
+    "frechet_distance_features",
+    "to_uint8",
+]
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A package that provides the FID Inception network, and where its weights live."""
+
+    name: str  # pip name
+    module: str  # import name
+    filename: str
+    url: str
+    install: str  # the pip command that installs it usably
+
+    def folder(self) -> Path:
+        """The folder the package itself downloads its weights to (and reads them from)."""
+        if self.name == "torch-fidelity":
+            return Path(torch.hub.get_dir()) / "checkpoints"
+        return Path("./" if platform.system() == "Windows" else "/tmp")
+
+    def default_path(self) -> Path:
+        return self.folder() / self.filename
+
+
+#: The supported packages, in order of preference.
+BACKENDS: tuple[Backend, ...] = (
+    Backend(
+        "torch-fidelity",
+        "torch_fidelity",
+        "weights-inception-2015-12-05-6726825d.pth",
+        "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/"
+        "weights-inception-2015-12-05-6726825d.pth",
+        "pip install torch-fidelity (with the torchvision build that matches your torch)",
+    ),
+    Backend(
+        "clean-fid",
+        "cleanfid",
+        "inception-2015-12-05.pt",
+        "https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics/"
+        "inception-2015-12-05.pt",
+        "pip install --no-deps clean-fid (its Inception needs only torch, pillow and requests)",
+    ),
+)
+
+
+def _import_problem(backend: Backend) -> str | None:
+    """None if the package imports, else why not (one short phrase)."""
+    import importlib
+
+    try:
+        if backend.module == "torch_fidelity":
+            importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
+        else:
+            importlib.import_module("cleanfid.inception_torchscript")
+            importlib.import_module("cleanfid.resize")
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.split(".")[0] == backend.module:
+            return "not installed"
+        return f"installed, but importing it fails (ModuleNotFoundError: {exc})"
+    except Exception as exc:  # e.g. a torchvision built for another torch
+        text = str(exc).strip().splitlines()
+        return (
+            f"installed, but importing it fails ({type(exc).__name__}: {text[0] if text else ''})"
+        )
+    return None
+
+
+def _is_torchscript(path: Path) -> bool:
+    """TorchScript archives hold a ``code/`` folder; ``torch.save`` files do not."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            return any("/code/" in n or n.startswith("code/") for n in z.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
+def find_backend(weights: str | Path | None = None) -> tuple[Backend, Path]:
+    """The backend to compute FID with and its weights file, or a one-line error saying how.
+
+    Parameters
+    ----------
+    weights : str or Path, optional
+        A weights file to use instead of the packages' caches: torch-fidelity's ``.pth`` state
+        dict or clean-fid's TorchScript ``inception-2015-12-05.pt`` (told apart by content).
+
+    Raises
+    ------
+    SpecschedError
+        When no package with its weights is usable; the message names what to install and what
+        to download where.
+    """
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise SpecschedError(f"--fid-weights {path} does not exist: give the weights file")
+        backend = BACKENDS[1] if _is_torchscript(path) else BACKENDS[0]
+        problem = _import_problem(backend)
+        if problem is not None:
+            raise SpecschedError(
+                f"--fid-weights {path} holds {backend.name}'s Inception weights, but "
+                f"{backend.name} is {problem}: {backend.install}"
+            )
+        if backend.name == "clean-fid" and path.name != backend.filename:
+            raise SpecschedError(
+                f"clean-fid loads its weights by file name: rename {path} to {backend.filename}"
+            )
+        return backend, path
+    reasons = []
+    for backend in BACKENDS:
+        problem = _import_problem(backend)
+        path = backend.default_path()
+        if problem is None and path.is_file():
+            return backend, path
+        if problem is None:
+            problem = f"installed, but its weights are not at {path}"
+        reasons.append(f"{backend.name} is {problem}")
+    fixes = " or ".join(f"{b.install} and download {b.url} to {b.default_path()}" for b in BACKENDS)
+    raise SpecschedError(
+        f"--metric fid needs torch-fidelity or clean-fid with its Inception weights on disk "
+        f"({'; '.join(reasons)}): {fixes} (or pass --fid-weights FILE)"
+    )
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    """Samples in ``[-1, 1]`` as 8-bit RGB images ``(n, 3, H, W)`` (grey repeated).
+
+    ``round(clip((x + 1) / 2, 0, 1) * 255)``: what saving the samples as PNG files gives
+    (diffusers' ``numpy_to_pil``).
+    """
+    x = np.asarray(x)
+    if x.ndim != 4 or x.shape[1] not in (1, 3):
+        raise SpecschedError(
+            f"FID needs greyscale or RGB images (n, 1 or 3, H, W), got shape {x.shape}: "
+            "drop --metric fid for other data"
+        )
+    img = np.rint(np.clip((x + 1.0) / 2.0, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.repeat(img, 3, axis=1) if img.shape[1] == 1 else img
+
+
+class InceptionFeatures:
+    """The 2048-d pool features of samples in ``[-1, 1]``, through a backend's Inception-v3.
+
+    Parameters
+    ----------
+    backend, weights
+        From :func:`find_backend`.
+    device : str, default "cpu"
+        Where the network runs.
+    batch_size : int, default 64
+        Images per forward pass.
+    """
+
+    def __init__(
+        self, backend: Backend, weights: Path, *, device: str = "cpu", batch_size: int = 64
+    ):
+        self.backend, self.weights = backend, Path(weights)
+        self.device = torch.device(device)
+        self.batch_size = int(batch_size)
+        self._resize: Callable[[np.ndarray], np.ndarray] | None = None
+        try:
+            if backend.name == "torch-fidelity":
+                from torch_fidelity.feature_extractor_inceptionv3 import (
+                    FeatureExtractorInceptionV3,
+                )
+
+                self.model: Any = FeatureExtractorInceptionV3(
+                    "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights)
+                )
+            else:
+                from cleanfid.inception_torchscript import InceptionV3W
+                from cleanfid.resize import make_resizer
+
+                self.model = InceptionV3W(str(self.weights.parent), download=False)
+                self._resize = make_resizer("PIL", False, "bicubic", (299, 299))
+        except SpecschedError:
+            raise
+        except Exception as exc:
+            text = str(exc).strip().splitlines()
+            raise SpecschedError(
+                f"cannot load {backend.name}'s Inception weights from {weights} "
+                f"({type(exc).__name__}: {text[0] if text else ''}): download them again from "
+                f"{backend.url}"
+            ) from None
+        self.model = self.model.to(self.device).eval()
+
+    def __call__(self, x: np.ndarray, progress: Callable[[int], None] | None = None) -> np.ndarray:
+        """Features ``(n, 2048)``, float64, of samples ``x`` ``(n, C, H, W)`` in ``[-1, 1]``."""
+        n = len(x)
+        out = np.empty((n, 2048), dtype=np.float64)
+        for lo in range(0, n, self.batch_size):
+            img = to_uint8(x[lo : lo + self.batch_size])
+            if self._resize is None:
+                batch = torch.from_numpy(img).to(self.device)
+            else:  # clean-fid: resize each HWC image outside the network, float [0, 255]
+                resized = [self._resize(im.transpose(1, 2, 0)) for im in img]
+                batch = torch.from_numpy(np.stack(resized).transpose(0, 3, 1, 2).copy())
+                batch = batch.to(self.device, torch.float32)
+            with torch.inference_mode():
+                feats = self.model(batch)
+            if isinstance(feats, tuple | list):
+                feats = feats[0]
+            feats = feats.reshape(len(img), -1)
+            if feats.shape[1] != 2048:
+                raise SpecschedError(
+                    f"{self.backend.name}'s network gave {feats.shape[1]} features, not 2048: "
+                    f"give the FID Inception weights ({self.backend.filename})"
+                )
+            out[lo : lo + len(img)] = feats.double().cpu().numpy()
+            if progress is not None:
+                progress(len(img))
+        return out
+
+
+def frechet_distance_features(fx: np.ndarray, ref: Reference) -> float:
+    """Fréchet distance between Gaussians fitted to features ``fx`` ``(n, d)`` and ``ref``.
+
+    The same quantity as :func:`specsched.evaluate.frechet_distance`; with fewer samples than
+    dimensions (``n <= d``, usual for FID's 2048 features) the cross term
+    ``tr (C_y^(1/2) C_x C_y^(1/2))^(1/2)`` comes from the ``(n - 1) x (n - 1)`` matrix
+    ``B C_y B^T / (n - 1)``, which has the same non-zero eigenvalues (``B``: the centred features
+    in an orthonormal basis of the ``n - 1`` directions orthogonal to the mean, so that no
+    structural zero eigenvalue adds ``sqrt(eps)`` noise).
+    """
+    fx = np.asarray(fx, dtype=np.float64).reshape(len(fx), -1)
+    n, d = fx.shape
+    if n < 2:
+        raise SpecschedError(f"FID needs at least 2 samples, got {n}")
+    mx = fx.mean(0)
+    # Householder reflection taking ones / sqrt(n) to e_1: its other rows centre the samples
+    u = np.full(n, 1.0 / np.sqrt(n))
+    u[0] -= 1.0
+    u /= np.linalg.norm(u)
+    b = (fx - 2.0 * np.outer(u, u @ fx))[1:]  # b.T @ b == centred.T @ centred
+    trace_x = float(np.sum(b * b)) / (n - 1)
+    if n <= d:
+        eig = np.linalg.eigvalsh(b @ ref.cov @ b.T / (n - 1))
+    else:
+        _, _, _, root_y = ref.gaussian(None)
+        eig = np.linalg.eigvalsh(root_y @ (b.T @ b / (n - 1)) @ root_y)
+    cross = float(np.sum(np.sqrt(np.clip(eig, 0.0, None))))
+    value = float(np.sum((mx - ref.mean) ** 2) + trace_x + np.trace(ref.cov) - 2.0 * cross)
+    return max(value, 0.0)
+
+
+def fid(
+    fx: np.ndarray, ref: Reference, *, n_boot: int = 20, seed: int = 0
+) -> tuple[float, np.ndarray]:
+    """FID of generated features against reference features, with its bootstrap values.
+
+    The resamples are those of :func:`specsched.evaluate.bootstrap` (and so of
+    :func:`specsched.evaluate.score`) for the same ``seed``, ``n_boot`` and sample count, so FID
+    pairs with the other metrics and across schedules.
+    """
+    return bootstrap(frechet_distance_features, fx, ref, n_boot=n_boot, seed=seed)
