@@ -95,6 +95,7 @@ METRIC_LABEL = {
 SPECTRAL = ("spectral-w2", "spectral-kl", "spectral-kl-top")
 #: (objective, start_at, name): fit's defaults for W2 and KL, and KL with the first level pinned to
 #: the top of the range (a free first level lets KL fits start late, see RESULTS.md)
+SPECTRAL_COLORS = {"spectral-w2": "#d62728", "spectral-kl": "#ff7f0e", "spectral-kl-top": "#e377c2"}
 FITS = (("w2", None, "spectral-w2"), ("kl", None, "spectral-kl"), ("kl", "max", "spectral-kl-top"))
 
 
@@ -490,18 +491,23 @@ def write_markdown(path: Path, payload: dict, records: list[dict], extras: dict)
 
 
 def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[Path]:
+    from matplotlib import colormaps
     from matplotlib.figure import Figure
+    from matplotlib.ticker import NullLocator
+
+    cmap = colormaps["viridis"]
 
     paths = []
     G = groups(records)
     dens = list(extras)
     # 1. FD against steps
-    fig = Figure(figsize=(3.2 * len(cfg["samplers"]), 3.0 * len(dens)), layout="constrained")
+    fig = Figure(figsize=(3.2 * len(cfg["samplers"]) + 1.8, 3.0 * len(dens)), layout="constrained")
     axes = fig.subplots(len(dens), len(cfg["samplers"]), squeeze=False)
     for i, den in enumerate(dens):
         for j, sampler in enumerate(cfg["samplers"]):
             ax = axes[i][j]
             names = [r["schedule"] for r in G.get((den, sampler, cfg["steps"][0]), [])]
+            heur_names = [nm for nm in names if nm not in SPECTRAL]
             for name in names:
                 xs, ys, es = [], [], []
                 for steps in cfg["steps"]:
@@ -512,16 +518,19 @@ def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[
                             ys.append(v)
                             es.append(float(np.std(boot, ddof=1)))
                 spectral = name in SPECTRAL
+                color = (
+                    SPECTRAL_COLORS[name]
+                    if spectral
+                    else cmap(heur_names.index(name) / max(1, len(heur_names) - 1))
+                )
                 ax.errorbar(
                     xs,
                     ys,
                     yerr=es,
                     label=name,
-                    lw=2.2 if spectral else 0.9,
-                    color={"spectral-w2": "C3", "spectral-kl": "C1", "spectral-kl-top": "C2"}.get(
-                        name
-                    ),
-                    alpha=1.0 if spectral else 0.7,
+                    lw=2.4 if spectral else 1.0,
+                    ls="-" if spectral else "--",
+                    color=color,
                     marker="o" if spectral else ".",
                     ms=4,
                 )
@@ -529,13 +538,15 @@ def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[
             ax.axhline(floor, color="k", ls=":", lw=1, label="data floor")
             ax.set_xscale("log")
             ax.set_yscale("log")
+            ax.xaxis.set_minor_locator(NullLocator())
             ax.set_xticks(cfg["steps"], [str(s) for s in cfg["steps"]])
             ax.set_title(f"{den}: {sampler}", fontsize=9)
             ax.set_xlabel("steps", fontsize=8)
             if j == 0:
                 ax.set_ylabel("Fréchet distance (pixels)", fontsize=8)
             ax.tick_params(labelsize=7)
-    axes[0][-1].legend(fontsize=6, loc="upper right", ncol=1)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=7)
     p = out / "fd_vs_steps.png"
     fig.savefig(p, dpi=110)
     paths.append(p)
@@ -577,9 +588,8 @@ def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[
             )
             _, p_ref = radial(extras[den]["reference_samples"])
             spec_rows = [r for r in G10 if r["kind"] == "spectral"]
-            colors = {"spectral-w2": "C3", "spectral-kl": "C1", "spectral-kl-top": "C2"}
             for r in [*spec_rows, heur]:
-                color = colors.get(r["schedule"], "C0")
+                color = SPECTRAL_COLORS.get(r["schedule"], "C0")
                 f, pw = r["_radial"]
                 ax.plot(f, np.array(pw) / np.array(p_ref), color=color, lw=1.8, label=r["schedule"])
                 f, pw = r["_radial_predicted"]
