@@ -237,11 +237,24 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, *, pca: int | None = None) ->
     fx = xa.reshape(xa.shape[0], -1)
     if basis is not None:
         fx = fx @ basis
-    mx, cx = _gaussian(fx)
-    # tr (C_x C_y)^(1/2) = tr (C_y^(1/2) C_x C_y^(1/2))^(1/2): a symmetric PSD eigenproblem
-    eig = np.linalg.eigvalsh(root_y @ cx @ root_y)
+    n, d = fx.shape
+    mx = fx.mean(0)
+    # b: the centred samples in an orthonormal basis of the n - 1 directions orthogonal to the
+    # mean (a Householder reflection taking ones/sqrt(n) to e_1), so b.T @ b = centred.T @ centred
+    u = np.full(n, 1.0 / np.sqrt(n))
+    u[0] -= 1.0
+    u /= np.linalg.norm(u)
+    b = (fx - 2.0 * np.outer(u, u @ fx))[1:]
+    trace_x = float(np.sum(b * b)) / (n - 1)
+    # tr (C_x C_y)^(1/2) = tr (C_y^(1/2) C_x C_y^(1/2))^(1/2), a symmetric PSD eigenproblem; with
+    # fewer samples than dimensions the (n-1) x (n-1) matrix b C_y b^T / (n-1) has the same
+    # non-zero eigenvalues and no structural zeros to add sqrt(round-off) noise
+    if n <= d:
+        eig = np.linalg.eigvalsh(b @ cy @ b.T / (n - 1))
+    else:
+        eig = np.linalg.eigvalsh(root_y @ (b.T @ b / (n - 1)) @ root_y)
     cross = float(np.sum(np.sqrt(np.clip(eig, 0.0, None))))
-    value = float(np.sum((mx - my) ** 2) + np.trace(cx) + np.trace(cy) - 2.0 * cross)
+    value = float(np.sum((mx - my) ** 2) + trace_x + np.trace(cy) - 2.0 * cross)
     return max(value, 0.0)
 
 

@@ -31,14 +31,13 @@ import numpy as np
 import torch
 
 from .errors import SpecschedError
-from .evaluate import Reference, bootstrap
+from .evaluate import Reference, bootstrap, frechet_distance
 
 __all__ = [
     "BACKENDS",
     "InceptionFeatures",
     "fid",
     "find_backend",
-    "frechet_distance_features",
     "to_uint8",
 ]
 
@@ -252,37 +251,6 @@ class InceptionFeatures:
         return out
 
 
-def frechet_distance_features(fx: np.ndarray, ref: Reference) -> float:
-    """Fréchet distance between Gaussians fitted to features ``fx`` ``(n, d)`` and ``ref``.
-
-    The same quantity as :func:`specsched.evaluate.frechet_distance`; with fewer samples than
-    dimensions (``n <= d``, usual for FID's 2048 features) the cross term
-    ``tr (C_y^(1/2) C_x C_y^(1/2))^(1/2)`` comes from the ``(n - 1) x (n - 1)`` matrix
-    ``B C_y B^T / (n - 1)``, which has the same non-zero eigenvalues (``B``: the centred features
-    in an orthonormal basis of the ``n - 1`` directions orthogonal to the mean, so that no
-    structural zero eigenvalue adds ``sqrt(eps)`` noise).
-    """
-    fx = np.asarray(fx, dtype=np.float64).reshape(len(fx), -1)
-    n, d = fx.shape
-    if n < 2:
-        raise SpecschedError(f"FID needs at least 2 samples, got {n}")
-    mx = fx.mean(0)
-    # Householder reflection taking ones / sqrt(n) to e_1: its other rows centre the samples
-    u = np.full(n, 1.0 / np.sqrt(n))
-    u[0] -= 1.0
-    u /= np.linalg.norm(u)
-    b = (fx - 2.0 * np.outer(u, u @ fx))[1:]  # b.T @ b == centred.T @ centred
-    trace_x = float(np.sum(b * b)) / (n - 1)
-    if n <= d:
-        eig = np.linalg.eigvalsh(b @ ref.cov @ b.T / (n - 1))
-    else:
-        _, _, _, root_y = ref.gaussian(None)
-        eig = np.linalg.eigvalsh(root_y @ (b.T @ b / (n - 1)) @ root_y)
-    cross = float(np.sum(np.sqrt(np.clip(eig, 0.0, None))))
-    value = float(np.sum((mx - ref.mean) ** 2) + trace_x + np.trace(ref.cov) - 2.0 * cross)
-    return max(value, 0.0)
-
-
 def fid(
     fx: np.ndarray, ref: Reference, *, n_boot: int = 20, seed: int = 0
 ) -> tuple[float, np.ndarray]:
@@ -292,4 +260,4 @@ def fid(
     :func:`specsched.evaluate.score`) for the same ``seed``, ``n_boot`` and sample count, so FID
     pairs with the other metrics and across schedules.
     """
-    return bootstrap(frechet_distance_features, fx, ref, n_boot=n_boot, seed=seed)
+    return bootstrap(frechet_distance, fx, ref, n_boot=n_boot, seed=seed)
