@@ -356,6 +356,9 @@ def write_markdown(path: Path, payload: dict, records: list[dict], extras: dict)
         "min**. Every number below comes from that run; the JSON beside this file "
         f"(`{payload['json']}`) holds them all, with bootstrap values and timesteps.",
         "",
+        "What the numbers say, and why (per-frequency diagnosis with `diagnose_real.py`): "
+        "[benchmarks/README.md](README.md#real_denoiserspy).",
+        "",
         "## Set-up",
         "",
         f"- {cfg['num_samples']} samples per schedule, all from the same seeded x_T "
