@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "real_denoisers.py"
 _spec = importlib.util.spec_from_file_location("real_denoisers", SCRIPT)
 bench = importlib.util.module_from_spec(_spec)
+sys.modules.setdefault("real_denoisers", bench)  # dataclasses look their module up there
 _spec.loader.exec_module(bench)
 
 

@@ -225,10 +225,6 @@ def test_bad_input_is_one_line_exit_2_and_no_output(capsys, tmp_path):
     assert_user_error(rc, stderr, "does not exist")
 
 
-def _installed(module: str) -> bool:
-    return importlib.util.find_spec(module) is not None
-
-
 def _importable(module: str) -> bool:
     try:
         importlib.import_module(module)
@@ -237,13 +233,40 @@ def _importable(module: str) -> bool:
     return True
 
 
-@pytest.mark.skipif(
-    _installed("torch_fidelity") or _installed("cleanfid"), reason="an FID package is installed"
-)
+# Makes the FID packages uninstalled for one subprocess, whatever this environment holds.
+HIDE_FID_PACKAGES = """
+import sys
+
+
+class _Hide:
+    def find_spec(self, name, path=None, target=None):
+        top = name.split(".")[0]
+        if top in ("torch_fidelity", "cleanfid"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=top)
+        return None
+
+
+sys.meta_path.insert(0, _Hide())
+"""
+
+
 def test_fid_without_torch_fidelity_or_clean_fid_says_what_to_install(files, tmp_path):
-    """As a user meets it (a subprocess): neither package installed."""
+    """As a user meets it (a subprocess): neither package installed (hidden by sitecustomize)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(HIDE_FID_PACKAGES)
+    path = os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     out = tmp_path / "r.json"
-    p = run(*COMMON, "--schedule", str(files["t2"]), "--metric", "fid", "--out", str(out))
+    p = run(
+        *COMMON,
+        "--schedule",
+        str(files["t2"]),
+        "--metric",
+        "fid",
+        "--out",
+        str(out),
+        env={"PYTHONPATH": path},
+    )
     assert_user_error(
         p.returncode,
         p.stderr,
