@@ -102,12 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             for r in payload["records"]
             if (r["denoiser"], r["sampler"], r["steps"]) == (den, sampler, steps)
         ]
-        spec_best = min(
-            (r for r in rows if r["kind"] == "spectral"), key=lambda r: r["metrics"]["fd"]["value"]
-        )
-        heur_best = min(
-            (r for r in rows if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"]["value"]
-        )
+        spec_best, heur_best = bench.best(rows, "spectral"), bench.best(rows, "heuristic")
         entries = []
         for label, x, sched in [("reference solution", refsol[den], None)] + [
             (

@@ -251,16 +251,11 @@ def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict,
                     rec["_radial_predicted"] = radial_predicted(predicted)
             mark_ties(group)
             records.extend(group)
-            best = min(group, key=lambda r: r["metrics"]["fd"][0])
-            spec_best = min(
-                (r for r in group if r["kind"] == "spectral"), key=lambda r: r["metrics"]["fd"][0]
-            )
-            heur_best = min(
-                (r for r in group if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"][0]
-            )
+            top = best(group)
+            spec_best, heur_best = best(group, "spectral"), best(group, "heuristic")
             log(
-                f"[{setup.name}] {sampler:9s} {steps:2d} steps: FD best {best['schedule']} "
-                f"{best['metrics']['fd'][0]:.3f}; spectral {spec_best['metrics']['fd'][0]:.3f} "
+                f"[{setup.name}] {sampler:9s} {steps:2d} steps: FD best {top['schedule']} "
+                f"{top['metrics']['fd'][0]:.3f}; spectral {spec_best['metrics']['fd'][0]:.3f} "
                 f"vs heuristic {heur_best['metrics']['fd'][0]:.3f} ({heur_best['schedule']}); "
                 f"fits {t_fit:.1f} s, sampling {time.perf_counter() - t0 - t_fit:.0f} s"
             )
@@ -272,17 +267,30 @@ def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict,
     return records, {"baselines": baselines, "samples": keep, "timing": timing}, ref_info
 
 
+def best(rows: list[dict], kind: str | None = None, metric: str = "fd") -> dict:
+    """The row with the lowest ``metric``, among rows of ``kind`` ("spectral", "heuristic") if given.
+
+    Rows hold metrics as ``(value, boot)`` (in memory) or ``{"value": ...}`` (the JSON).
+    """
+
+    def value(r: dict) -> float:
+        m = r["metrics"][metric]
+        return m["value"] if isinstance(m, dict) else m[0]
+
+    return min((r for r in rows if metric in r["metrics"] and kind in (None, r["kind"])), key=value)
+
+
 def mark_ties(group: list[dict]) -> None:
     """Per metric: the best value, and which schedules tie with it (paired bootstrap)."""
     for metric in ALL_METRICS:
         rows = [r for r in group if metric in r["metrics"]]
         if not rows:
             continue
-        best = min(rows, key=lambda r: r["metrics"][metric][0])
+        top = best(rows, metric=metric)
         for r in rows:
-            r.setdefault("best", {})[metric] = r is best
-            r.setdefault("tie", {})[metric] = r is not best and paired_tie(
-                r["metrics"][metric], best["metrics"][metric]
+            r.setdefault("best", {})[metric] = r is top
+            r.setdefault("tie", {})[metric] = r is not top and paired_tie(
+                r["metrics"][metric], top["metrics"][metric]
             )
 
 
@@ -300,9 +308,7 @@ def radial_predicted(resp) -> list[list[float]]:
 # ------------------------------------------------------------------------------------ verdicts
 def verdict(group: list[dict], metric: str = "fd") -> dict:
     """Best spectral against best heuristic on one (denoiser, sampler, steps) group."""
-    rows = [r for r in group if metric in r["metrics"]]
-    spec = min((r for r in rows if r["kind"] == "spectral"), key=lambda r: r["metrics"][metric][0])
-    heur = min((r for r in rows if r["kind"] == "heuristic"), key=lambda r: r["metrics"][metric][0])
+    spec, heur = best(group, "spectral", metric), best(group, "heuristic", metric)
     vs, vh = spec["metrics"][metric][0], heur["metrics"][metric][0]
     if paired_tie(spec["metrics"][metric], heur["metrics"][metric]):
         result = "tie"
@@ -560,9 +566,7 @@ def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[
         subs = fig.subfigures(len(dens), 1, squeeze=False)
         for i, den in enumerate(dens):
             G10 = G.get((den, "ddim", 10), [])
-            heur = min(
-                (r for r in G10 if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"][0]
-            )
+            heur = best(G10, "heuristic")
             rows = ["reference solution", *SPECTRAL, heur["schedule"], "data"]
             samples = extras[den]["samples"]
             ax = subs[i][0].subplots(len(rows), 1)
@@ -586,9 +590,7 @@ def make_plots(out: Path, records: list[dict], extras: dict, cfg: dict) -> list[
         for i, den in enumerate(dens):
             ax = axes[i]
             G10 = G.get((den, "ddim", 10), [])
-            heur = min(
-                (r for r in G10 if r["kind"] == "heuristic"), key=lambda r: r["metrics"]["fd"][0]
-            )
+            heur = best(G10, "heuristic")
             _, p_ref = radial(extras[den]["reference_samples"])
             spec_rows = [r for r in G10 if r["kind"] == "spectral"]
             for r in [*spec_rows, heur]:

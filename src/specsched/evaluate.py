@@ -460,32 +460,8 @@ def with_uncertainty(
 ) -> tuple[float, float]:
     """A metric and its bootstrap standard deviation over the generated samples.
 
-    Parameters
-    ----------
-    metric : callable
-        ``metric(x, y, **kw) -> float``, e.g. :func:`frechet_distance`.
-    x : ndarray, shape (n, ...)
-        Generated samples; resampled with replacement ``n_boot`` times.
-    y : ndarray or Reference
-        Reference samples; kept fixed.
-    n_boot : int, default 20
-        Number of bootstrap resamples, at least 2.
-    seed : int, default 0
-        Seed of the resampling.
-    **kw
-        Passed to ``metric``.
-
-    Returns
-    -------
-    value : float
-        ``metric(x, y, **kw)``.
-    sd : float
-        Standard deviation of the metric over the resamples.
-
-    Raises
-    ------
-    SpecschedError
-        If ``n_boot < 2`` or ``metric`` is not callable (and whatever ``metric`` raises).
+    :func:`bootstrap` (same parameters and errors) reduced to ``(value, sd)``, with ``sd`` the
+    standard deviation (``ddof=1``) of the metric over the resamples.
     """
     value, boot = bootstrap(metric, x, y, n_boot=n_boot, seed=seed, **kw)
     return value, float(np.std(boot, ddof=1))

@@ -18,6 +18,7 @@ the optimiser can differentiate through it.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Literal, get_args
@@ -146,15 +147,17 @@ class TrainSchedule:
         """Number of training timesteps."""
         return int(self.num_train_timesteps)
 
-    @property
+    @functools.cached_property
     def log_snr(self) -> np.ndarray:
-        """log-SNR of every integer timestep ``0 .. T-1`` (decreasing in t)."""
+        """log-SNR of every integer timestep ``0 .. T-1`` (decreasing in t; read-only, cached)."""
         ac = self.alphas_cumprod
-        return np.log(ac) - np.log1p(-ac)
+        lam = np.log(ac) - np.log1p(-ac)
+        lam.flags.writeable = False
+        return lam
 
     def log_snr_at(self, t: torch.Tensor) -> torch.Tensor:
         """log-SNR at real-valued timesteps, linear between integers (the continuous relaxation)."""
-        table = torch.as_tensor(self.log_snr)
+        table = torch.tensor(self.log_snr)
         t = torch.as_tensor(t, dtype=torch.float64).clamp(0, self.T - 1)
         lo = t.detach().floor().clamp(max=self.T - 2).long()
         frac = t - lo

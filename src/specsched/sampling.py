@@ -11,6 +11,7 @@ paired.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -171,15 +172,22 @@ class ModelDenoiser:
                 f"the pipeline in {path} has no unet/ (transformer and latent pipelines are not "
                 "supported): give an unconditional UNet pipeline such as DDPMPipeline"
             )
-        levels, _, _ = model_from_config(p)
+        cfg_path = p / "scheduler" / "scheduler_config.json"
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except FileNotFoundError:
+            raise SpecschedError(
+                f"the pipeline in {path} has no scheduler/scheduler_config.json: give a folder "
+                "written by pipeline.save_pretrained(...)"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SpecschedError(f"cannot read scheduler config {cfg_path} ({exc})") from None
+        levels, _, _ = model_from_config(cfg)
         if levels.process != "vp" or not levels.is_discrete:
             raise SpecschedError(
                 f"the pipeline in {path} is a {levels.process} model: evaluate supports "
                 "discrete-time VP (DDPM-trained) pipelines"
             )
-        import json
-
-        cfg = json.loads((p / "scheduler" / "scheduler_config.json").read_text())
         try:
             from diffusers import UNet2DModel
         except ImportError:
