@@ -567,6 +567,14 @@ def fit(
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the schedule as JSON here.")
     ] = None,
+    guard: Annotated[
+        bool | None,
+        typer.Option(
+            "--guard/--no-guard",
+            help="Keep the best heuristic unless the fit beats it beyond the objective's "
+            "uncertainty (default: on for calibrated models).",
+        ),
+    ] = None,
     plots: PlotsOpt = None,
     size: SizeOpt = None,
     channels: ChannelsOpt = None,
@@ -595,6 +603,8 @@ def fit(
     check_output_path(output)
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
+    if spec.calibration is not None:
+        lr = spec.calibration.levels or lr  # a calibration is for one model
     result = run_fit(
         spec,
         steps,
@@ -602,6 +612,7 @@ def fit(
         objective=objective,  # type: ignore[arg-type]
         levels=lr,
         start_at=parse_start_at(start_at),
+        guard=guard,
         **options,
     )
     sched = result.schedule.with_meta(
@@ -1251,6 +1262,129 @@ def _cuda_available() -> bool:
     import torch
 
     return bool(torch.cuda.is_available())
+
+
+# ------------------------------------------------------------------------------ calibrate
+MIN_CALIBRATION_SAMPLES = 16
+
+
+@app.command()
+def calibrate(
+    source: SourceArg,
+    pipeline: Annotated[
+        Path,
+        typer.Option(help="Folder of a diffusers pipeline (model_index.json, unet/, scheduler/)."),
+    ],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="Write spectrum + calibration to this .npz.")
+    ],
+    levels: Annotated[
+        int,
+        typer.Option("--levels", help="Grid levels, uniform in log-SNR over the model's range."),
+    ] = 24,
+    num_samples: Annotated[
+        int, typer.Option("--num-samples", help="Data samples noised at every level.")
+    ] = 200,
+    batch_size: Annotated[int, typer.Option(help="Samples per network call.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the samples drawn and of the noise.")] = 0,
+    device: Annotated[str, typer.Option(help="Where the network runs: cpu or cuda.")] = "cpu",
+    data_samples: Annotated[
+        int | None, typer.Option("--data-samples", help="Samples to draw from a built-in source.")
+    ] = None,
+    data_seed: Annotated[
+        int | None, typer.Option("--data-seed", help="Seed of a built-in source or random crop.")
+    ] = None,
+    size: SizeOpt = None,
+    channels: ChannelsOpt = None,
+    layout: LayoutOpt = None,
+    crop: CropOpt = None,
+    column: ColumnOpt = None,
+    limit: LimitOpt = None,
+    progress: ProgressOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Measure what a trained network does to every mode of your data (specsched fit reads it)."""
+    from .calibrate import calibrate as run_calibrate
+    from .data.stream import ProgressBar
+    from .levels import LevelRange
+    from .sampling import ModelDenoiser
+    from .spectrum import Spectrum
+
+    if output.suffix != ".npz":
+        raise SpecschedError(f"--output {output} must end in .npz")
+    check_output_path(output)
+    if device == "cuda" and not _cuda_available():
+        raise SpecschedError("--device cuda: no CUDA device is available here; use --device cpu")
+    t0 = time.perf_counter()
+    den, shape = ModelDenoiser.from_pipeline(pipeline, device=device)
+    opts = _source_options(
+        size=size, channels=channels, num_samples=data_samples, seed=data_seed, crop=crop,
+        column=column, layout=layout,
+    )  # fmt: skip
+    x = load_reference(source, limit=limit, **opts)
+    if tuple(x.shape[1:]) != tuple(shape):
+        raise SpecschedError(
+            f"the data's samples have shape {tuple(x.shape[1:])} but the model's are {tuple(shape)}: "
+            "give data at the model's resolution and channels (--size, --channels)"
+        )
+    if num_samples < MIN_CALIBRATION_SAMPLES:
+        raise SpecschedError(
+            f"--num-samples {num_samples} is too few to measure a gain and a residual per mode: "
+            f"use at least {MIN_CALIBRATION_SAMPLES} (default 200)"
+        )
+    if len(x) < num_samples:
+        raise SpecschedError(
+            f"{source} gave {len(x)} samples, fewer than --num-samples {num_samples}: give more "
+            "data or a smaller --num-samples"
+        )
+    spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None)
+    show = progress if progress is not None else (False if json_out else None)
+    bar = ProgressBar(levels * num_samples, show, "calibrating")
+    try:
+        cal = run_calibrate(
+            spec,
+            den,
+            x,
+            levels=LevelRange.discrete(den.train),
+            num_levels=levels,
+            num_samples=num_samples,
+            batch_size=batch_size,
+            seed=seed,
+            model={"pipeline": str(pipeline), "prediction": den.prediction},
+            progress=lambda done, total: bar.advance(done - bar.done),
+        )
+    finally:
+        bar.close()
+    cal.save(output)
+    summary = cal.calibration.summary(cal.variances, cal.weights)
+    payload = {
+        "source": source,
+        "pipeline": str(pipeline),
+        "output": str(output),
+        "spectrum": spec.summary(),
+        "calibration": summary,
+        "seconds": time.perf_counter() - t0,
+    }
+    if json_out:
+        emit_json(payload)
+        return
+    table = Table(title=f"Calibration of {pipeline} on {source}")
+    table.add_column("log-SNR", justify="right")
+    table.add_column("non-linear power / variance", justify="right")
+    table.add_column("gain deviation", justify="right")
+    lam = cal.calibration.log_snr
+    for j in np.unique(np.linspace(0, len(lam) - 1, min(len(lam), 8)).round().astype(int)):
+        table.add_row(
+            f"{lam[j]:.2f}",
+            _fmt(summary["residual_over_variance_by_level"][j]),
+            _fmt(summary["gain_deviation_by_level"][j]),
+        )
+    out.print(table)
+    out.print(
+        f"{summary['evaluations']:,} network evaluations in {payload['seconds']:.1f} s; "
+        f"fit on it with `specsched fit {output} --sampler SAMPLER --steps N`"
+    )
+    out.print(f"wrote {output}")
 
 
 # ------------------------------------------------------------------------------ demo

@@ -25,6 +25,7 @@ import scipy.optimize
 import torch
 
 from . import divergence
+from .calibrate import ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, levels_from_log_snr
@@ -115,6 +116,15 @@ class FitResult:
         For discrete-time models, the optimum of the continuous relaxation (before rounding).
     notes : list of str
         What the user should know (zero-variance modes, compression error, pinned start, ...).
+    uncertainty : float
+        Two standard deviations of the objective's difference between the fitted schedule and the
+        best heuristic under the sampling error of the spectrum (and of the calibration): a fitted
+        schedule must beat the heuristic by more than this to be returned.
+    fallback : str or None
+        Name of the heuristic returned instead of the fit when the fit did not beat it by more
+        than ``uncertainty`` (then ``schedule`` is that heuristic).
+    calibrated : bool
+        Whether the objective is that of the calibrated response model.
     """
 
     schedule: Schedule
@@ -129,6 +139,9 @@ class FitResult:
     seconds: float = 0.0
     evaluations: int = 0
     notes: list[str] = field(default_factory=list)
+    uncertainty: float = 0.0
+    fallback: str | None = None
+    calibrated: bool = False
 
     @property
     def best_baseline(self) -> tuple[Schedule, Response] | None:
@@ -141,13 +154,13 @@ class FitResult:
         best = self.baselines[0][1].value(self.objective) if self.baselines else math.nan  # type: ignore[arg-type]
         return [
             {
-                "schedule": sch.name,
+                "schedule": sch.name if i or self.fallback is None else f"{sch.name} (fallback)",
                 "w2": r.w2,
                 "kl": r.kl_gen_data,
                 "kl_data": r.kl_data_gen,
                 "ratio_to_best_heuristic": r.value(self.objective) / best if best else math.nan,  # type: ignore[arg-type]
             }
-            for sch, r in rows
+            for i, (sch, r) in enumerate(rows)
         ]
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +176,9 @@ class FitResult:
             "table": self.table(),
             "seconds": self.seconds,
             "evaluations": self.evaluations,
+            "uncertainty": self.uncertainty,
+            "fallback": self.fallback,
+            "calibrated": self.calibrated,
             "notes": self.notes,
         }
 
@@ -182,7 +198,9 @@ class _Problem:
         objective: Objective,
         options: dict[str, Any],
         first: float | None,
+        tables: ModeTables | None = None,
     ):
+        self.tables = tables
         self.S, self.w, self.m = (
             torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in (S, w, m)
         )
@@ -233,7 +251,14 @@ class _Problem:
         """Objective of full level sets ``(N + 1, *batch)`` -> ``(*batch,)``."""
         alpha, s = levels_from_log_snr(lam_all, self.lr.process)
         out = output_moments(
-            self.S, self.m, alpha, s, process=self.lr.process, sampler=self.sampler, **self.options
+            self.S,
+            self.m,
+            alpha,
+            s,
+            process=self.lr.process,
+            sampler=self.sampler,
+            calibration=self.tables,
+            **self.options,
         )
         self.evaluations += 1
         per = divergence.per_mode(self.objective, self.S, self.m, out["var"], out["mean"])
@@ -250,6 +275,8 @@ class _Problem:
         return v, g
 
     def minimise(self, u0: np.ndarray, *, max_iter: int = 300) -> tuple[np.ndarray, float]:
+        if self.n_free == 0:  # one step from a pinned first level: nothing to optimise
+            return u0, self.value_and_grad(u0)[0]
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
@@ -325,6 +352,7 @@ def fit(
     starts: int = 3,
     compress: int | None = None,
     heuristics: bool = True,
+    guard: bool | None = None,
     **sampler_options: Any,
 ) -> FitResult:
     """The schedule that makes the sampler's output spectrum closest to the data's.
@@ -342,12 +370,15 @@ def fit(
     process, train_schedule, num_train_timesteps, sigma_min, sigma_max
         The model (see :func:`level_range`): by default a DDPM-trained VP model with linear betas
         and 1000 integer timesteps. ``levels`` gives a :class:`LevelRange` directly.
-    start_at : None, "max", or a number, default None
+    start_at : None (or "free"), "max", or a number, default None
         ``None``: every level free within the trained range (the response accounts for starting
         from ``N(0, I)`` at a level that is not pure noise). ``"max"``: the first level pinned at
-        the noisiest trained level (``t = T-1``, ``sigma_max``, flow ``t = 1``). A number pins
-        it at that timestep (discrete) or sigma. Flow models always start at their noisiest level
-        by default.
+        the noisiest trained level (``t = T-1``, ``sigma_max``, flow ``t = 1``), where every
+        sampler's heuristics start. Free KL fits start late, which relies on the network
+        extrapolating to inputs it was never trained on and loses on learned models
+        (``benchmarks/RESULTS.md``): prefer ``"max"`` there. A number pins the first level at
+        that timestep (discrete) or sigma. Flow models always start at their noisiest level by
+        default.
     starts : int, default 3
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
     compress : int or None
@@ -357,6 +388,19 @@ def fit(
         see ``benchmarks/fit_speed.py``). The reported values always use the full spectrum.
     heuristics : bool, default True
         Evaluate every applicable heuristic family (the baselines, and starting points).
+    guard : bool or None, default None
+        Guard the fit against the uncertainty of its objective (needs ``heuristics``): where the
+        objective is flat within its uncertainty (:attr:`FitResult.uncertainty`) the fitted
+        levels are moved towards the best heuristic as far as the objective allows, and if the
+        fit does not beat the best heuristic by more than the uncertainty, that heuristic is
+        returned (:attr:`FitResult.fallback`). ``None`` guards calibrated fits only (for plain
+        spectra the default follows the benchmark, which has not yet been rerun with it).
+
+    Notes
+    -----
+    A spectrum carrying a calibration (:func:`specsched.calibrate`) is fitted with the
+    calibrated response model, on the model it was calibrated on (its level range is used unless
+    ``levels`` is given). Calibrated fits do not compress the modes.
 
     Returns
     -------
@@ -385,6 +429,7 @@ def fit(
         starts=starts,
         compress=compress,
         heuristics=heuristics,
+        guard=guard,
         **sampler_options,
     )
 
@@ -405,19 +450,30 @@ def _fit(
     starts: int,
     compress: int | None,
     heuristics: bool,
+    guard: bool | None = None,
     **sampler_options: Any,
 ) -> FitResult:
     t_start = time.perf_counter()
     if objective not in OBJECTIVES:
         raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
     get_sampler(sampler)  # validates the name
-    lr = levels or level_range(
-        process=process,
-        train_schedule=train_schedule,
-        num_train_timesteps=num_train_timesteps,
-        sigma_min=sigma_min,
-        sigma_max=sigma_max,
+    cal_lr = None if spec.calibration is None else spec.calibration.levels
+    lr = (
+        levels
+        or cal_lr
+        or level_range(
+            process=process,
+            train_schedule=train_schedule,
+            num_train_timesteps=num_train_timesteps,
+            sigma_min=sigma_min,
+            sigma_max=sigma_max,
+        )
     )
+    if cal_lr is not None and (lr.process, lr.train) != (cal_lr.process, cal_lr.train):
+        raise SpecschedError(
+            "the calibration was made for another model (process or training schedule): fit "
+            "on that model, or calibrate this one with `specsched calibrate`"
+        )
     if not isinstance(steps, int | np.integer) or steps < 1:
         raise SpecschedError(f"steps must be a positive integer (got {steps})")
     if lr.train is not None and steps > lr.train.T:
@@ -434,12 +490,16 @@ def _fit(
             "of the KL objectives"
         )
     bins = compress if compress is not None else (512 if S_full.size > 1024 else None)
+    tables = None
+    if spec.calibration is not None:
+        bins = None  # the calibration is per mode
+        tables = ModeTables(spec.calibration, S_full)
     S, w, m = (
         (S_full, w_full, m_full)
         if bins is None
         else compress_modes(S_full, w_full, m_full, bins=bins)
     )
-    prob = _Problem(S, w, m, lr, steps, sampler, objective, dict(sampler_options), first)
+    prob = _Problem(S, w, m, lr, steps, sampler, objective, dict(sampler_options), first, tables)
 
     def exact(sched: Schedule) -> Response:
         return response(spec, sched, sampler=sampler, **sampler_options)
@@ -513,7 +573,14 @@ def _fit(
         meta={"objective": objective, "sampler": sampler, "options": dict(sampler_options)},
     )
     r_final = exact(final)
-    if bins is not None:
+    uncertainty, fallback = 0.0, None
+    if guard is None:
+        guard = spec.calibration is not None
+    if guard and baselines:
+        final, r_final, uncertainty, fallback = _guard(
+            spec, final, r_final, baselines[0], exact, objective, sampler, sampler_options, notes
+        )
+    if bins is not None and fallback is None:
         with torch.no_grad():
             approx = float(
                 prob.value_of_levels(
@@ -537,7 +604,132 @@ def _fit(
         seconds=time.perf_counter() - t_start,
         evaluations=prob.evaluations,
         notes=notes,
+        uncertainty=uncertainty,
+        fallback=fallback,
+        calibrated=spec.calibration is not None,
     )
+
+
+# --------------------------------------------------------------------------------- guards
+#: perturbed copies of the spectrum (and calibration) used to estimate the objective's uncertainty
+UNCERTAINTY_DRAWS = 16
+
+
+def objective_draws(
+    spec: Spectrum,
+    schedules: list[Schedule],
+    *,
+    sampler: str,
+    objective: Objective,
+    draws: int = UNCERTAINTY_DRAWS,
+    seed: int = 0,
+    **sampler_options: Any,
+) -> np.ndarray:
+    """The objective of each schedule under ``draws`` resamplings of the spectrum's sampling error.
+
+    Each draw replaces every mode's variance by ``S chi2(n dof) / (n dof)`` (``n`` the spectrum's
+    sample count, ``dof`` 2 for complex modes, else 1), every mean by ``m + N(0, S / n)`` and, for a
+    calibrated spectrum, the calibration's gain, bias and residual power by a draw within their
+    standard errors. The schedules must have the same number of steps; they are evaluated as one
+    batch. Returns an array of shape ``(draws, len(schedules))``; the spread of differences between
+    columns is the paired uncertainty of a comparison.
+    """
+    S, w, m = (np.asarray(a, dtype=np.float64) for a in spec.modes())
+    n = int(spec.n_samples)
+    dof = np.where(w > 1, 2.0, 1.0)
+    rng = np.random.default_rng(seed)
+    lam = np.stack([sch.log_snr for sch in schedules], 1)  # (N + 1, n_sched)
+    alpha, s = levels_from_log_snr(torch.from_numpy(lam), schedules[0].process)
+    out = np.empty((draws, len(schedules)))
+    for b in range(draws):
+        if n > 0:
+            Sb = S * rng.chisquare(n * dof) / (n * dof)
+            mb = m + (m != 0) * rng.standard_normal(m.shape) * np.sqrt(S / n)
+        else:
+            Sb, mb = S, m
+        tables = None if spec.calibration is None else ModeTables(spec.calibration, Sb, perturb=rng)
+        St, mt, wt = (torch.from_numpy(a) for a in (Sb, mb, w))
+        with torch.no_grad():
+            res = output_moments(
+                St,
+                mt,
+                alpha,
+                s,
+                process=schedules[0].process,
+                sampler=sampler,
+                calibration=tables,
+                **sampler_options,
+            )
+            per = divergence.per_mode(objective, St, mt, res["var"], res["mean"])
+        out[b] = (wt * per).sum(-1).numpy()
+    return out
+
+
+def _blend(fitted: Schedule, heuristic: Schedule, theta: float) -> Schedule | None:
+    """A schedule ``theta`` of the way from ``fitted`` to ``heuristic`` (timesteps or log-SNR)."""
+    if fitted.timesteps is not None and heuristic.timesteps is not None:
+        t = np.rint((1 - theta) * fitted.timesteps + theta * heuristic.timesteps).astype(np.int64)
+        if np.any(np.diff(t) >= 0):
+            return None
+        return Schedule.from_timesteps(t, train_schedule=fitted.train, name="spectral")
+    lam = (1 - theta) * fitted.log_snr[:-1] + theta * heuristic.log_snr[:-1]
+    if np.any(np.diff(lam) <= 0):
+        return None
+    return Schedule.from_log_snr(lam, process=fitted.process, name="spectral")
+
+
+def _guard(
+    spec: Spectrum,
+    final: Schedule,
+    r_final: Response,
+    best_heuristic: tuple[Schedule, Response],
+    exact: Callable[[Schedule], Response],
+    objective: Objective,
+    sampler: str,
+    sampler_options: dict[str, Any],
+    notes: list[str],
+) -> tuple[Schedule, Response, float, str | None]:
+    """Fall back to the best heuristic, or move towards it where the objective is flat."""
+    h_sched, h_resp = best_heuristic
+    v_fit, v_h = r_final.value(objective), h_resp.value(objective)
+    vals = objective_draws(
+        spec, [final, h_sched], sampler=sampler, objective=objective, **sampler_options
+    )
+    diff = vals[:, 1] - vals[:, 0]
+    tol = 2.0 * float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
+    tol = max(tol, 1e-12 * max(abs(v_h), 1e-300))  # rounding: equal schedules tie
+    if not v_h - v_fit > tol:
+        notes.append(
+            f"kept the heuristic {h_sched.name!r}: the fit ({objective} {v_fit:.4g}) does not beat "
+            f"it ({v_h:.4g}) by more than the objective's uncertainty ({tol:.2g})"
+        )
+        return h_sched, h_resp, tol, h_sched.name
+    budget = min(tol, v_h - v_fit - tol)  # stays better than the heuristic by more than tol
+    chosen, r_chosen, theta_used = final, r_final, 0.0
+    for theta in np.linspace(0.1, 1.0, 10):
+        cand = _blend(final, h_sched, float(theta))
+        if cand is None:
+            continue
+        r = exact(cand)
+        if r.value(objective) <= v_fit + budget:
+            chosen, r_chosen, theta_used = cand, r, float(theta)
+    if theta_used > 0:
+        notes.append(
+            f"the objective is flat within its uncertainty ({tol:.2g}) around the optimum: moved "
+            f"{theta_used:.0%} of the way towards {h_sched.name!r} ({objective} {v_fit:.4g} -> "
+            f"{r_chosen.value(objective):.4g})"
+        )
+        chosen = Schedule(
+            chosen.alpha,
+            chosen.s,
+            chosen.process,
+            timesteps=chosen.timesteps,
+            train=chosen.train,
+            name="spectral",
+            meta=final.meta,
+        )
+        r_chosen = exact(chosen)
+    return chosen, r_chosen, tol, None
 
 
 def _first_level(lr: LevelRange, start_at: str | float | None) -> float | None:

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from . import divergence
+from .calibrate import CalibratedModeDenoiser, ModeTables
 from .levels import Process, start_std
 from .samplers import get_sampler
 from .schedules import Schedule
@@ -106,6 +107,7 @@ def output_moments(
     process: Process,
     sampler: str = "ddim",
     trace: bool = False,
+    calibration: ModeTables | None = None,
     **options: Any,
 ) -> dict[str, Tensor]:
     """Output mean, variance and transfer function per mode, differentiable in ``alpha`` and ``s``.
@@ -123,6 +125,10 @@ def output_moments(
         A name from :data:`specsched.samplers.SAMPLERS`; ``options`` are its options (``eta``).
     trace : bool
         Also return ``trace_mean`` and ``trace_var``, shape (N + 1, M): the moments at every level.
+    calibration : ModeTables, optional
+        Run the calibrated response model (:mod:`specsched.calibrate`) instead of the exact
+        Gaussian denoiser: one more source row per denoiser call carries the network's
+        non-linear output.
 
     Returns
     -------
@@ -131,7 +137,10 @@ def output_moments(
     spec = get_sampler(sampler)
     steps = alpha.shape[0] - 1
     batch = alpha.shape[1:]
-    rows = 2 + spec.noise_draws(steps, **options)
+    draws = spec.noise_draws(steps, **options)
+    # the calibrated model draws one non-linear source per denoiser call (at most 2 per step)
+    extra = 2 * steps if calibration is not None and calibration.nonlinear else 0
+    rows = 2 + draws + extra
     # levels broadcast against states of shape (*batch, rows, M)
     alpha_b = alpha.reshape(steps + 1, *batch, 1, 1)
     s_b = s.reshape(steps + 1, *batch, 1, 1)
@@ -151,8 +160,13 @@ def output_moments(
     # over many steps the coefficients of early noise draws decay to subnormal floats
     slow_tail = flush_denormals() if steps > 64 else contextlib.nullcontext()
     with slow_tail:
+        denoiser = (
+            ModeDenoiser(variances, means)
+            if calibration is None
+            else CalibratedModeDenoiser(variances, means, calibration, first_row=2 + draws)
+        )
         out = spec(
-            ModeDenoiser(variances, means),
+            denoiser,
             x,
             alpha_b,
             s_b,
@@ -257,9 +271,18 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
     """
     S, w, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in spec.modes())
     alpha, s = torch.from_numpy(sched.alpha.copy()), torch.from_numpy(sched.s.copy())
+    tables = None if spec.calibration is None else ModeTables(spec.calibration, S.numpy())
     with torch.no_grad():
         out = output_moments(
-            S, m, alpha, s, process=sched.process, sampler=sampler, trace=True, **options
+            S,
+            m,
+            alpha,
+            s,
+            process=sched.process,
+            sampler=sampler,
+            trace=True,
+            calibration=tables,
+            **options,
         )
         figures = {
             name: float(divergence.total(obj, S, w, m, out["var"], out["mean"]))

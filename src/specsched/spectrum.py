@@ -16,13 +16,16 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 import scipy.fft
 
 from ._io import atomic_path
 from .errors import SpecschedError
+
+if TYPE_CHECKING:
+    from .calibrate import Calibration
 
 __all__ = [
     "LAYOUTS",
@@ -135,6 +138,9 @@ class Spectrum:
         Fourier spectra: the ``(*freq_shape, C, C)`` Hermitian cross-spectra the modes come from.
     meta : dict
         Provenance: source, scaling and options.
+    calibration : Calibration or None
+        What a real denoiser does to these modes (:func:`specsched.calibrate`); when set, the
+        response, ``fit`` and ``compare`` use the calibrated response model.
     """
 
     variances: np.ndarray
@@ -148,6 +154,7 @@ class Spectrum:
     channel_means: np.ndarray
     cross_spectrum: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    calibration: Calibration | None = None
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -396,6 +403,9 @@ class Spectrum:
         }
         if self.cross_spectrum is not None:
             arrays["cross_spectrum"] = self.cross_spectrum
+        if self.calibration is not None:
+            meta["calibration"] = self.calibration.header()
+            arrays.update({f"cal_{k}": v for k, v in self.calibration.arrays().items()})
         try:
             header = json.dumps(meta)
         except TypeError as exc:
@@ -429,12 +439,24 @@ class Spectrum:
                 channel_means=arrays["channel_means"],
                 cross_spectrum=arrays.get("cross_spectrum"),
                 meta=meta.get("meta", {}),
+                calibration=_load_calibration(meta, arrays),
             )
+        except SpecschedError:
+            raise
         except Exception as exc:
             raise SpecschedError(
                 f"{p} is not a specsched spectrum ({type(exc).__name__}): "
                 "make one with `specsched spectrum SOURCE -o FILE.npz`"
             ) from None
+
+
+def _load_calibration(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Calibration | None:
+    if "calibration" not in meta:
+        return None
+    from .calibrate import Calibration
+
+    cal_arrays = {k[4:]: v for k, v in arrays.items() if k.startswith("cal_")}
+    return Calibration.from_parts(meta["calibration"], cal_arrays)
 
 
 # ------------------------------------------------------------------------------------- estimator

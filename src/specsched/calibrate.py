@@ -1,0 +1,481 @@
+"""What a real denoiser does to every mode, measured once, and the response model built from it.
+
+A trained network is not the Gaussian posterior mean (DESIGN §3, "Beyond the Gaussian model").
+:func:`calibrate` runs it on real data noised to a grid of levels and measures, for every mode of
+the data's spectrum (in the spectrum's own basis: Fourier frequencies and the eigenvectors of each
+frequency's cross-spectrum), the regression of its output on its input mode,
+
+    Y_k = g_k X_k + b_k + r_k,    X = U^H FFT(x - alpha mu),  Y = U^H FFT(x0_hat - mu),
+
+with ``g_k`` the network's effective linear gain (the exact Gaussian denoiser has
+``g = alpha S / (alpha^2 S + s^2)``), ``b_k`` its mean bias (non-zero on the DC modes when the
+network is off in brightness), ``R_k = E|r_k|^2`` the power of what it adds beyond the linear part
+(edges inferred from the other modes, and its errors), and ``c_k``, the correlation of the residual
+``r_k`` between neighbouring levels of the grid along the same noised sample: how coherently the
+non-linear output evolves with the level.
+
+:class:`CalibratedModeDenoiser` is the response model: on the coefficient states of
+:mod:`specsched.response` a denoiser call returns
+
+    x0_hat = m + g(lambda) (x - alpha m) + b(lambda) + sqrt(R(lambda)) u_i,
+    u_i = rho_i u_{i-1} + sqrt(1 - rho_i^2) e_i,   rho_i = c(lambda)^(|lambda_i - lambda_{i-1}| / dlambda),
+
+where each ``e_i`` is a new independent source (a new row) and ``u`` carries the non-linear output
+from call to call with the measured coherence: refining the steps makes consecutive calls coherent
+(``rho -> 1``) instead of averaging independent draws away. The gain is the exact Gaussian gain
+plus the measured deviation, so only a smooth deviation is interpolated between grid levels, and a
+calibration of the exact Gaussian denoiser gives back the closed-form response.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from .errors import SpecschedError
+from .levels import LevelRange, levels_from_log_snr
+from .samplers import Denoiser
+
+__all__ = ["CalibratedModeDenoiser", "Calibration", "calibrate"]
+
+Tensor = torch.Tensor
+
+#: default grid: 24 levels uniform in log-SNR over the model's range (about 0.85 apart for a
+#: linear-1000 VP model). The Gaussian part of the gain is exact at every level; only the network's
+#: deviation from it is interpolated, and that varies slowly in log-SNR.
+DEFAULT_LEVELS = 24
+DEFAULT_SAMPLES = 200
+#: log-SNR span used when a range is unbounded (flow models starting at t = 1)
+_LAM_FLOOR = -14.0
+
+_ARRAYS = ("log_snr", "gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
+
+
+@dataclass(frozen=True, eq=False)
+class Calibration:
+    """Per-mode measurements of a denoiser on a grid of levels (see the module docstring).
+
+    Arrays of shape ``(K, *mode_shape)`` (``mode_shape`` is ``spectrum.variances.shape``) hold one
+    row per grid level, in increasing log-SNR (noisiest first).
+
+    Attributes
+    ----------
+    log_snr : ndarray, shape (K,)
+        The grid, increasing.
+    gain, bias, residual : ndarray
+        ``g``, ``b`` and ``R`` of every mode at every level.
+    corr : ndarray, shape (K - 1, *mode_shape)
+        Correlation of the non-linear residual between grid levels ``j`` and ``j + 1``.
+    gain_se, bias_se, residual_se : ndarray
+        Their standard errors.
+    num_samples : int
+        Data samples noised at every level.
+    evaluations : int
+        Network evaluations (samples, not batches).
+    model : dict
+        What was calibrated: process, training schedule, prediction type, sample shape, name.
+    meta : dict
+        Seconds, seed and options.
+    """
+
+    log_snr: np.ndarray
+    gain: np.ndarray
+    bias: np.ndarray
+    residual: np.ndarray
+    corr: np.ndarray
+    gain_se: np.ndarray
+    bias_se: np.ndarray
+    residual_se: np.ndarray
+    num_samples: int
+    evaluations: int
+    model: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The arrays by name (for saving)."""
+        return {name: getattr(self, name) for name in _ARRAYS}
+
+    def header(self) -> dict[str, Any]:
+        """The scalars and descriptions (for saving)."""
+        return {
+            "num_samples": self.num_samples,
+            "evaluations": self.evaluations,
+            "model": self.model,
+            "meta": self.meta,
+        }
+
+    @classmethod
+    def from_parts(cls, header: dict[str, Any], arrays: dict[str, np.ndarray]) -> Calibration:
+        """Inverse of :meth:`header` and :meth:`arrays`."""
+        missing = [a for a in _ARRAYS if a not in arrays]
+        if missing:
+            raise SpecschedError(
+                f"the calibration is missing {', '.join(missing)}: calibrate again with "
+                "`specsched calibrate`"
+            )
+        arr = {k: np.asarray(arrays[k], dtype=np.float64) for k in _ARRAYS}
+        K = arr["log_snr"].size
+        shape = arr["gain"].shape
+        bad = [
+            k
+            for k in _ARRAYS[1:]
+            if arr[k].shape != ((K - 1, *shape[1:]) if k == "corr" else shape)
+        ]
+        if K < 2 or shape[0] != K or bad or not all(np.all(np.isfinite(a)) for a in arr.values()):
+            raise SpecschedError(
+                "the calibration's arrays are inconsistent or not finite: calibrate again with "
+                "`specsched calibrate`"
+            )
+        return cls(
+            **arr,
+            num_samples=int(header.get("num_samples", 0)),
+            evaluations=int(header.get("evaluations", 0)),
+            model=dict(header.get("model", {})),
+            meta=dict(header.get("meta", {})),
+        )
+
+    @property
+    def levels(self) -> LevelRange | None:
+        """The level range of the calibrated model, if it was recorded."""
+        from .levels import TrainSchedule
+
+        m = self.model
+        if m.get("train_schedule"):
+            ts = m["train_schedule"]
+            train = TrainSchedule(
+                ts["name"],
+                int(ts["num_train_timesteps"]),
+                beta_start=ts.get("beta_start"),
+                beta_end=ts.get("beta_end"),
+            )
+            return LevelRange.discrete(train)
+        if "lam_lo" in m and "process" in m:
+            return LevelRange(m["process"], float(m["lam_lo"]), float(m["lam_hi"]))
+        return None
+
+    def summary(self, variances: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
+        """Figures a person reads: where the network departs from the Gaussian model."""
+        lam = self.log_snr
+        a2 = 1.0 / (1.0 + np.exp(-lam))
+        shape = (-1, *([1] * variances.ndim))
+        alpha = np.sqrt(a2).reshape(shape)
+        s2 = (1.0 - a2).reshape(shape)
+        g_gauss = alpha * variances / (alpha**2 * variances + s2)
+        w = weights / weights.sum()
+        nonlinear = np.sum(
+            w * self.residual / np.maximum(variances, 1e-300),
+            axis=tuple(range(1, self.residual.ndim)),
+        )
+        rel_gain = np.sum(
+            w * np.abs(self.gain - g_gauss) * alpha / np.maximum(alpha * g_gauss + 1e-3, 1e-300),
+            axis=tuple(range(1, self.gain.ndim)),
+        )
+        return {
+            "levels": int(lam.size),
+            "log_snr_range": [float(lam[0]), float(lam[-1])],
+            "num_samples": self.num_samples,
+            "evaluations": self.evaluations,
+            "seconds": self.meta.get("seconds"),
+            "residual_over_variance_by_level": [float(v) for v in nonlinear],
+            "gain_deviation_by_level": [float(v) for v in rel_gain],
+        }
+
+
+# ----------------------------------------------------------------------------- the mode basis
+class _Basis:
+    """Coefficients of signals in a Fourier spectrum's modes: ``U(k)^H FFT_ortho(x)``."""
+
+    def __init__(self, spectrum: Any):
+        if spectrum.kind != "fourier" or spectrum.cross_spectrum is None:
+            raise SpecschedError(
+                "calibration needs a Fourier spectrum with cross-spectra (kind='fourier'); "
+                "estimate the spectrum with `specsched spectrum` without --kind pca"
+            )
+        self.signal_shape = tuple(spectrum.signal_shape)
+        self.channels = int(spectrum.channels)
+        self.axes = tuple(range(-len(self.signal_shape), 0))
+        sigma = np.asarray(spectrum.cross_spectrum)
+        _, u = np.linalg.eigh(0.5 * (sigma + np.conj(np.swapaxes(sigma, -1, -2))))
+        # eigenvalues ascending -> the spectrum stores them largest first
+        self.U = torch.from_numpy(u[..., ::-1].copy())  # (*F, C, C)
+        self.mu = torch.from_numpy(np.asarray(spectrum.channel_means, dtype=np.float64))
+
+    def __call__(self, x: Tensor, shift: float) -> Tensor:
+        """Mode coefficients of ``x - shift * mu``, shape ``(B, *F, C)``, complex."""
+        mu = self.mu.reshape(1, -1, *([1] * len(self.signal_shape)))
+        X = torch.fft.rfftn(x - shift * mu, dim=self.axes, norm="ortho")  # (B, C, *F)
+        X = X.movedim(1, -1).unsqueeze(-1)  # (B, *F, C, 1)
+        return (self.U.conj().transpose(-1, -2) @ X).squeeze(-1)
+
+
+def _grid(levels: LevelRange, num_levels: int) -> np.ndarray:
+    lo = levels.lam_lo if math.isfinite(levels.lam_lo) else _LAM_FLOOR
+    return np.linspace(lo, levels.lam_hi, int(num_levels))
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise SpecschedError(f"{name} must be an integer >= {minimum} (got {value!r})")
+    return int(value)
+
+
+def calibrate(
+    spectrum: Any,
+    denoiser: Denoiser,
+    data: np.ndarray,
+    *,
+    levels: LevelRange,
+    num_levels: int = DEFAULT_LEVELS,
+    num_samples: int = DEFAULT_SAMPLES,
+    batch_size: int = 200,
+    seed: int = 0,
+    model: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Any:
+    """Measure a denoiser per mode and level; return the spectrum with the calibration attached.
+
+    Parameters
+    ----------
+    spectrum : Spectrum
+        The data's Fourier spectrum; its modes are the basis of the measurement.
+    denoiser : callable
+        ``denoise(x, alpha, s) -> x0_hat`` on float64 tensors ``(B, C, *signal_shape)``, e.g. a
+        :class:`~specsched.sampling.ModelDenoiser`.
+    data : ndarray, shape (n, C, *signal_shape)
+        Real clean samples in the model's scale (e.g. [-1, 1]); ``num_samples`` of them are used.
+    levels : LevelRange
+        The model's trained range; the grid spans it.
+    num_levels : int, default 24
+        Grid levels, uniform in log-SNR.
+    num_samples : int, default 200
+        Samples noised at every level (the same samples and noise at every level, so that the
+        residual's coherence between levels can be measured). Network evaluations are
+        ``num_levels * num_samples``.
+    batch_size : int, default 200
+        Samples per denoiser call.
+    seed : int, default 0
+        Chooses the samples and the noise.
+    model : dict, optional
+        Description of the calibrated model stored with the result (process and training
+        schedule are added from ``levels``).
+    progress : callable, optional
+        ``progress(done, total)`` after every batch (in network evaluations).
+
+    Returns
+    -------
+    Spectrum
+        ``spectrum`` with ``calibration`` set: :func:`specsched.fit`, :func:`specsched.compare`
+        and :func:`specsched.response` then use the calibrated response model.
+
+    Examples
+    --------
+    >>> import specsched as ss
+    >>> x = ss.Spectrum.from_source  # doctest: +SKIP
+    >>> spec = ss.Spectrum.from_array(data)  # doctest: +SKIP
+    >>> cal = ss.calibrate(spec, denoiser, data, levels=ss.LevelRange.discrete("linear"))  # doctest: +SKIP
+    >>> ss.fit(cal, steps=10, sampler="dpmpp_2m").schedule.timesteps  # doctest: +SKIP
+    """
+    num_levels = _check_count("num_levels", num_levels, 2)
+    num_samples = _check_count("num_samples", num_samples, 2)
+    batch_size = _check_count("batch_size", batch_size, 1)
+    basis = _Basis(spectrum)
+    x0_all = np.asarray(data)
+    want = (spectrum.channels, *spectrum.signal_shape)
+    if x0_all.ndim != len(want) + 1 or tuple(x0_all.shape[1:]) != want:
+        raise SpecschedError(
+            f"calibration data of shape {x0_all.shape} do not match the spectrum's samples "
+            f"{want}: give samples (n, {', '.join(map(str, want))}) of the data the spectrum "
+            "was estimated on"
+        )
+    if x0_all.shape[0] < num_samples:
+        raise SpecschedError(
+            f"{x0_all.shape[0]} calibration samples is fewer than num_samples={num_samples}: "
+            "give more data or lower --num-samples"
+        )
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(x0_all.shape[0], num_samples, replace=False))
+    x0 = torch.from_numpy(np.ascontiguousarray(x0_all[idx], dtype=np.float64))
+    if not torch.all(torch.isfinite(x0)):
+        raise SpecschedError("the calibration data contain NaN or Inf: clean the data first")
+    gen = torch.Generator().manual_seed(int(seed))
+    eps = torch.randn(x0.shape, generator=gen, dtype=torch.float64)
+    grid = _grid(levels, num_levels)
+    mode_shape = tuple(spectrum.variances.shape)
+    weights = np.asarray(spectrum.weights)
+    dof = np.where(weights > 1, 2.0, 1.0)  # real degrees of freedom per sample and mode
+    out = {k: np.empty((num_levels, *mode_shape)) for k in _ARRAYS[1:] if k != "corr"}
+    corr = np.empty((num_levels - 1, *mode_shape))
+    total, done = num_levels * num_samples, 0
+    t0 = time.perf_counter()
+    prev_r: Tensor | None = None
+    for j, lam in enumerate(grid):
+        a_t, s_t = levels_from_log_snr(
+            torch.tensor(float(lam), dtype=torch.float64), levels.process
+        )
+        alpha, s = float(a_t), float(s_t)
+        xs, ys = [], []
+        for start in range(0, num_samples, batch_size):
+            xb = alpha * x0[start : start + batch_size] + s * eps[start : start + batch_size]
+            yb = denoiser(
+                xb, torch.tensor(alpha, dtype=torch.float64), torch.tensor(s, dtype=torch.float64)
+            )
+            yb = torch.as_tensor(yb).to(torch.float64)
+            if yb.shape != xb.shape:
+                raise SpecschedError(
+                    f"the denoiser returned shape {tuple(yb.shape)} for input {tuple(xb.shape)}: "
+                    "the model's sample shape must be the data's"
+                )
+            if not torch.all(torch.isfinite(yb)):
+                raise SpecschedError(
+                    f"the denoiser returned NaN or Inf at log-SNR {lam:.2f}: check the model "
+                    "(its prediction type and training schedule) before calibrating"
+                )
+            xs.append(basis(xb, alpha))
+            ys.append(basis(yb, 1.0))
+            done += xb.shape[0]
+            if progress is not None:
+                progress(done, total)
+        X, Y = torch.cat(xs), torch.cat(ys)  # (n, *F, C) complex
+        Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+        vx = (Xc.abs() ** 2).mean(0)
+        g = (Xc.conj() * Yc).real.mean(0) / vx.clamp_min(1e-300)
+        b = (Y.mean(0) - g * X.mean(0)).real
+        r = Yc - g * Xc
+        R = (r.abs() ** 2).mean(0)
+        if prev_r is not None:
+            num = (prev_r.conj() * r).real.mean(0)
+            den = torch.sqrt((prev_r.abs() ** 2).mean(0) * R).clamp_min(1e-300)
+            corr[j - 1] = (num / den).clamp(-1.0, 1.0).numpy()
+        prev_r = r
+        n_eff = num_samples * dof
+        out["gain"][j] = g.numpy()
+        out["bias"][j] = b.numpy()
+        out["residual"][j] = R.numpy()
+        out["gain_se"][j] = np.sqrt(R.numpy() / np.maximum(n_eff * vx.numpy(), 1e-300))
+        out["bias_se"][j] = np.sqrt(R.numpy() / num_samples)
+        out["residual_se"][j] = R.numpy() * np.sqrt(2.0 / n_eff)
+    seconds = time.perf_counter() - t0
+    desc = dict(model or {})
+    desc.setdefault("process", levels.process)
+    desc.setdefault("lam_lo", float(levels.lam_lo))
+    desc.setdefault("lam_hi", float(levels.lam_hi))
+    if levels.train is not None:
+        desc.setdefault("train_schedule", levels.train.to_dict())
+    desc.setdefault("sample_shape", list(want))
+    cal = Calibration(
+        log_snr=grid,
+        corr=corr,
+        num_samples=num_samples,
+        evaluations=total,
+        model=desc,
+        meta={"seconds": seconds, "seed": int(seed), "num_levels": num_levels},
+        **out,
+    )
+    return dataclasses.replace(spectrum, calibration=cal)
+
+
+# ---------------------------------------------------------------------- the response model
+def _interp(lam: Tensor, grid: Tensor, table: Tensor) -> Tensor:
+    """Piecewise-linear interpolation in log-SNR, clamped at the ends, differentiable in ``lam``.
+
+    ``lam`` has shape ``(*batch, 1, 1)`` (one level per schedule of a batch), ``table`` ``(K, M)``;
+    the result has shape ``(*batch, 1, M)``.
+    """
+    flat = lam.reshape(-1).clamp(grid[0], grid[-1])
+    i = torch.searchsorted(grid, flat.detach()).clamp(1, grid.numel() - 1)
+    w = ((flat - grid[i - 1]) / (grid[i] - grid[i - 1])).unsqueeze(-1)
+    vals = table[i - 1] * (1.0 - w) + table[i] * w
+    return vals.reshape(*lam.shape[:-2], 1, table.shape[-1])
+
+
+class ModeTables:
+    """A calibration's tables for a flat list of modes, as float64 tensors (the optimiser's view)."""
+
+    def __init__(
+        self, cal: Calibration, variances: np.ndarray, perturb: np.random.Generator | None = None
+    ):
+        K = cal.log_snr.size
+        flat = {
+            k: np.asarray(getattr(cal, k)).reshape(K if k != "corr" else K - 1, -1)
+            for k in _ARRAYS[1:]
+        }
+        if flat["gain"].shape[1] != np.asarray(variances).size:
+            raise SpecschedError(
+                "the calibration does not match the spectrum's modes: calibrate this spectrum "
+                "again with `specsched calibrate`"
+            )
+        gain, bias, res = flat["gain"], flat["bias"], flat["residual"]
+        if perturb is not None:  # one draw of the calibration's sampling error
+            gain = gain + perturb.standard_normal(gain.shape) * flat["gain_se"]
+            bias = bias + perturb.standard_normal(bias.shape) * flat["bias_se"]
+            res = np.clip(res + perturb.standard_normal(res.shape) * flat["residual_se"], 0, None)
+        lam = cal.log_snr
+        a2 = 1.0 / (1.0 + np.exp(-lam))[:, None]
+        S = np.asarray(variances, dtype=np.float64).reshape(1, -1)
+        g_gauss = np.sqrt(a2) * S / (a2 * S + (1.0 - a2))
+        self.grid = torch.from_numpy(np.ascontiguousarray(lam, dtype=np.float64))
+        self.M = gain.shape[1]
+        # one table, one interpolation per call: gain deviation | bias | residual amplitude
+        self.table = torch.from_numpy(
+            np.concatenate([gain - g_gauss, bias, np.sqrt(np.clip(res, 0, None))], axis=1)
+        )
+        # coherence per unit log-SNR: rho = corr ** (|dlambda| / grid spacing)
+        spacing = np.diff(lam)[:, None]
+        c = np.clip(flat["corr"], 1e-6, 1.0)
+        rate = -np.log(c) / spacing  # (K - 1, M)
+        self.mid = torch.from_numpy(0.5 * (lam[1:] + lam[:-1]))
+        self.rate = torch.from_numpy(rate)
+        self.nonlinear = bool(np.any(res > 0))
+
+
+class CalibratedModeDenoiser:
+    """The calibrated response model on coefficient states (module docstring, DESIGN §3).
+
+    Parameters
+    ----------
+    variances, means : Tensor, shape (M,) or broadcastable
+        Data modes ``S_k``, ``m_k``.
+    tables : ModeTables
+        The calibration for these modes.
+    first_row : int
+        Index of the first state row reserved for the non-linear sources ``e_i``; one row is used
+        per denoiser call.
+    """
+
+    def __init__(self, variances: Tensor, means: Tensor, tables: ModeTables, first_row: int):
+        self.S, self.m, self.t = variances, means, tables
+        self.next_row = first_row
+        self.u: Tensor | None = None
+        self.lam_prev: Tensor | None = None
+
+    def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
+        t = self.t
+        lam = 2.0 * (torch.log(alpha) - torch.log(s))
+        vals = _interp(lam, t.grid, t.table)
+        dgain, bias, amp = vals[..., : t.M], vals[..., t.M : 2 * t.M], vals[..., 2 * t.M :]
+        g = alpha * self.S / (alpha**2 * self.S + s**2) + dgain
+        x0 = g * x
+        const = x0[..., :1, :] + self.m * (1 - g * alpha) + bias
+        out = torch.cat([const, x0[..., 1:, :]], dim=-2)
+        if not t.nonlinear:
+            return out
+        if self.next_row >= x.shape[-2]:
+            raise RuntimeError("more denoiser calls than rows allocated for the calibrated model")
+        e = torch.zeros_like(x)
+        e[..., self.next_row, :] = 1.0
+        self.next_row += 1
+        if self.u is None:
+            self.u = e
+        else:
+            dlam = (lam - self.lam_prev).abs()
+            rho = torch.exp(-_interp(0.5 * (lam + self.lam_prev), t.mid, t.rate) * dlam)
+            self.u = rho * self.u + torch.sqrt((1.0 - rho**2).clamp_min(1e-300)) * e
+        self.lam_prev = lam
+        return out + amp * self.u

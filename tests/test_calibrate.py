@@ -1,0 +1,220 @@
+"""Calibration: measuring a denoiser per mode, and the calibrated response model.
+
+Independent checks: the exact Gaussian denoiser (its gain is known in closed form, and its
+calibrated response must be the closed-form one), a mismatched linear denoiser (the calibrated
+model must predict the moments of real Monte-Carlo sampling with it), and the exact posterior mean
+of a Gaussian mixture (whose regression gain is the Gaussian gain ``alpha S / (alpha^2 S + s^2)``
+by the orthogonality of the posterior mean, whatever the data's non-Gaussianity).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+from test_mixture import random_mixture
+
+import specsched as ss
+from specsched.calibrate import ModeTables, calibrate
+from specsched.data.builtin import photos
+from specsched.denoisers import GaussianDenoiser
+from specsched.errors import SpecschedError
+from specsched.levels import LevelRange
+from specsched.mixture import MixtureDenoiser
+from specsched.sampling import generate
+
+LR = LevelRange.discrete("linear")
+
+
+@pytest.fixture(scope="module")
+def rgb():
+    x = photos(size=8, channels=3, n=3000, seed=1)
+    return x, ss.Spectrum.from_array(x, layout="NCHW")
+
+
+def gauss_gain(spec: ss.Spectrum, lam: np.ndarray) -> np.ndarray:
+    a2 = 1 / (1 + np.exp(-lam))
+    shape = (-1, *([1] * spec.variances.ndim))
+    a, s2 = np.sqrt(a2).reshape(shape), (1 - a2).reshape(shape)
+    return a * spec.variances / (a**2 * spec.variances + s2)
+
+
+def test_calibrating_the_gaussian_denoiser_measures_its_gain(rgb):
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=6, num_samples=40)
+    c = cal.calibration
+    assert c.gain.shape == (6, *spec.variances.shape) and c.corr.shape[0] == 5
+    np.testing.assert_allclose(c.gain, gauss_gain(spec, c.log_snr), rtol=1e-9, atol=1e-12)
+    assert np.max(c.residual / spec.variances) < 1e-12  # nothing beyond the linear part
+    assert np.max(np.abs(c.bias)) < 1e-9
+    assert c.evaluations == 6 * 40 and c.num_samples == 40
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp_2m", "heun", "unipc"])
+def test_calibrated_gaussian_response_is_the_closed_form(rgb, sampler):
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=5, num_samples=20)
+    sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(7, "trailing"))
+    r0, r1 = ss.response(spec, sched, sampler), ss.response(cal, sched, sampler)
+    np.testing.assert_allclose(r1.output_var, r0.output_var, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(r1.output_mean, r0.output_mean, rtol=1e-9, atol=1e-12)
+    assert r1.w2 == pytest.approx(r0.w2, rel=1e-9)
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m", "heun"])
+def test_calibrated_model_predicts_sampling_with_a_mismatched_linear_denoiser(sampler):
+    """A denoiser built for the wrong spectrum (4x the variance, shifted mean) is linear, so the
+    calibrated model must predict the per-mode moments of real sampling with it; the Gaussian
+    model (the data's own spectrum) must not."""
+    x = photos(size=8, channels=1, n=4000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    wrong = dataclasses.replace(
+        spec,
+        cross_spectrum=4.0 * spec.cross_spectrum,
+        channel_means=spec.channel_means + 0.3,
+    )
+    den = GaussianDenoiser(wrong)
+    cal = calibrate(spec, den, x, levels=LR, num_levels=32, num_samples=64)
+    sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(8, "leading"))
+    n = 6000
+    samples = generate(den, sched, sampler, num_samples=n, shape=(1, 8, 8), seed=3)
+    X = np.fft.rfft2(samples[:, 0] - spec.channel_means[0], norm="ortho")
+    var_mc = np.var(X, axis=0)  # complex: E|X - EX|^2
+    mean_dc = X[:, 0, 0].real.mean()
+    pred, gauss = ss.response(cal, sched, sampler), ss.response(spec, sched, sampler)
+    rel = np.abs(pred.output_var[..., 0] / var_mc - 1)
+    # sampling error of a variance from n samples: sqrt(2/n) real, sqrt(1/n) complex; 5 sd
+    tol = 5 * np.sqrt(2 / n) + 2e-3  # + interpolation of the gain deviation between 32 levels
+    assert np.max(rel) < tol, np.max(rel)
+    assert np.max(np.abs(gauss.output_var[..., 0] / var_mc - 1)) > 0.5  # the data model is far off
+    dc_sd = np.sqrt(var_mc[0, 0] / n)
+    assert abs(pred.output_mean[0, 0, 0] - spec.means[0, 0, 0] - mean_dc) < 5 * dc_sd + 1e-3
+
+
+def test_mixture_gain_is_the_gaussian_gain_and_residual_is_positive():
+    gm = random_mixture(3, 4, (1, 4, 4), spread=1.5)
+    x = gm.sample(4000, seed=0)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    cal = calibrate(spec, MixtureDenoiser(gm), x, levels=LR, num_levels=8, num_samples=1500)
+    c = cal.calibration
+    # the population variance of every Fourier mode, from the mixture's own parameters
+    mean = gm.weights @ gm.means
+    cov = sum(
+        w * (C + np.outer(m - mean, m - mean))
+        for w, m, C in zip(gm.weights, gm.means, gm.covs, strict=True)
+    )
+    F = np.stack([np.fft.rfft2(e.reshape(4, 4), norm="ortho").ravel() for e in np.eye(16)], 1)
+    S_true = np.einsum("ki,ij,kj->k", F, cov, F.conj()).real.reshape(4, 3, 1)
+    true = dataclasses.replace(spec, variances=S_true)
+    z = (c.gain - gauss_gain(true, c.log_snr)) / np.maximum(c.gain_se, 1e-300)
+    # the posterior mean's regression gain is exactly the Gaussian gain of the population
+    assert np.mean(np.abs(z) < 3) > 0.9, np.abs(z).max()
+    # and it is non-linear: it explains more than the linear part somewhere
+    assert np.max(c.residual / spec.variances) > 0.05
+    assert np.all(c.residual >= 0) and np.all(np.abs(c.corr) <= 1)
+
+
+def test_coherence_of_a_fully_coherent_residual():
+    """corr = 1 gives rho = 1 at every step: the non-linear sources never decorrelate."""
+    x = photos(size=4, channels=1, n=500, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=4, num_samples=20)
+    c = cal.calibration
+    coherent = dataclasses.replace(
+        c, residual=np.full_like(c.residual, 0.01), corr=np.ones_like(c.corr)
+    )
+    fresh = dataclasses.replace(coherent, corr=np.zeros_like(c.corr))
+    sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(10, "leading"))
+    v = {
+        name: ss.response(dataclasses.replace(spec, calibration=cc), sched, "ddim").output_var
+        for name, cc in (("coherent", coherent), ("fresh", fresh), ("none", None))
+    }
+    # the same residual power adds more output variance when it is coherent across calls
+    assert np.all(v["coherent"] > v["fresh"]) and np.all(v["fresh"] > v["none"])
+
+
+def test_calibration_file_round_trip_and_fit_uses_its_model(tmp_path, rgb):
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=4, num_samples=20)
+    path = tmp_path / "model.npz"
+    cal.save(path)
+    back = ss.Spectrum.load(path)
+    for k, v in cal.calibration.arrays().items():
+        np.testing.assert_array_equal(getattr(back.calibration, k), v)
+    assert back.calibration.levels == LR
+    res = ss.fit(back, 5, sampler="ddim", heuristics=False)
+    assert res.calibrated and res.levels == LR
+    with pytest.raises(SpecschedError, match="another model"):
+        ss.fit(back, 5, levels=LevelRange.discrete("cosine"))
+
+
+def test_calibration_bad_input(rgb):
+    x, spec = rgb
+    den = GaussianDenoiser(spec)
+    with pytest.raises(SpecschedError, match="do not match"):
+        calibrate(spec, den, x[:, :1], levels=LR)
+    with pytest.raises(SpecschedError, match="fewer than"):
+        calibrate(spec, den, x[:10], levels=LR, num_samples=20)
+    with pytest.raises(SpecschedError, match="num_levels"):
+        calibrate(spec, den, x, levels=LR, num_levels=1)
+
+    def nan_denoiser(xt, a, s):
+        return torch.full_like(xt, float("nan"))
+
+    with pytest.raises(SpecschedError, match="NaN"):
+        calibrate(spec, nan_denoiser, x, levels=LR, num_levels=3, num_samples=10)
+    pca = ss.Spectrum.from_array(x[:500], layout="NCHW", kind="pca")
+    with pytest.raises(SpecschedError, match="Fourier"):
+        calibrate(pca, den, x, levels=LR)
+    cal = calibrate(spec, den, x, levels=LR, num_levels=3, num_samples=10)
+    other = ss.Spectrum.from_array(photos(size=4, channels=3, n=100), layout="NCHW")
+    with pytest.raises(SpecschedError, match="does not match"):
+        ModeTables(cal.calibration, other.variances)
+
+
+def test_objective_uncertainty_shrinks_with_the_sample_count():
+    from specsched.optimize import objective_draws
+
+    x = photos(size=8, channels=1, n=8000, seed=1)
+    a, b = (
+        ss.Schedule.from_timesteps(ss.spaced_timesteps(6, sp)) for sp in ("leading", "trailing")
+    )
+    sds = []
+    for n in (200, 8000):
+        spec = ss.Spectrum.from_array(x[:n], layout="NCHW")
+        vals = objective_draws(spec, [a, b], sampler="ddim", objective="w2", draws=32)
+        sds.append(np.std(vals[:, 0] - vals[:, 1]))
+    # the paired spread falls like 1/sqrt(n): 40x the samples, about 6.3x less
+    assert 3.5 < sds[0] / sds[1] < 11
+
+
+def test_fit_falls_back_to_the_heuristic_when_it_cannot_tell_them_apart():
+    x = photos(size=8, channels=1, n=4000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    sure = ss.fit(spec, 6, sampler="ddim", guard=True)
+    assert sure.fallback is None and sure.value < sure.best_baseline[1].w2 - sure.uncertainty
+    # one step from t = 999: every candidate is the same schedule, nothing to gain by fitting
+    same = ss.fit(spec, 1, sampler="ddim", start_at="max", guard=True)
+    best = same.best_baseline[0]
+    assert same.fallback == best.name and same.schedule.timesteps.tolist() == [999]
+    assert any("kept the heuristic" in n for n in same.notes)
+    assert same.table()[0]["schedule"] == f"{best.name} (fallback)"
+    assert same.to_dict()["fallback"] == best.name
+
+
+def test_flat_objective_moves_towards_the_heuristic():
+    """With 10 samples the objective is uncertain; the fit gives up part of its predicted gain
+    for regularity, but stays better than the heuristic by more than the uncertainty."""
+    x = photos(size=8, channels=1, n=10, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    res = ss.fit(spec, 6, sampler="ddim", guard=True)
+    free = ss.fit(spec, 6, sampler="ddim", guard=False)  # no guard: the raw optimum
+    note = next(n for n in res.notes if "flat within its uncertainty" in n)
+    assert res.best_baseline[0].name in note
+    assert free.value < res.value <= free.value + res.uncertainty * (1 + 1e-9)
+    assert ss.fit(spec, 6, sampler="ddim").schedule.timesteps.tolist() == (
+        free.schedule.timesteps.tolist()
+    )  # plain spectra are not guarded by default (yet)
+    assert res.value < res.best_baseline[1].w2 - res.uncertainty
