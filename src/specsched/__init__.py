@@ -13,6 +13,7 @@ The public API::
 
 from __future__ import annotations
 
+from .calibrate import Calibration, calibrate
 from .denoisers import GaussianDenoiser
 from .errors import SpecschedError
 from .heuristics import HEURISTICS, all_heuristics, heuristic_schedule
@@ -28,6 +29,7 @@ __version__ = "0.1.0"
 __all__ = [
     "HEURISTICS",
     "SAMPLERS",
+    "Calibration",
     "FitResult",
     "GaussianDenoiser",
     "LevelRange",
@@ -39,6 +41,7 @@ __all__ = [
     "TrainSchedule",
     "__version__",
     "all_heuristics",
+    "calibrate",
     "compare",
     "fit",
     "heuristic_schedule",

@@ -1,0 +1,75 @@
+"""``specsched calibrate`` on the committed tiny16 pipeline, then ``specsched fit`` on its file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_cli import assert_user_error, ok_json, run
+
+import specsched as ss
+
+TINY16 = Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "tiny16"
+DATA = ("builtin:photos", "--size", "16", "--channels", "1", "--data-samples", "400")
+
+
+@pytest.mark.slow
+def test_calibrate_then_fit_from_the_file_alone(tmp_path):
+    out = tmp_path / "tiny16.npz"
+    rep = ok_json(
+        "calibrate", *DATA, "--pipeline", str(TINY16), "-o", str(out),
+        "--levels", "5", "--num-samples", "40", "--batch-size", "100",
+    )  # fmt: skip
+    cal = rep["calibration"]
+    assert cal["evaluations"] == 5 * 40 and cal["levels"] == 5
+    spec = ss.Spectrum.load(out)
+    assert spec.calibration is not None and spec.signal_shape == (16, 16)
+    assert spec.calibration.model["prediction"] == "epsilon"
+    # the network is no exact Gaussian denoiser: it adds non-linear power somewhere
+    assert max(cal["residual_over_variance_by_level"]) > 0.01
+    fit = ok_json("fit", str(out), "--sampler", "dpmpp_2m", "--steps", "5")
+    assert fit["calibrated"] is True and len(fit["schedule"]["timesteps"]) == 5
+    assert fit["levels"]["train_schedule"]["name"] == "linear"
+    assert np.isfinite(fit["uncertainty"]) and fit["uncertainty"] > 0
+    # the table's first row is what was returned: a fit, or the heuristic it could not beat
+    first = fit["table"][0]["schedule"]
+    assert first == "spectral" or first == f"{fit['fallback']} (fallback)"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--size", "8", "--channels", "1"), ("shape", "--size")),
+        (("--size", "16", "--channels", "1", "--num-samples", "4"), ("--num-samples",)),
+        (("--size", "16", "--channels", "1", "--data-samples", "20"), ("fewer than",)),
+    ],
+)
+def test_calibrate_bad_input(tmp_path, args, words):
+    out = tmp_path / "c.npz"
+    p = run("calibrate", "builtin:photos", *args, "--pipeline", str(TINY16), "-o", str(out))
+    assert_user_error(p, *words)
+    assert not out.exists()
+
+
+def test_calibrate_needs_a_pipeline_folder(tmp_path):
+    out = tmp_path / "c.npz"
+    p = run("calibrate", "builtin:photos", "--pipeline", str(tmp_path), "-o", str(out))
+    assert_user_error(p, "pipeline")
+    assert not out.exists()
+    p = run(
+        "calibrate", "builtin:photos", "--pipeline", str(TINY16), "-o", str(tmp_path / "c.json")
+    )
+    assert_user_error(p, ".npz")
+
+
+def test_json_is_strict(tmp_path):
+    out = tmp_path / "c.npz"
+    p = run(
+        "calibrate", *DATA, "--pipeline", str(TINY16), "-o", str(out),
+        "--levels", "2", "--num-samples", "16", "--json",
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    json.loads(p.stdout, parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
