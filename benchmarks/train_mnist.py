@@ -92,6 +92,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: none)")
     p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue training from the EMA weights of a saved model folder (its unet/ "
+        "architecture; --channels and --norm-groups are ignored); steps, lr warm-up and EMA "
+        "warm-up start afresh",
+    )
+    p.add_argument(
         "--smoke", action="store_true", help="quick check: ~20 steps, 2048 images, temp folder"
     )
     args = p.parse_args(argv)
@@ -111,6 +119,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def build_unet(args: argparse.Namespace):
     from diffusers import UNet2DModel
+
+    if args.init_from is not None:
+        if not (args.init_from / "unet" / "config.json").is_file():
+            raise SystemExit(f"--init-from {args.init_from}: no unet/config.json there")
+        unet = UNet2DModel.from_pretrained(args.init_from / "unet")
+        args.block_out_channels = tuple(unet.config.block_out_channels)
+        args.norm_groups = unet.config.norm_num_groups
+        return unet
 
     n = len(args.block_out_channels)
     if n != 3:
@@ -279,6 +295,7 @@ UpBlock2D) - attention only at 7x7 -, other settings diffusers defaults.
 - EMA of the weights, decay {a["ema"]:g} (warmed up as min({a["ema"]:g}, (1+n)/(10+n)) over the
   first steps); the saved model is the EMA. No optimizer state is kept.
 - torch seed {a["seed"]} (initialisation, shuffling, noise and timesteps).
+{info["init_note"]}
 - Wall-clock budget {a["minutes"]:g} min; EMA checkpoint every {a["checkpoint_minutes"]:g} min.
 
 ## Run
@@ -390,6 +407,15 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
 
+    init_note = ""
+    if args.init_from is not None:
+        prev = args.init_from / "loss.json"
+        prev_steps = json.loads(prev.read_text())["step"][-1:] if prev.is_file() else []
+        init_note = (
+            f"- Initialised from the EMA weights in `{args.init_from}`"
+            + (f" (a run of {prev_steps[0]:,} logged steps)" if prev_steps else "")
+            + "; the steps below are this run's only.\n"
+        )
     unet = build_unet(args)
     n_params = sum(p.numel() for p in unet.parameters())
     print(
@@ -438,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             "out_rel": out_rel,
             "n_params": n_params,
             "n_data": n,
+            "init_note": init_note,
             "pool_mean": pool_mean,
             "pool_std": pool_std,
             "steps": step,
