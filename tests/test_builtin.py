@@ -360,6 +360,7 @@ def test_builtin_sources_and_is_builtin():
         "builtin:photos",
         "builtin:digits",
         "builtin:faces",
+        "builtin:mnist",
         "synthetic:powerlaw",
     }
     for source in BUILTIN_SOURCES:

