@@ -22,7 +22,12 @@ non-linear output evolves with the level.
 
 where each ``e_i`` is a new independent source (a new row) and ``u`` carries the non-linear output
 from call to call with the measured coherence: refining the steps makes consecutive calls coherent
-(``rho -> 1``) instead of averaging independent draws away. The gain is the exact Gaussian gain
+(``rho -> 1``) instead of averaging independent draws away. Before it is scaled, ``u_i`` is
+projected off the state ``x`` it is added to: a regression residual is uncorrelated with the mode it
+was regressed on. Without that projection a coherent residual would correlate with the state it
+has already entered and inflate every mode's variance even for the exact posterior mean, whose
+probability-flow ODE reproduces the data's variance exactly in the limit of small steps (measured:
+the unprojected model's error on the mixture oracle at 20 steps was 6x the Gaussian model's). The gain is the exact Gaussian gain
 plus the measured deviation, so only a smooth deviation is interpolated between grid levels, and a
 calibration of the exact Gaussian denoiser gives back the closed-form response.
 """
@@ -478,4 +483,12 @@ class CalibratedModeDenoiser:
             rho = torch.exp(-_interp(0.5 * (lam + self.lam_prev), t.mid, t.rate) * dlam)
             self.u = rho * self.u + torch.sqrt((1.0 - rho**2).clamp_min(1e-300)) * e
         self.lam_prev = lam
-        return out + amp * self.u
+        # the residual is orthogonal to the state it is computed from (it is what a regression on
+        # the mode leaves): project the coherent source off the state's random part (rows 1:),
+        # then scale it to the measured power
+        xs, us = x[..., 1:, :], self.u[..., 1:, :]
+        coef = (us * xs).sum(-2, keepdim=True) / (xs * xs).sum(-2, keepdim=True).clamp_min(1e-300)
+        perp = us - coef * xs
+        norm = torch.sqrt((perp * perp).sum(-2, keepdim=True).clamp_min(1e-300))
+        r = torch.cat([torch.zeros_like(out[..., :1, :]), amp * perp / norm], dim=-2)
+        return out + r
