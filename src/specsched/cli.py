@@ -118,6 +118,16 @@ def spectrum_from_params(source: str, params: dict[str, Any]):
     )
 
 
+def _is_saved_spectrum(p: Path) -> bool:
+    """Whether ``p`` is a spectrum ``.npz`` written by specsched.
+
+    Anything unreadable is not: the data reader then names the problem in one line.
+    """
+    from .spectrum import is_saved_spectrum
+
+    return is_saved_spectrum(p)
+
+
 def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
     """A spectrum file as saved, or the spectrum of a data source estimated now.
 
@@ -126,15 +136,12 @@ def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = No
     from .spectrum import Spectrum
 
     p = Path(source)
-    if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
-            is_spectrum = "header" in z.files
-        if is_spectrum:
-            if opts:
-                raise SpecschedError(
-                    f"{source} is a saved spectrum: options {', '.join(sorted(opts))} do not apply"
-                )
-            return Spectrum.load(p)
+    if _is_saved_spectrum(p):
+        if opts:
+            raise SpecschedError(
+                f"{source} is a saved spectrum: options {', '.join(sorted(opts))} do not apply"
+            )
+        return Spectrum.load(p)
     est: dict[str, Any] = {"kind": kind}
     if layout is not None:
         est["layout"] = layout
@@ -182,12 +189,11 @@ def parse_float_list(text: str) -> list[float]:
         raise SpecschedError(f"cannot read {text!r} as numbers: write e.g. 80,20,5,1,0.2") from None
 
 
-def check_output_path(path: Path | None) -> None:
-    """Fail before any work if an output file could not be written."""
-    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise SpecschedError(
-            f"output folder {path.parent} does not exist: create it or choose another path"
-        )
+def check_output_path(path: Path | None, **how: Any) -> None:
+    """Fail before any work if an output could not be written (see :func:`._io.check_output`)."""
+    from ._io import check_output
+
+    check_output(path, **how)
 
 
 def emit_json(obj: Any) -> None:
@@ -239,7 +245,7 @@ def spectrum(
     """Estimate the spectrum of a data source and summarise it."""
     if output is not None and output.suffix != ".npz":
         raise SpecschedError(f"--output {output} must end in .npz")
-    check_output_path(output)
+    check_output_path(output, inputs=(source,))
     t0 = time.perf_counter()
     spec = spectrum_from_params(source, locals())
     summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
@@ -592,7 +598,8 @@ def fit(
     """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
     from .optimize import fit as run_fit
 
-    check_output_path(output)
+    check_output_path(output, inputs=(source, scheduler_config))
+    check_output_path(plots, folder=True, option="--plots")
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
     result = run_fit(
@@ -762,6 +769,7 @@ def plot(
     from .optimize import fit as run_fit
     from .plots import write_plots
 
+    check_output_path(output, folder=True, inputs=(source,))
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
     result = run_fit(spec, steps, sampler=sampler, objective=objective, levels=lr, **options)  # type: ignore[arg-type]
@@ -820,15 +828,11 @@ def load_reference(source: str, *, limit: int | None = None, **opts: Any) -> np.
     """
     from .data import open_source
 
-    p = Path(source)
-    if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
-            is_spectrum = "header" in z.files
-        if is_spectrum:
-            raise SpecschedError(
-                f"{source} is a saved spectrum, not samples: give the data it was estimated from "
-                "(e.g. builtin:photos with --size and --channels)"
-            )
+    if _is_saved_spectrum(Path(source)):
+        raise SpecschedError(
+            f"{source} is a saved spectrum, not samples: give the data it was estimated from "
+            "(e.g. builtin:photos with --size and --channels)"
+        )
     if limit is not None and limit < 1:
         raise SpecschedError(f"--limit {limit} is too small: give at least 1")
     src = open_source(source, **opts)
@@ -1003,7 +1007,7 @@ def evaluate(
     from .schedules import Schedule
 
     t_start = time.perf_counter()
-    check_output_path(output)
+    check_output_path(output, option="--out", inputs=(reference, pipeline, *(schedule or [])))
     metrics = list(dict.fromkeys(metric or DEFAULT_METRICS))
     known = (*METRICS, "fid")
     unknown = [m for m in metrics if m not in known]
@@ -1264,6 +1268,7 @@ def demo(
     """The main job on the bundled photographs: spectrum, schedules, comparison."""
     from .demo import run_demo
 
+    check_output_path(output, folder=True)
     result = run_demo(output, console=None if json_out else out)
     if json_out:
         emit_json(result)

@@ -242,6 +242,18 @@ def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype)
 
 
+def _check_length(
+    path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int, size: int, name=None
+) -> None:
+    """Fail if a ``.npy`` (member) holds fewer bytes than its header promises."""
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < need:
+        raise SpecschedError(
+            f"{name or path} is truncated: its header promises an array of shape {shape} "
+            f"({need} bytes) but it holds {size} bytes; write it again with np.save"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class ArraySource(Source):
     """Samples stored as the rows of an array: an in-memory array, a ``.npy`` or a ``.npz`` file.
@@ -292,8 +304,10 @@ class ArraySource(Source):
             src.dtype == np.bool_ or np.issubdtype(src.dtype, np.number)
         ):
             raise SpecschedError(f"{src.name} holds {src.dtype} values: give a numeric array")
-        # Fails now, not in a worker, if the layout is ambiguous or wrong.
-        as_channels_first(np.empty((0, *src.shape[1:])), layout)  # type: ignore[arg-type]
+        # Fails now, not in a worker, if the layout is ambiguous or wrong (a zero-stride view
+        # of the file's shape: the message names it, and nothing is allocated).
+        shaped = np.lib.stride_tricks.as_strided(np.empty(1), src.shape, (0,) * len(src.shape))
+        as_channels_first(shaped, layout)  # type: ignore[arg-type]
         return src
 
     @classmethod
@@ -306,6 +320,7 @@ class ArraySource(Source):
                 with open(path, "rb") as f:
                     shape, fortran, dtype = _npy_header(f)
                     offset = f.tell()
+                _check_length(path, shape, dtype, offset, path.stat().st_size)
                 return cls(
                     str(path),
                     shape,
@@ -347,9 +362,13 @@ class ArraySource(Source):
                     f.seek(info.header_offset)
                     local = f.read(30)
                     start = info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                    f.seek(start + int.from_bytes(local[28:30], "little"))
+                    data_start = start + int.from_bytes(local[28:30], "little")
+                    f.seek(data_start)
                     shape, fortran, dtype = _npy_header(f)
                     offset = f.tell()
+                _check_length(
+                    path, shape, dtype, offset - data_start, info.file_size, f"{path}[{key}]"
+                )
                 if not fortran:
                     return cls(name, shape, dtype, layout, path=str(path), offset=offset, key=key)
         with np.load(path, allow_pickle=False) as npz:
