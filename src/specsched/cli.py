@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
-import typer
-from rich.console import Console
-from rich.table import Table
+try:  # a Ctrl-C while the command line starts ends it quietly too
+    import numpy as np
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+except KeyboardInterrupt:  # pragma: no cover - depends on when the key is pressed
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130) from None
 
 from .errors import SpecschedError
 
@@ -196,8 +200,25 @@ def check_output_path(path: Path | None, **how: Any) -> None:
     check_output(path, **how)
 
 
+def to_json(obj: Any) -> str:
+    """Strict JSON (RFC 8259): NaN and infinities, which it cannot hold, become null."""
+    return json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    return o
+
+
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
 def _json_default(o: Any) -> Any:
@@ -538,7 +559,20 @@ def schedule_forms(sched) -> dict[str, Any]:
     }
 
 
-def print_schedule(sched, sampler: str) -> None:
+#: k-diffusion functions that run a sampler of the same name on a schedule's sigmas
+KDIFFUSION_SAMPLERS = {
+    "ddim": "sample_euler",  # deterministic DDIM is Euler in sigma
+    "euler": "sample_euler",
+    "ddpm": "sample_euler_ancestral",
+    "euler_ancestral": "sample_euler_ancestral",
+    "heun": "sample_heun",
+    "dpmpp_2m": "sample_dpmpp_2m",
+}
+
+
+def print_schedule(sched, sampler: str, options: dict[str, Any] | None = None) -> None:
+    """The schedule in every form, then how to run it: a diffusers one-liner where one exists,
+    k-diffusion's sigmas for continuous-time VP and VE models, otherwise a note."""
     from .integrations.diffusers import snippet
 
     forms = schedule_forms(sched)
@@ -548,8 +582,59 @@ def print_schedule(sched, sampler: str) -> None:
             out.print(f"[bold]{key}[/bold]: {shown}")
         else:
             out.print(f"[bold]{key}[/bold]: [{', '.join(f'{v:.5g}' for v in shown)}]")
+    if sched.timesteps is None and sched.process != "flow":
+        import torch
+
+        from .integrations.kdiffusion import sigmas
+
+        values = [float(v) for v in sigmas(sched, dtype=torch.float64)]
+        fn = KDIFFUSION_SAMPLERS.get(sampler)
+        if sampler == "ddim" and (options or {}).get("eta", 0) not in (0, 0.0):
+            fn = None
+        out.print("\n[bold]k-diffusion[/bold]:")
+        out.print(
+            f"sigmas = torch.tensor({values!r})\n"
+            + (
+                f"x = k_diffusion.sampling.{fn}(model, sigmas[0] * noise, sigmas)"
+                if fn
+                else f"# no k-diffusion function matches {sampler}: run yours on these sigmas"
+            ),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    try:
+        text = snippet(sched, sampler)
+    except SpecschedError as exc:
+        out.print(f"\nnote: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return
     out.print("\n[bold]diffusers[/bold]:")
-    out.print(snippet(sched, sampler), markup=False, highlight=False)
+    out.print(text, markup=False, highlight=False)
+
+
+class FitProgress:
+    """The stages of a fit (heuristics, optimiser starts, integer polish) as a progress bar on
+    stderr: with --progress, or on a terminal for fits that take a while."""
+
+    def __init__(self, show: bool | None, steps: int):
+        self.show = True if show is None and steps >= 20 and sys.stderr.isatty() else show
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from .data.stream import ProgressBar
+
+        if self.show is False:
+            return
+        if self.bar is None:
+            self.bar = ProgressBar(total, self.show, "fit", unit="stages")
+        self.bar.advance(done - self.bar.done)
+        if self.bar.bar is not None:
+            self.bar.bar.update(self.bar.task, description=f"fit: {stage}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @app.command()
@@ -602,15 +687,20 @@ def fit(
     check_output_path(plots, folder=True, option="--plots")
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
-    result = run_fit(
-        spec,
-        steps,
-        sampler=sampler,
-        objective=objective,  # type: ignore[arg-type]
-        levels=lr,
-        start_at=parse_start_at(start_at),
-        **options,
-    )
+    bar = FitProgress(progress if progress is not None else (False if json_out else None), steps)
+    try:
+        result = run_fit(
+            spec,
+            steps,
+            sampler=sampler,
+            objective=objective,  # type: ignore[arg-type]
+            levels=lr,
+            start_at=parse_start_at(start_at),
+            progress=bar,
+            **options,
+        )
+    finally:
+        bar.close()
     sched = result.schedule.with_meta(
         value=result.value,
         spectrum=spec.summary(),
@@ -640,7 +730,7 @@ def fit(
     )
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
-    print_schedule(sched, sampler)
+    print_schedule(sched, sampler, options)
     out.print(f"\nfitted in {result.seconds:.2f} s ({result.evaluations} evaluations)")
     for p in payload.get("plots", []):
         out.print(f"wrote {p}")
@@ -772,7 +862,13 @@ def plot(
     check_output_path(output, folder=True, inputs=(source,))
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
-    result = run_fit(spec, steps, sampler=sampler, objective=objective, levels=lr, **options)  # type: ignore[arg-type]
+    bar = FitProgress(progress, steps)
+    try:
+        result = run_fit(
+            spec, steps, sampler=sampler, objective=objective, levels=lr, progress=bar, **options
+        )  # type: ignore[arg-type]
+    finally:
+        bar.close()
     for p in write_plots(result, output):
         out.print(f"wrote {p}")
 
@@ -1212,7 +1308,7 @@ def evaluate(
         payload["fid"] = {"backend": fid_backend.name, "weights": str(fid_path)}
     payload["seconds"] = time.perf_counter() - t_start
     if output is not None:
-        atomic_write_text(output, json.dumps(payload, indent=2, default=_json_default) + "\n")
+        atomic_write_text(output, to_json(payload) + "\n")
         payload["output"] = str(output)
     if json_out:
         emit_json(payload)
@@ -1295,9 +1391,31 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 2
-    except (KeyboardInterrupt, typer.Abort):
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):  # a reader met the end of a file early
+            err.print(
+                "error: a file ended before the data it promises (truncated or empty): check "
+                "the input files",
+                highlight=False,
+                markup=False,
+            )
+            return 2
         err.print("interrupted", highlight=False)
         return 130
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        return 130
+    except OSError as exc:  # the machine refused: permissions, a full disk, a name too long...
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(
+            f"error: {exc.strerror or exc}{where}: check the path, its permissions and free space",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
+    if result == 130:  # typer's answer to a Ctrl-C inside the command
+        err.print("interrupted", highlight=False)
     return result if isinstance(result, int) else 0
 
 

@@ -93,11 +93,21 @@ def as_channels_first(x: np.ndarray, layout: Layout | None = None) -> np.ndarray
 
 
 def _to_float(x: np.ndarray) -> tuple[np.ndarray, str]:
-    """Float arrays as given; integer images from [0, 255] to [-1, 1]."""
-    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer):
-        if x.size and (x.min() < 0 or x.max() > 255):
+    """Float arrays as given; integer images from [0, 255] to [-1, 1]; booleans (binary data)
+    to -1 (False) and +1 (True)."""
+    if x.dtype == np.bool_:
+        return np.where(x, 1.0, -1.0), "bool {False, True} -> {-1, 1}"
+    if np.issubdtype(x.dtype, np.integer):
+        lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        if lo < 0 or hi > 255:
             raise SpecschedError(
                 "integer data outside [0, 255]: convert it to floats in the scale your model uses"
+            )
+        if hi == 1:
+            raise SpecschedError(
+                "integer data holding only 0 and 1 look binary, but integers are read as [0, 255] "
+                "images: pass binary data as bool (mapped to -1 and +1), or as floats in the "
+                "scale your model uses"
             )
         return x.astype(np.float64) / 127.5 - 1.0, "uint8 [0, 255] -> [-1, 1]"
     if not np.issubdtype(x.dtype, np.floating):

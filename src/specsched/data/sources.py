@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecschedError
+from ..errors import ItemError, SpecschedError
 from ..spectrum import _to_float, as_channels_first
 
 __all__ = [
@@ -132,6 +132,8 @@ class ItemSource(Source):
         for i in range(start, stop):
             try:
                 arr = self.load_item(i)
+            except ItemError as exc:
+                failures.append((self.item_name(i), str(exc)))
             except SpecschedError:
                 raise
             except Exception as exc:
@@ -160,7 +162,9 @@ class ItemSource(Source):
 
 
 def _kind(dtype: np.dtype) -> str:
-    return "int" if dtype == np.bool_ or np.issubdtype(dtype, np.integer) else "float"
+    if dtype == np.bool_:
+        return "bool"
+    return "int" if np.issubdtype(dtype, np.integer) else "float"
 
 
 def _batch(samples: list[np.ndarray], items: int, failures: list[tuple[str, str]]) -> Batch:
