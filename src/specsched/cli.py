@@ -141,6 +141,7 @@ def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = No
 
     p = Path(source)
     if _is_saved_spectrum(p):
+        opts.pop("progress", None)  # also the fit's progress bar: not an estimation option here
         if opts:
             raise SpecschedError(
                 f"{source} is a saved spectrum: options {', '.join(sorted(opts))} do not apply"

@@ -299,7 +299,7 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
     if bad or not torch.all(torch.isfinite(out["var"])):
         raise SpecschedError(
             f"the output spectrum is not finite in float64 ({', '.join(bad) or 'variances'}): "
-            f"the data's scale (per-pixel variance {spec.total_variance / spec.dim:.3g}) is far "
+            f"the data's scale (largest mode variance {float(spec.variances.max()):.3g}) is far "
             "from a diffusion model's; rescale the data to about [-1, 1]"
         )
     shape = spec.variances.shape

@@ -335,7 +335,10 @@ class Schedule:
             raise SpecschedError(
                 f"{p} is not a specsched schedule: write one with `specsched fit -o`"
             )
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except SpecschedError as exc:
+            raise SpecschedError(f"schedule file {p}: {exc}") from None
 
     def __repr__(self) -> str:
         ts = "" if self.timesteps is None else f", timesteps={self.timesteps.tolist()}"

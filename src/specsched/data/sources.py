@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ItemError, SpecschedError
-from ..spectrum import _to_float, as_channels_first
+from ..spectrum import _to_float, as_channels_first, to_numpy
 
 __all__ = [
     "ArraySource",
@@ -219,8 +219,7 @@ def to_sample(
         from .images import preprocess
 
         return preprocess(obj, index=index, **(image_options or {}))[None]
-    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # a torch tensor
-        obj = obj.detach().cpu().numpy()
+    obj = to_numpy(obj)  # a torch tensor (any dtype, requiring grad or not)
     arr = np.asarray(obj)
     if arr.dtype == object or not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number)):
         raise SpecschedError(
@@ -579,8 +578,7 @@ class IterableSource(Source):
                 return
             if isinstance(obj, tuple | list) and obj and not np.isscalar(obj[0]):
                 obj = obj[0]
-            if hasattr(obj, "detach") and hasattr(obj, "numpy"):
-                obj = obj.detach().cpu().numpy()
+            obj = to_numpy(obj)
             arr = np.asarray(obj)
             if arr.dtype == object or arr.ndim < 2:
                 raise SpecschedError(
