@@ -9,22 +9,45 @@ The public API::
     r.w2, r.kl_gen_data, r.kl_data_gen
     res = ss.fit(spec, steps=10, sampler="ddim", train_schedule="linear", objective="w2")
     res.schedule.timesteps, res.value, res.baselines
+
+The names are imported on first use (PEP 562), so ``import specsched`` and the command line start
+in a fraction of a second, and a Ctrl-C while torch loads lands inside the command, which ends it
+quietly.
 """
 
 from __future__ import annotations
 
-from .calibrate import Calibration, calibrate
-from .denoisers import GaussianDenoiser
+import importlib
+import sys
+import types
+from typing import TYPE_CHECKING, Any
+
 from .errors import SpecschedError
-from .heuristics import HEURISTICS, all_heuristics, heuristic_schedule
-from .levels import LevelRange, TrainSchedule
-from .optimize import FitResult, compare, fit, level_range
-from .response import Response, response
-from .samplers import SAMPLERS
-from .schedules import Schedule, spaced_timesteps
-from .spectrum import Spectrum, SpectrumAccumulator
 
 __version__ = "0.1.0"
+
+#: public name -> the module that defines it
+_EXPORTS = {
+    "Calibration": ".calibrate",
+    "calibrate": ".calibrate",
+    "GaussianDenoiser": ".denoisers",
+    "HEURISTICS": ".heuristics",
+    "all_heuristics": ".heuristics",
+    "heuristic_schedule": ".heuristics",
+    "LevelRange": ".levels",
+    "TrainSchedule": ".levels",
+    "FitResult": ".optimize",
+    "compare": ".optimize",
+    "fit": ".optimize",
+    "level_range": ".optimize",
+    "Response": ".response",
+    "response": ".response",
+    "SAMPLERS": ".samplers",
+    "Schedule": ".schedules",
+    "spaced_timesteps": ".schedules",
+    "Spectrum": ".spectrum",
+    "SpectrumAccumulator": ".spectrum",
+}
 
 __all__ = [
     "HEURISTICS",
@@ -49,3 +72,46 @@ __all__ = [
     "response",
     "spaced_timesteps",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        try:  # a submodule, e.g. specsched.plots
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError as exc:
+            if exc.name != f"{__name__}.{name}":
+                raise  # the submodule exists but needs a package that is missing
+            raise AttributeError(f"module 'specsched' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})
+
+
+class _Package(types.ModuleType):
+    """Importing the submodule ``specsched.response`` must not hide the function ``response``
+    (the import system sets each submodule as an attribute of its package)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _EXPORTS.get(name) == f".{name}":
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
+    from .calibrate import Calibration, calibrate
+    from .denoisers import GaussianDenoiser
+    from .heuristics import HEURISTICS, all_heuristics, heuristic_schedule
+    from .levels import LevelRange, TrainSchedule
+    from .optimize import FitResult, compare, fit, level_range
+    from .response import Response, response
+    from .samplers import SAMPLERS
+    from .schedules import Schedule, spaced_timesteps
+    from .spectrum import Spectrum, SpectrumAccumulator

@@ -12,10 +12,14 @@ import time
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
-import typer
-from rich.console import Console
-from rich.table import Table
+try:  # a Ctrl-C while the command line starts ends it quietly too
+    import numpy as np
+    import typer
+    from rich.console import Console
+    from rich.table import Table
+except KeyboardInterrupt:  # pragma: no cover - depends on when the key is pressed
+    sys.stderr.write("interrupted\n")
+    raise SystemExit(130) from None
 
 from .errors import SpecschedError
 
@@ -120,6 +124,16 @@ def spectrum_from_params(source: str, params: dict[str, Any]):
     )
 
 
+def _is_saved_spectrum(p: Path) -> bool:
+    """Whether ``p`` is a spectrum ``.npz`` written by specsched.
+
+    Anything unreadable is not: the data reader then names the problem in one line.
+    """
+    from .spectrum import is_saved_spectrum
+
+    return is_saved_spectrum(p)
+
+
 def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
     """A spectrum file as saved, or the spectrum of a data source estimated now.
 
@@ -128,15 +142,13 @@ def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = No
     from .spectrum import Spectrum
 
     p = Path(source)
-    if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
-            is_spectrum = "header" in z.files
-        if is_spectrum:
-            if opts:
-                raise SpecschedError(
-                    f"{source} is a saved spectrum: options {', '.join(sorted(opts))} do not apply"
-                )
-            return Spectrum.load(p)
+    if _is_saved_spectrum(p):
+        opts.pop("progress", None)  # also the fit's progress bar: not an estimation option here
+        if opts:
+            raise SpecschedError(
+                f"{source} is a saved spectrum: options {', '.join(sorted(opts))} do not apply"
+            )
+        return Spectrum.load(p)
     est: dict[str, Any] = {"kind": kind}
     if layout is not None:
         est["layout"] = layout
@@ -184,16 +196,32 @@ def parse_float_list(text: str) -> list[float]:
         raise SpecschedError(f"cannot read {text!r} as numbers: write e.g. 80,20,5,1,0.2") from None
 
 
-def check_output_path(path: Path | None) -> None:
-    """Fail before any work if an output file could not be written."""
-    if path is not None and not (path.parent if str(path.parent) else Path(".")).is_dir():
-        raise SpecschedError(
-            f"output folder {path.parent} does not exist: create it or choose another path"
-        )
+def check_output_path(path: Path | None, **how: Any) -> None:
+    """Fail before any work if an output could not be written (see :func:`._io.check_output`)."""
+    from ._io import check_output
+
+    check_output(path, **how)
+
+
+def to_json(obj: Any) -> str:
+    """Strict JSON (RFC 8259): NaN and infinities, which it cannot hold, become null."""
+    return json.dumps(_finite(obj), indent=2, default=_json_default, allow_nan=False)
+
+
+def _finite(o: Any) -> Any:
+    if isinstance(o, float | np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _finite(v) for k, v in o.items()}
+    if isinstance(o, list | tuple):
+        return [_finite(v) for v in o]
+    if isinstance(o, np.ndarray):
+        return _finite(o.tolist())
+    return o
 
 
 def emit_json(obj: Any) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=_json_default) + "\n")
+    sys.stdout.write(to_json(obj) + "\n")
 
 
 def _json_default(o: Any) -> Any:
@@ -242,7 +270,7 @@ def spectrum(
     """Estimate the spectrum of a data source and summarise it."""
     if output is not None and output.suffix != ".npz":
         raise SpecschedError(f"--output {output} must end in .npz")
-    check_output_path(output)
+    check_output_path(output, inputs=(source,))
     t0 = time.perf_counter()
     spec = spectrum_from_params(source, locals())
     summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
@@ -536,7 +564,20 @@ def schedule_forms(sched) -> dict[str, Any]:
     }
 
 
-def print_schedule(sched, sampler: str) -> None:
+#: k-diffusion functions that run a sampler of the same name on a schedule's sigmas
+KDIFFUSION_SAMPLERS = {
+    "ddim": "sample_euler",  # deterministic DDIM is Euler in sigma
+    "euler": "sample_euler",
+    "ddpm": "sample_euler_ancestral",
+    "euler_ancestral": "sample_euler_ancestral",
+    "heun": "sample_heun",
+    "dpmpp_2m": "sample_dpmpp_2m",
+}
+
+
+def print_schedule(sched, sampler: str, options: dict[str, Any] | None = None) -> None:
+    """The schedule in every form, then how to run it: a diffusers one-liner where one exists,
+    k-diffusion's sigmas for continuous-time VP and VE models, otherwise a note."""
     from .integrations.diffusers import snippet
 
     forms = schedule_forms(sched)
@@ -546,8 +587,59 @@ def print_schedule(sched, sampler: str) -> None:
             out.print(f"[bold]{key}[/bold]: {shown}")
         else:
             out.print(f"[bold]{key}[/bold]: [{', '.join(f'{v:.5g}' for v in shown)}]")
+    if sched.timesteps is None and sched.process != "flow":
+        import torch
+
+        from .integrations.kdiffusion import sigmas
+
+        values = [float(v) for v in sigmas(sched, dtype=torch.float64)]
+        fn = KDIFFUSION_SAMPLERS.get(sampler)
+        if sampler == "ddim" and (options or {}).get("eta", 0) not in (0, 0.0):
+            fn = None
+        out.print("\n[bold]k-diffusion[/bold]:")
+        out.print(
+            f"sigmas = torch.tensor({values!r})\n"
+            + (
+                f"x = k_diffusion.sampling.{fn}(model, sigmas[0] * noise, sigmas)"
+                if fn
+                else f"# no k-diffusion function matches {sampler}: run yours on these sigmas"
+            ),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    try:
+        text = snippet(sched, sampler)
+    except SpecschedError as exc:
+        out.print(f"\nnote: {exc}", markup=False, highlight=False, soft_wrap=True)
+        return
     out.print("\n[bold]diffusers[/bold]:")
-    out.print(snippet(sched, sampler), markup=False, highlight=False)
+    out.print(text, markup=False, highlight=False)
+
+
+class FitProgress:
+    """The stages of a fit (heuristics, optimiser starts, integer polish) as a progress bar on
+    stderr: with --progress, or on a terminal for fits that take a while."""
+
+    def __init__(self, show: bool | None, steps: int):
+        self.show = True if show is None and steps >= 20 and sys.stderr.isatty() else show
+        self.bar: Any = None
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        from .data.stream import ProgressBar
+
+        if self.show is False:
+            return
+        if self.bar is None:
+            self.bar = ProgressBar(total, self.show, "fit", unit="stages")
+        self.bar.advance(done - self.bar.done)
+        if self.bar.bar is not None:
+            self.bar.bar.update(self.bar.task, description=f"fit: {stage}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 @app.command()
@@ -605,21 +697,27 @@ def fit(
     """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
     from .optimize import fit as run_fit
 
-    check_output_path(output)
+    check_output_path(output, inputs=(source, scheduler_config))
+    check_output_path(plots, folder=True, option="--plots")
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
     if spec.calibration is not None:
         lr = spec.calibration.levels or lr  # a calibration is for one model
-    result = run_fit(
-        spec,
-        steps,
-        sampler=sampler,
-        objective=objective,  # type: ignore[arg-type]
-        levels=lr,
-        start_at=parse_start_at(start_at),
-        guard=guard,
-        **options,
-    )
+    bar = FitProgress(progress if progress is not None else (False if json_out else None), steps)
+    try:
+        result = run_fit(
+            spec,
+            steps,
+            sampler=sampler,
+            objective=objective,  # type: ignore[arg-type]
+            levels=lr,
+            start_at=parse_start_at(start_at),
+            guard=guard,
+            progress=bar,
+            **options,
+        )
+    finally:
+        bar.close()
     sched = result.schedule.with_meta(
         value=result.value,
         spectrum=spec.summary(),
@@ -649,7 +747,7 @@ def fit(
     )
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
-    print_schedule(sched, sampler)
+    print_schedule(sched, sampler, options)
     out.print(f"\nfitted in {result.seconds:.2f} s ({result.evaluations} evaluations)")
     for p in payload.get("plots", []):
         out.print(f"wrote {p}")
@@ -780,9 +878,16 @@ def plot(
     from .optimize import fit as run_fit
     from .plots import write_plots
 
+    check_output_path(output, folder=True, inputs=(source,))
     lr, sampler, options = model_from_params(locals())
     spec = spectrum_from_params(source, locals())
-    result = run_fit(spec, steps, sampler=sampler, objective=objective, levels=lr, **options)  # type: ignore[arg-type]
+    bar = FitProgress(progress, steps)
+    try:
+        result = run_fit(
+            spec, steps, sampler=sampler, objective=objective, levels=lr, progress=bar, **options
+        )  # type: ignore[arg-type]
+    finally:
+        bar.close()
     for p in write_plots(result, output):
         out.print(f"wrote {p}")
 
@@ -838,15 +943,11 @@ def load_reference(source: str, *, limit: int | None = None, **opts: Any) -> np.
     """
     from .data import open_source
 
-    p = Path(source)
-    if p.suffix == ".npz" and p.is_file():
-        with np.load(p, allow_pickle=False) as z:
-            is_spectrum = "header" in z.files
-        if is_spectrum:
-            raise SpecschedError(
-                f"{source} is a saved spectrum, not samples: give the data it was estimated from "
-                "(e.g. builtin:photos with --size and --channels)"
-            )
+    if _is_saved_spectrum(Path(source)):
+        raise SpecschedError(
+            f"{source} is a saved spectrum, not samples: give the data it was estimated from "
+            "(e.g. builtin:photos with --size and --channels)"
+        )
     if limit is not None and limit < 1:
         raise SpecschedError(f"--limit {limit} is too small: give at least 1")
     src = open_source(source, **opts)
@@ -1024,7 +1125,7 @@ def evaluate(
     from .schedules import Schedule
 
     t_start = time.perf_counter()
-    check_output_path(output)
+    check_output_path(output, option="--out", inputs=(reference, pipeline, *(schedule or [])))
     metrics = list(dict.fromkeys(metric or DEFAULT_METRICS))
     known = (*METRICS, "fid")
     unknown = [m for m in metrics if m not in known]
@@ -1230,7 +1331,7 @@ def evaluate(
         payload["fid"] = {"backend": fid_backend.name, "weights": str(fid_path)}
     payload["seconds"] = time.perf_counter() - t_start
     if output is not None:
-        atomic_write_text(output, json.dumps(payload, indent=2, default=_json_default) + "\n")
+        atomic_write_text(output, to_json(payload) + "\n")
         payload["output"] = str(output)
     if json_out:
         emit_json(payload)
@@ -1409,6 +1510,7 @@ def demo(
     """The main job on the bundled photographs: spectrum, schedules, comparison."""
     from .demo import run_demo
 
+    check_output_path(output, folder=True)
     result = run_demo(output, console=None if json_out else out)
     if json_out:
         emit_json(result)
@@ -1435,9 +1537,31 @@ def main(argv: list[str] | None = None) -> int:
             soft_wrap=True,
         )
         return 2
-    except (KeyboardInterrupt, typer.Abort):
+    except typer.Abort as exc:
+        if isinstance(exc.__cause__, EOFError):  # a reader met the end of a file early
+            err.print(
+                "error: a file ended before the data it promises (truncated or empty): check "
+                "the input files",
+                highlight=False,
+                markup=False,
+            )
+            return 2
         err.print("interrupted", highlight=False)
         return 130
+    except KeyboardInterrupt:
+        err.print("interrupted", highlight=False)
+        return 130
+    except OSError as exc:  # the machine refused: permissions, a full disk, a name too long...
+        where = f" ({exc.filename})" if exc.filename else ""
+        err.print(
+            f"error: {exc.strerror or exc}{where}: check the path, its permissions and free space",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+        return 2
+    if result == 130:  # typer's answer to a Ctrl-C inside the command
+        err.print("interrupted", highlight=False)
     return result if isinstance(result, int) else 0
 
 

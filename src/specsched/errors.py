@@ -6,8 +6,13 @@ names the problem and the fix; the command-line tool prints it and exits with st
 
 from __future__ import annotations
 
-__all__ = ["SpecschedError"]
+__all__ = ["ItemError", "SpecschedError"]
 
 
 class SpecschedError(ValueError):
     """Bad input: the message names the problem and how to fix it."""
+
+
+class ItemError(SpecschedError):
+    """One item of a data set (a file, a row) cannot be used; the sources skip and count it
+    like an unreadable file (or stop on it with ``strict=True``)."""

@@ -353,6 +353,7 @@ def fit(
     compress: int | None = None,
     heuristics: bool = True,
     guard: bool | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     **sampler_options: Any,
 ) -> FitResult:
     """The schedule that makes the sampler's output spectrum closest to the data's.
@@ -360,7 +361,8 @@ def fit(
     Parameters
     ----------
     spec : Spectrum
-        The data's spectrum.
+        The data's spectrum (a saved spectrum's path, a data source or an array of samples is
+        estimated first, see :func:`specsched.spectrum.as_spectrum`).
     steps : int, default 10
         Number of sampler steps ``N``.
     sampler : str, default "ddim"
@@ -388,6 +390,9 @@ def fit(
         see ``benchmarks/fit_speed.py``). The reported values always use the full spectrum.
     heuristics : bool, default True
         Evaluate every applicable heuristic family (the baselines, and starting points).
+    progress : callable, optional
+        Called as ``progress(stage, done, total)`` as the fit advances through its stages (the
+        heuristics, each optimiser start, each integer polish), e.g. to draw a progress bar.
     guard : bool or None, default None
         Guard the fit against the uncertainty of its objective (needs ``heuristics``): where the
         objective is flat within its uncertainty (:attr:`FitResult.uncertainty`) the fitted
@@ -414,6 +419,9 @@ def fit(
     >>> res.value <= res.best_baseline[1].w2
     True
     """
+    from .response import check_inputs
+
+    spec = check_inputs(spec, sampler, sampler_options)
     return _fit(
         spec,
         steps,
@@ -430,6 +438,7 @@ def fit(
         compress=compress,
         heuristics=heuristics,
         guard=guard,
+        progress=progress,
         **sampler_options,
     )
 
@@ -451,6 +460,7 @@ def _fit(
     compress: int | None,
     heuristics: bool,
     guard: bool | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
     **sampler_options: Any,
 ) -> FitResult:
     t_start = time.perf_counter()
@@ -474,8 +484,8 @@ def _fit(
             "the calibration was made for another model (process or training schedule): fit "
             "on that model, or calibrate this one with `specsched calibrate`"
         )
-    if not isinstance(steps, int | np.integer) or steps < 1:
-        raise SpecschedError(f"steps must be a positive integer (got {steps})")
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise SpecschedError(f"steps must be a positive whole number (got {steps!r})")
     if lr.train is not None and steps > lr.train.T:
         raise SpecschedError(
             f"{steps} steps is more than the model's {lr.train.T} timesteps: use at most {lr.train.T}"
@@ -517,8 +527,12 @@ def _fit(
     # continuous optimisation from several starts ------------------------------------------------
     inits = [_lam_free(b.log_snr, prob) for b, _ in baselines[: max(starts - 1, 0)]]
     inits.append(np.linspace(prob.lo, prob.hi, prob.n_free + 2)[1:-1])
+    n_stages = 1 + len(inits) + (1 + min(len(baselines), 1) if lr.train is not None else 0)
+    say = progress or (lambda stage, done, total: None)
+    say("heuristics", 1, n_stages)
     best_u, best_v = None, math.inf
-    for lam0 in inits:
+    for k, lam0 in enumerate(inits):
+        say(f"optimiser start {k + 1}/{len(inits)}", 1 + k, n_stages)
         u, v = prob.minimise(prob.u_of(lam0))
         if v < best_v:
             best_u, best_v = u, v
@@ -541,8 +555,10 @@ def _fit(
 
         pinned_t = None if first is None else round(float(train.timestep_of_log_snr(first)))
         t0 = _round_timesteps(train.timestep_of_log_snr(lam_cont[:-1]), train.T, pinned_t)
+        say("integer polish", 1 + len(inits), n_stages)
         candidates = [_polish_integers(t0, evaluate, train.T, pinned_t is not None)]
         for b, _ in baselines[:1]:
+            say("integer polish", 2 + len(inits), n_stages)
             # the integer landscape has local minima: polishing the best heuristic as well finds
             # a better one in some cases (e.g. KL on photos 32x32x3: 20.30 against 21.70)
             tb = b.timesteps.copy()
@@ -573,6 +589,7 @@ def _fit(
         meta={"objective": objective, "sampler": sampler, "options": dict(sampler_options)},
     )
     r_final = exact(final)
+    say("done", n_stages, n_stages)
     uncertainty, fallback = 0.0, None
     if guard is None:
         guard = spec.calibration is not None
@@ -790,9 +807,17 @@ def compare(
     levels : LevelRange, optional
         The model (see :func:`level_range`); defaults to the discrete linear-1000 VP model.
     """
+    from .response import check_inputs
+
     lr = levels or level_range()
+    spec = check_inputs(spec, sampler, sampler_options)
     schedules = list(schedules or [])
     for sch in schedules:
+        if not isinstance(sch, Schedule):
+            raise SpecschedError(
+                f"schedules must be Schedule objects, got {type(sch).__name__}: e.g. "
+                "Schedule.from_timesteps([999, 899, 799]) or Schedule.load(FILE)"
+            )
         _check_schedule_fits(sch, lr)
     if steps is None:
         if not schedules:

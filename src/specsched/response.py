@@ -13,6 +13,7 @@ one row per noise draw ``z``. Running the sampler of :mod:`specsched.samplers` o
 from __future__ import annotations
 
 import contextlib
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ import torch
 
 from . import divergence
 from .calibrate import CalibratedModeDenoiser, ModeTables
+from .errors import SpecschedError
 from .levels import Process, start_std
 from .samplers import get_sampler
 from .schedules import Schedule
@@ -247,15 +249,42 @@ class Response:
         }
 
 
+def check_inputs(spec: Any, sampler: Any, options: dict[str, Any]) -> Spectrum:
+    """The checks of a spectrum, a sampler name and its options at a public entry point:
+    ``spec`` as a usable :class:`Spectrum` (see :func:`specsched.spectrum.as_spectrum`), or a
+    one-line :class:`SpecschedError`."""
+    from .spectrum import as_spectrum
+
+    spec = as_spectrum(spec)
+    if not isinstance(sampler, str):
+        raise SpecschedError(f"sampler must be a name such as 'ddim', got {sampler!r}")
+    get_sampler(sampler).check_options(options)
+    return spec
+
+
+def as_schedule(sched: Any) -> Schedule:
+    """A :class:`Schedule`, or a list of integer timesteps of the default model as one."""
+    if isinstance(sched, Schedule):
+        return sched
+    if sched is None or isinstance(sched, str | bytes | dict):
+        raise SpecschedError(
+            f"sched must be a Schedule or a list of integer timesteps, got {sched!r}: e.g. "
+            "Schedule.from_timesteps([999, 899, 799])"
+        )
+    return Schedule.from_timesteps(sched)  # DDPM linear betas, 1000 steps, like the default model
+
+
 def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: Any) -> Response:
     """Closed-form output distribution of ``sampler`` on ``spec`` under ``sched``.
 
     Parameters
     ----------
     spec : Spectrum
-        The data's modes.
-    sched : Schedule
-        Noise levels, noisiest first; the process decides the start distribution.
+        The data's modes (a saved spectrum's path, a data source or an array of samples is
+        estimated first, see :func:`specsched.spectrum.as_spectrum`).
+    sched : Schedule or sequence of int
+        Noise levels, noisiest first; the process decides the start distribution. A list of
+        integer timesteps is taken as those of the default model (linear betas, 1000 steps).
     sampler : str, default "ddim"
         A name from :data:`specsched.SAMPLERS` (ddim, ddpm, euler, euler_ancestral, flow_euler, heun,
         dpmpp_2m, dpmpp_2m_sde, unipc, ipndm); ``options`` go to it (``eta`` for DDIM).
@@ -269,7 +298,8 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
     >>> r.w2 > 0
     True
     """
-    S, w, m = (torch.from_numpy(np.ascontiguousarray(a)) for a in spec.modes())
+    spec, sched = check_inputs(spec, sampler, options), as_schedule(sched)
+    S, w, m = (torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in spec.modes())
     alpha, s = torch.from_numpy(sched.alpha.copy()), torch.from_numpy(sched.s.copy())
     tables = None if spec.calibration is None else ModeTables(spec.calibration, S.numpy())
     with torch.no_grad():
@@ -288,6 +318,13 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
             name: float(divergence.total(obj, S, w, m, out["var"], out["mean"]))
             for name, obj in (("w2", "w2"), ("kl_gen_data", "kl"), ("kl_data_gen", "kl-data"))
         }
+    bad = [k for k, v in figures.items() if not math.isfinite(v)]
+    if bad or not torch.all(torch.isfinite(out["var"])):
+        raise SpecschedError(
+            f"the output spectrum is not finite in float64 ({', '.join(bad) or 'variances'}): "
+            f"the data's scale (largest mode variance {float(spec.variances.max()):.3g}) is far "
+            "from a diffusion model's; rescale the data to about [-1, 1]"
+        )
     shape = spec.variances.shape
     target = alpha.numpy()[:, None] ** 2 * S.numpy()[None] + s.numpy()[:, None] ** 2
     return Response(

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
 import torch
 
 from .errors import SpecschedError
@@ -380,8 +381,28 @@ class SamplerSpec:
     stochastic: bool = False
     diffusers: str = ""
 
+    def check_options(self, options: dict[str, Any]) -> None:
+        """Raise a clear error for an option the sampler lacks or a value of the wrong type."""
+        unknown = set(options) - set(self.options)
+        if unknown:
+            accepted = ", ".join(self.options) or "none"
+            raise SpecschedError(
+                f"sampler {self.name!r} has no option {', '.join(sorted(unknown))} "
+                f"(its options: {accepted})"
+            )
+        for key, v in options.items():
+            if key in ("eta",):
+                if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+                    raise SpecschedError(f"{key} must be a number (got {v!r})")
+            elif key == "order":
+                if isinstance(v, bool) or not isinstance(v, int | np.integer):
+                    raise SpecschedError(f"order must be a whole number (got {v!r})")
+            elif not isinstance(v, bool | np.bool_):
+                raise SpecschedError(f"{key} must be True or False (got {v!r})")
+
     def noise_draws(self, steps: int, **options: Any) -> int:
         """Upper bound on the number of ``noise()`` calls in ``steps`` steps."""
+        self.check_options(options)
         opts = {**options, **self.fixed}
         if "eta" in opts:
             return steps if float(opts["eta"]) > 0 else 0
@@ -399,13 +420,7 @@ class SamplerSpec:
         process: str = "vp",
         **options: Any,
     ) -> Tensor:
-        unknown = set(options) - set(self.options)
-        if unknown:
-            accepted = ", ".join(self.options) or "none"
-            raise SpecschedError(
-                f"sampler {self.name!r} has no option {', '.join(sorted(unknown))} "
-                f"(its options: {accepted})"
-            )
+        self.check_options(options)
         self.check_process(process)
         return self.fn(
             denoise,

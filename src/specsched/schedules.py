@@ -62,9 +62,17 @@ class Schedule:
 
     def __post_init__(self) -> None:
         check_process(self.process)
-        alpha = np.asarray(self.alpha, dtype=np.float64).copy()
-        s = np.asarray(self.s, dtype=np.float64).copy()
-        if alpha.ndim != 1 or alpha.shape != s.shape or alpha.size < 2:
+        alpha = _numbers(self.alpha, "alpha").copy()
+        s = _numbers(self.s, "s").copy()
+        if alpha.ndim != 1 or s.ndim != 1:
+            raise SpecschedError(
+                f"alpha and s must be 1-D lists of levels (got shapes {alpha.shape} and {s.shape})"
+            )
+        if alpha.shape != s.shape:
+            raise SpecschedError(
+                f"alpha has {alpha.size} levels but s has {s.size}: give one s per alpha"
+            )
+        if alpha.size < 2:
             raise SpecschedError(
                 "a schedule needs at least one step: give one or more noise levels, noisiest first"
             )
@@ -121,7 +129,7 @@ class Schedule:
         3
         """
         train = _as_train(train_schedule, num_train_timesteps)
-        ts = np.asarray(timesteps)
+        ts = _numbers(timesteps, "timesteps", keep_ints=True)
         if ts.ndim != 1 or ts.size == 0:
             raise SpecschedError("give at least one timestep, e.g. --timesteps 999,899,799")
         if not np.all(np.isfinite(ts.astype(float))) or np.any(ts != np.round(ts)):
@@ -147,7 +155,7 @@ class Schedule:
 
         A final ``1.0`` (clean) is appended unless present.
         """
-        ac = np.asarray(alphas_cumprod, dtype=np.float64)
+        ac = _numbers(alphas_cumprod, "alphas_cumprod")
         if ac.ndim != 1 or ac.size == 0:
             raise SpecschedError(
                 "give at least one alphas_cumprod value, noisiest (smallest) first"
@@ -175,7 +183,7 @@ class Schedule:
         (diffusers' ``FlowMatchEulerDiscreteScheduler``). A final 0 (clean) is appended unless present.
         """
         check_process(process)
-        sig = np.asarray(sigmas, dtype=np.float64)
+        sig = _numbers(sigmas, "sigmas")
         if sig.ndim != 1 or sig.size == 0:
             raise SpecschedError("give at least one sigma, noisiest first")
         if np.any(~np.isfinite(sig)) or np.any(sig < 0):
@@ -206,7 +214,7 @@ class Schedule:
 
         A final ``+inf`` (clean) is appended unless present.
         """
-        lam = np.asarray(log_snr, dtype=np.float64)
+        lam = _numbers(log_snr, "log_snr")
         if lam.ndim != 1 or lam.size == 0:
             raise SpecschedError("give at least one log-SNR value, noisiest (smallest) first")
         if lam[-1] != np.inf:
@@ -268,6 +276,8 @@ class Schedule:
     def from_dict(cls, d: dict[str, Any]) -> Schedule:
         """Inverse of :meth:`to_dict`."""
         try:
+            if not isinstance(d.get("meta", {}), dict):
+                raise TypeError("'meta'")
             process = d["process"]
             train = None
             if d.get("train_schedule"):
@@ -276,14 +286,17 @@ class Schedule:
             if d.get("timesteps") is not None and train is not None:
                 sched = cls.from_timesteps(d["timesteps"], train_schedule=train, name=name)
                 return sched.with_meta(**d.get("meta", {}))
-            alpha = np.array(d["alpha"], dtype=float)
-            s = np.array(d["s"], dtype=float)
-        except (KeyError, TypeError) as exc:
+            alpha, s = d["alpha"], d["s"]
+            return cls(alpha, s, process, train=train, name=name, meta=d.get("meta", {}))
+        except SpecschedError as exc:
+            raise SpecschedError(
+                f"not a valid schedule ({exc}): write one with `specsched fit -o FILE.json`"
+            ) from None
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise SpecschedError(
                 f"not a specsched schedule (missing or malformed field {exc}): "
                 "write one with `specsched fit -o FILE.json`"
             ) from None
-        return cls(alpha, s, process, train=train, name=name, meta=d.get("meta", {}))
 
     def with_meta(self, **meta: Any) -> Schedule:
         """A copy with ``meta`` merged into its metadata (provenance written with the schedule)."""
@@ -322,11 +335,41 @@ class Schedule:
             raise SpecschedError(
                 f"{p} is not a specsched schedule: write one with `specsched fit -o`"
             )
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except SpecschedError as exc:
+            raise SpecschedError(f"schedule file {p}: {exc}") from None
 
     def __repr__(self) -> str:
         ts = "" if self.timesteps is None else f", timesteps={self.timesteps.tolist()}"
         return f"Schedule({self.name!r}, process={self.process!r}, steps={self.steps}{ts})"
+
+
+def _numbers(values: Any, what: str, *, keep_ints: bool = False) -> np.ndarray:
+    """``values`` as a float64 array (integers kept with ``keep_ints``), or a one-line error."""
+    if isinstance(values, str | bytes):
+        raise SpecschedError(
+            f"{what} must be a list of numbers, not the text {values!r}: give e.g. [0.9, 0.5]"
+        )
+    if isinstance(values, torch.Tensor):
+        values = values.detach().cpu()
+        values = (values.double() if values.dtype.is_floating_point else values).numpy()
+    try:
+        arr = np.asarray(values)
+    except (TypeError, ValueError, RuntimeError):
+        raise SpecschedError(
+            f"{what} must be a flat list of numbers (got a {type(values).__name__} numpy cannot "
+            "read as one)"
+        ) from None
+    if arr.dtype.kind not in "iuf":
+        kinds = sorted({type(v).__name__ for v in arr.ravel()[:8].tolist()})
+        raise SpecschedError(
+            f"{what} must be numbers (got {', '.join(kinds) or type(values).__name__}): give a "
+            "list of ints or floats"
+        )
+    if keep_ints and arr.dtype.kind in "iu":
+        return arr.astype(np.int64)
+    return arr.astype(np.float64)
 
 
 def _as_train(train_schedule: str | TrainSchedule, num_train_timesteps: int) -> TrainSchedule:
@@ -348,6 +391,9 @@ def spaced_timesteps(
     >>> spaced_timesteps(4, "trailing").tolist()
     [999, 749, 499, 249]
     """
+    for name, v in (("steps", steps), ("num_train_timesteps", num_train_timesteps)):
+        if isinstance(v, bool) or not isinstance(v, int | np.integer):
+            raise SpecschedError(f"{name} must be a whole number (got {v!r})")
     T = int(num_train_timesteps)
     if not 1 <= steps <= T:
         raise SpecschedError(f"steps must be between 1 and {T} for a {T}-step model (got {steps})")

@@ -96,11 +96,21 @@ def as_channels_first(x: np.ndarray, layout: Layout | None = None) -> np.ndarray
 
 
 def _to_float(x: np.ndarray) -> tuple[np.ndarray, str]:
-    """Float arrays as given; integer images from [0, 255] to [-1, 1]."""
-    if x.dtype == np.bool_ or np.issubdtype(x.dtype, np.integer):
-        if x.size and (x.min() < 0 or x.max() > 255):
+    """Float arrays as given; integer images from [0, 255] to [-1, 1]; booleans (binary data)
+    to -1 (False) and +1 (True)."""
+    if x.dtype == np.bool_:
+        return np.where(x, 1.0, -1.0), "bool {False, True} -> {-1, 1}"
+    if np.issubdtype(x.dtype, np.integer):
+        lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+        if lo < 0 or hi > 255:
             raise SpecschedError(
                 "integer data outside [0, 255]: convert it to floats in the scale your model uses"
+            )
+        if hi == 1:
+            raise SpecschedError(
+                "integer data holding only 0 and 1 look binary, but integers are read as [0, 255] "
+                "images: pass binary data as bool (mapped to -1 and +1), or as floats in the "
+                "scale your model uses"
             )
         return x.astype(np.float64) / 127.5 - 1.0, "uint8 [0, 255] -> [-1, 1]"
     if not np.issubdtype(x.dtype, np.floating):
@@ -191,7 +201,7 @@ class Spectrum:
         >>> spec.variances.shape, float(spec.weights.sum())
         ((8, 5, 3), 192.0)
         """
-        x = np.asarray(x) if not isinstance(x, np.ndarray) else x
+        x = np.asarray(to_numpy(x)) if not isinstance(x, np.ndarray) else x
         if int(batch_size) < 1:
             raise SpecschedError(f"batch_size must be at least 1 (got {batch_size})")
         batch_size = int(batch_size)
@@ -427,7 +437,7 @@ class Spectrum:
                 arrays = {k: z[k] for k in z.files if k != "header"}
             if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
                 raise ValueError("wrong format tag")
-            return cls(
+            spec = cls(
                 variances=arrays["variances"],
                 weights=arrays["weights"],
                 means=arrays["means"],
@@ -448,6 +458,131 @@ class Spectrum:
                 f"{p} is not a specsched spectrum ({type(exc).__name__}): "
                 "make one with `specsched spectrum SOURCE -o FILE.npz`"
             ) from None
+        problem = spec.problem()
+        if problem:
+            raise SpecschedError(
+                f"{p} is a damaged spectrum ({problem}): estimate it again with "
+                "`specsched spectrum SOURCE -o FILE.npz`"
+            )
+        return spec
+
+    def problem(self) -> str | None:
+        """What makes this spectrum unusable (inconsistent shapes, non-finite or negative
+        values), or None if it is sound. :meth:`load`, :func:`specsched.response` and
+        :func:`specsched.fit` check it."""
+        shape = np.shape(self.variances)
+        arrays = {
+            "variances": self.variances,
+            "weights": self.weights,
+            "means": self.means,
+            "frequencies": self.frequencies,
+            "channel_means": self.channel_means,
+        }
+        for name, a in arrays.items():
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
+                return f"{name} is not a real numeric array"
+        if self.kind not in get_args(Kind):
+            return f"unknown kind {self.kind!r}"
+        sig = tuple(self.signal_shape)
+        if not (
+            1 <= len(sig) <= 2
+            and all(isinstance(v, int | np.integer) and v >= 1 for v in sig)
+            and isinstance(self.channels, int | np.integer)
+            and self.channels >= 1
+        ):
+            return f"signal shape {sig} with {self.channels} channels"
+        C = int(self.channels)
+        freq = (*sig[:-1], sig[-1] // 2 + 1)
+        want = (*freq, C) if self.kind == "fourier" else (C * int(np.prod(sig)),)
+        if shape != want:
+            return f"variances of shape {shape}, expected {want} for {sig} with {C} channels"
+        for name in ("weights", "means", "frequencies"):
+            if np.shape(arrays[name]) != shape:
+                return f"{name} of shape {np.shape(arrays[name])}, variances {shape}"
+        if np.shape(self.channel_means) != (C,):
+            return f"channel_means of shape {np.shape(self.channel_means)}, expected {(C,)}"
+        if self.cross_spectrum is not None and np.shape(self.cross_spectrum) != (*freq, C, C):
+            return f"cross_spectrum of shape {np.shape(self.cross_spectrum)}"
+        for name in ("variances", "weights", "means", "channel_means"):
+            if not np.all(np.isfinite(arrays[name])):
+                return f"{name} contain NaN or Inf"
+        if self.cross_spectrum is not None and not np.all(np.isfinite(self.cross_spectrum)):
+            return "cross_spectrum contains NaN or Inf"
+        if np.any(self.variances < 0):
+            return "negative variances"
+        if np.any(self.weights <= 0):
+            return "weights that are not positive"
+        if not isinstance(self.n_samples, int | np.integer) or self.n_samples < 0:
+            return f"n_samples = {self.n_samples}"
+        if self.calibration is not None and self.calibration.gain.shape[1:] != shape:
+            return f"a calibration of modes {self.calibration.gain.shape[1:]}, variances {shape}"
+        return None
+
+    def check_usable(self) -> None:
+        """Raise :class:`SpecschedError` unless a schedule can be designed for this spectrum:
+        it is sound (see :meth:`problem`) and its data vary (not every sample the same)."""
+        problem = self.problem()
+        if problem:
+            raise SpecschedError(
+                f"the spectrum is unusable ({problem}): estimate it with Spectrum.from_source"
+            )
+        if not np.any(self.variances > 0):
+            raise SpecschedError(
+                "the data have zero variance (every sample is the same): "
+                "there is nothing for a schedule to fit; check the source (an all-black folder, "
+                "a constant array, the wrong --column)"
+            )
+
+
+def is_saved_spectrum(path: str | Path) -> bool:
+    """Whether ``path`` is a spectrum ``.npz`` written by :meth:`Spectrum.save`.
+
+    Anything unreadable is not (the data readers then name the problem in one line).
+    """
+    p = Path(path)
+    try:
+        if p.suffix != ".npz" or not p.is_file():
+            return False
+        with np.load(p, allow_pickle=False) as z:
+            return "header" in z.files
+    except Exception:
+        return False
+
+
+def as_spectrum(spec: Any, where: str = "spec") -> Spectrum:
+    """``spec`` as a usable :class:`Spectrum` (the check public functions run on their input).
+
+    A Spectrum is checked (:meth:`Spectrum.check_usable`); a path to a saved spectrum is loaded;
+    another path or a built-in source name is estimated with :meth:`Spectrum.from_source`, an
+    array (or tensor) of samples with :meth:`Spectrum.from_array`. Anything else raises
+    :class:`SpecschedError` naming what is wanted.
+    """
+    if isinstance(spec, str | Path):
+        spec = Spectrum.load(spec) if is_saved_spectrum(spec) else Spectrum.from_source(spec)
+    elif isinstance(spec, np.ndarray) or _is_tensor(spec):
+        spec = Spectrum.from_array(spec)
+    if not isinstance(spec, Spectrum):
+        raise SpecschedError(
+            f"{where} must be a Spectrum (or a saved spectrum's path, a data source, an array of "
+            f"samples), got {type(spec).__name__}: make one with Spectrum.from_source(...)"
+        )
+    spec.check_usable()
+    return spec
+
+
+def _is_tensor(x: Any) -> bool:
+    return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
+
+
+def to_numpy(x: Any) -> Any:
+    """A torch tensor as a numpy array (detached, on the CPU; bfloat16 as float32); other
+    objects unchanged."""
+    if _is_tensor(x):
+        t = x.detach().cpu()
+        if str(t.dtype) == "torch.bfloat16":
+            t = t.float()
+        return t.numpy()
+    return x
 
 
 def _load_calibration(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Calibration | None:
@@ -460,6 +595,14 @@ def _load_calibration(meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> Ca
 
 
 # ------------------------------------------------------------------------------------- estimator
+def _ldexp(a: np.ndarray, k: int) -> np.ndarray:
+    """``a * 2**k``, exactly, for real or complex arrays."""
+    with np.errstate(over="ignore", under="ignore"):
+        if np.iscomplexobj(a):
+            return np.ldexp(a.real, k) + 1j * np.ldexp(a.imag, k)
+        return np.ldexp(a, k)
+
+
 class SpectrumAccumulator:
     """Streaming, mergeable estimate of a spectrum (DESIGN §2, "Estimator").
 
@@ -496,7 +639,14 @@ class SpectrumAccumulator:
             )
         self.kind: Kind = kind
         self.n = 0
+        # The sums are kept for x * 2**-exp, exp set by the largest |x| seen, so data of any
+        # magnitude float64 can hold accumulate without overflow or underflow; powers of two
+        # scale exactly, so the estimate is the same as without scaling.
+        self.exp = 0
         C = self.channels
+        # per-channel extremes: a constant channel's variances are exactly zero, not rounding
+        self.lo = np.full(C, np.inf)
+        self.hi = np.full(C, -np.inf)
         if kind == "fourier":
             freq = (*self.signal_shape[:-1], self.signal_shape[-1] // 2 + 1)
             self.sum_xx = np.zeros((*freq, C, C), dtype=np.complex128)
@@ -527,6 +677,17 @@ class SpectrumAccumulator:
             )
         if not np.all(np.isfinite(x)):
             raise SpecschedError("data contain NaN or Inf values: clean or drop those samples")
+        if x.size:
+            per_channel = (0, *self._axes)
+            self.lo = np.minimum(self.lo, x.min(axis=per_channel))
+            self.hi = np.maximum(self.hi, x.max(axis=per_channel))
+        peak = float(np.max(np.abs(x))) if x.size else 0.0
+        if peak > 0:
+            exp = int(np.frexp(peak)[1])
+            if self.n == 0 or exp > self.exp:
+                self._rescale(exp)
+        if self.exp:
+            x = np.ldexp(x, -self.exp)
         n = x.shape[0]
         if self.kind == "fourier":
             X = scipy.fft.rfftn(x, axes=self._axes, norm="ortho", workers=1)  # float64
@@ -542,6 +703,27 @@ class SpectrumAccumulator:
         self.n += n
         return self
 
+    def _rescale(self, exp: int) -> None:
+        """Re-express the sums for data scaled by ``2**-exp`` (exact for powers of two)."""
+        if self.n:
+            k = self.exp - exp
+            self.sum_xx = _ldexp(self.sum_xx, 2 * k)
+            if self.kind == "fourier":
+                self.sum_dc = np.ldexp(self.sum_dc, k)
+            else:
+                self.sum_x = np.ldexp(self.sum_x, k)
+        self.exp = exp
+
+    def _copy(self) -> SpectrumAccumulator:
+        out = SpectrumAccumulator(self.signal_shape, self.channels, kind=self.kind)
+        out.n, out.exp, out.sum_xx = self.n, self.exp, self.sum_xx.copy()
+        out.lo, out.hi = self.lo.copy(), self.hi.copy()
+        if self.kind == "fourier":
+            out.sum_dc = self.sum_dc.copy()
+        else:
+            out.sum_x = self.sum_x.copy()
+        return out
+
     def merge(self, other: SpectrumAccumulator) -> SpectrumAccumulator:
         """Exact union of two partial estimates (a new accumulator)."""
         if (other.kind, other.signal_shape, other.channels) != (
@@ -552,13 +734,18 @@ class SpectrumAccumulator:
             raise SpecschedError(
                 "cannot merge spectra of different kinds or sample shapes: estimate both the same way"
             )
+        a, b = self._copy(), other._copy()
+        exp = max(a.exp if a.n else b.exp, b.exp if b.n else a.exp)
+        a._rescale(exp)
+        b._rescale(exp)
         out = SpectrumAccumulator(self.signal_shape, self.channels, kind=self.kind)
-        out.n = self.n + other.n
-        out.sum_xx = self.sum_xx + other.sum_xx
+        out.n, out.exp = a.n + b.n, exp
+        out.lo, out.hi = np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi)
+        out.sum_xx = a.sum_xx + b.sum_xx
         if self.kind == "fourier":
-            out.sum_dc = self.sum_dc + other.sum_dc
+            out.sum_dc = a.sum_dc + b.sum_dc
         else:
-            out.sum_x = self.sum_x + other.sum_x
+            out.sum_x = a.sum_x + b.sum_x
         return out
 
     __add__ = merge
@@ -574,10 +761,13 @@ class SpectrumAccumulator:
         if self.kind == "pca":
             mean = self.sum_x / n
             cov = self.sum_xx / n - np.outer(mean, mean)
+            for c in np.flatnonzero(self.lo == self.hi):  # constant channels: exactly zero
+                cov[c * P : (c + 1) * P] = 0.0
+                cov[:, c * P : (c + 1) * P] = 0.0
             evals, evecs = np.linalg.eigh(cov)
             evals, evecs = evals[::-1], evecs[:, ::-1]
             d = evals.size
-            return Spectrum(
+            scaled = Spectrum(
                 variances=np.clip(evals, 0, None),
                 weights=np.ones(d),
                 means=evecs.T @ mean,
@@ -589,10 +779,47 @@ class SpectrumAccumulator:
                 channel_means=mean.reshape(C, P).mean(1),
                 meta=dict(meta),
             )
-        dc_mean = self.sum_dc / n  # = sqrt(P) * mu
-        sigma = self.sum_xx / n
-        dc = (*([0] * len(self.signal_shape)),)
-        sigma[dc] -= np.outer(dc_mean, dc_mean)
-        return Spectrum.from_cross_spectrum(
-            sigma, dc_mean / np.sqrt(P), self.signal_shape, n_samples=n, meta=meta
-        )
+        else:
+            dc_mean = self.sum_dc / n  # = sqrt(P) * mu
+            sigma = self.sum_xx / n
+            dc = (*([0] * len(self.signal_shape)),)
+            sigma[dc] -= np.outer(dc_mean, dc_mean)
+            const = self.lo == self.hi  # constant channels: exactly zero, not rounding
+            sigma[..., const, :] = 0.0
+            sigma[..., :, const] = 0.0
+            scaled = Spectrum.from_cross_spectrum(
+                sigma, dc_mean / np.sqrt(P), self.signal_shape, n_samples=n, meta=meta
+            )
+        return self._unscale(scaled)
+
+    def _unscale(self, spec: Spectrum) -> Spectrum:
+        """The estimate of the data from that of ``x * 2**-exp``; fails if float64 cannot hold it."""
+        import dataclasses
+
+        k = self.exp
+        if k == 0:
+            return spec
+        with np.errstate(over="ignore", under="ignore"):
+            out = dataclasses.replace(
+                spec,
+                variances=np.ldexp(spec.variances, 2 * k),
+                means=np.ldexp(spec.means, k),
+                channel_means=np.ldexp(spec.channel_means, k),
+                cross_spectrum=None
+                if spec.cross_spectrum is None
+                else _ldexp(spec.cross_spectrum, 2 * k),
+            )
+        if not (np.all(np.isfinite(out.variances)) and np.all(np.isfinite(out.means))):
+            raise SpecschedError(
+                f"the data's values (up to about {np.ldexp(1.0, k):.3g}) are too large: their "
+                "variance overflows float64; rescale the data (diffusion models expect values "
+                "in about [-1, 1])"
+            )
+        tiny = np.finfo(np.float64).tiny
+        if spec.variances.max() > 0 and out.variances.max() < tiny:
+            raise SpecschedError(
+                f"the data's values (up to about {np.ldexp(1.0, k):.3g}) are too small: their variance "
+                "underflows float64; rescale the data (diffusion models expect values in about "
+                "[-1, 1])"
+            )
+        return out

@@ -65,8 +65,8 @@ def open_source(source: Any, **options: Any) -> Source:
     source : str, Path, ndarray, datasets.Dataset, torch Dataset or iterable
         See the module notes.
     **options
-        Built-in sources: the options of their loader (``size``, ``channels``, ``n``, ``seed``,
-        ``split``,
+        Built-in sources: the options of their loader (``size``, ``channels``, ``n`` (also
+        spelled ``num_samples``, like the command line's ``--num-samples``), ``seed``, ``split``,
         ``exponent``, ...). Arrays: ``layout``, ``key`` (``.npz``). Images (folders and
         datasets of PIL images): ``size``, ``crop`` ("center" or "random"), ``channels``
         (1 or 3), ``seed``. Audio: ``sample_rate``, ``segment``, ``channels``. Datasets:
@@ -83,14 +83,19 @@ def open_source(source: Any, **options: Any) -> Source:
     from .sources import ArraySource, IterableSource, MapSource
 
     options = {k: v for k, v in options.items() if v is not None}
+    if "num_samples" in options:  # the command line's --num-samples
+        if "n" in options:
+            raise SpecschedError("give n or num_samples (the same option), not both")
+        options["n"] = options.pop("num_samples")
     vae = {k: options.pop(k) for k in _VAE_OPTIONS if k in options}
     if vae:
         if "vae" not in vae:
             raise SpecschedError(
                 f"{', '.join(sorted(vae))} need vae=PATH (--vae PATH): give the VAE's folder"
             )
-        from .latents import LatentSource
+        from .latents import LatentSource, check_vae_path
 
+        check_vae_path(vae["vae"])
         return LatentSource.open(
             open_source(source, **options),
             vae["vae"],
@@ -107,8 +112,10 @@ def open_source(source: Any, **options: Any) -> Source:
         )
     if isinstance(source, str | Path):
         return _open_path(Path(source), options)
-    if isinstance(source, np.ndarray):
-        return ArraySource.open(source, **_take(options, ("layout",), "arrays"))
+    from ..spectrum import _is_tensor, to_numpy
+
+    if isinstance(source, np.ndarray) or _is_tensor(source):
+        return ArraySource.open(to_numpy(source), **_take(options, ("layout",), "arrays"))
     if type(source).__module__.split(".")[0] == "datasets":
         from .sources import HFDatasetSource
 
@@ -150,6 +157,18 @@ def _open_dataset(cls, data: Any, options: dict[str, Any]) -> Source:
 
 
 def _open_path(path: Path, options: dict[str, Any]) -> Source:
+    try:
+        return _open_path_unguarded(path, options)
+    except OSError as exc:  # permissions, a name too long, an I/O error...
+        raise SpecschedError(
+            f"cannot read {path} ({exc.strerror or type(exc).__name__}): check the path and its "
+            "permissions"
+        ) from None
+
+
+def _open_path_unguarded(path: Path, options: dict[str, Any]) -> Source:
+    import os
+
     from .audio import AUDIO_EXTENSIONS, AudioFolder
     from .images import IMAGE_EXTENSIONS, ImageFolder, find_files
     from .sources import ArraySource, HFDatasetSource
@@ -161,6 +180,11 @@ def _open_path(path: Path, options: dict[str, Any]) -> Source:
         )
     if path.is_file():
         return ArraySource.open(path, **_take(options, ("layout", "key"), "array files"))
+    if not os.access(path, os.R_OK | os.X_OK):
+        raise SpecschedError(
+            f"cannot read the folder {path} (permission denied): make it readable "
+            f"(chmod u+rx {path}) or copy the data somewhere you can read"
+        )
     if any((path / f).is_file() for f in ("state.json", "dataset_dict.json")):
         return _open_dataset(HFDatasetSource, path, options)
     files = find_files(path, IMAGE_EXTENSIONS + AUDIO_EXTENSIONS)

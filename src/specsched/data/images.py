@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import SpecschedError
+from ..errors import ItemError, SpecschedError
 from .builtin import _check_int
 from .sources import ItemSource
 
@@ -73,7 +73,7 @@ def _normalise_mode(im: Any, channels: int) -> Any:
         grey = np.asarray(im, dtype=np.float64) / 257.0
         im = Image.fromarray(np.clip(np.rint(grey), 0, 255).astype(np.uint8))
     elif mode == "F":
-        raise SpecschedError(
+        raise ItemError(
             "32-bit float images have no fixed range: save 8-bit (or 16-bit) images instead"
         )
     elif mode == "P":

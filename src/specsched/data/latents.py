@@ -38,6 +38,21 @@ def _vae_folder(path: str | Path) -> tuple[str, str | None]:
     return str(p), None
 
 
+def check_vae_path(path: str | Path) -> None:
+    """Fail at once unless ``path`` is a local folder (a VAE is never looked up on the Hub)."""
+    p = Path(path)
+    if not p.exists():
+        raise SpecschedError(
+            f"VAE folder {p} does not exist: give the folder written by "
+            "AutoencoderKL.save_pretrained (or a pipeline folder with vae/); Hub ids are not "
+            "downloaded, save the VAE locally first"
+        )
+    if not p.is_dir():
+        raise SpecschedError(
+            f"--vae {p} is a file: give the folder written by AutoencoderKL.save_pretrained"
+        )
+
+
 @functools.lru_cache(maxsize=2)
 def load_vae(path: str, device: str = "cpu"):
     """Load (once per process) the ``AutoencoderKL`` saved at ``path`` (or ``path/vae``)."""
@@ -47,9 +62,10 @@ def load_vae(path: str, device: str = "cpu"):
         raise SpecschedError(
             "latent spectra need diffusers: pip install 'specsched[diffusers]'"
         ) from None
+    check_vae_path(path)
     folder, subfolder = _vae_folder(path)
     try:
-        vae = AutoencoderKL.from_pretrained(folder, subfolder=subfolder)
+        vae = AutoencoderKL.from_pretrained(folder, subfolder=subfolder, local_files_only=True)
     except Exception as exc:
         raise SpecschedError(
             f"cannot load a diffusers AutoencoderKL from {path} ({_reason(exc)}): give the folder "

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SpecschedError
-from ..spectrum import _to_float, as_channels_first
+from ..errors import ItemError, SpecschedError
+from ..spectrum import _to_float, as_channels_first, to_numpy
 
 __all__ = [
     "ArraySource",
@@ -132,6 +132,8 @@ class ItemSource(Source):
         for i in range(start, stop):
             try:
                 arr = self.load_item(i)
+            except ItemError as exc:
+                failures.append((self.item_name(i), str(exc)))
             except SpecschedError:
                 raise
             except Exception as exc:
@@ -160,7 +162,9 @@ class ItemSource(Source):
 
 
 def _kind(dtype: np.dtype) -> str:
-    return "int" if dtype == np.bool_ or np.issubdtype(dtype, np.integer) else "float"
+    if dtype == np.bool_:
+        return "bool"
+    return "int" if np.issubdtype(dtype, np.integer) else "float"
 
 
 def _batch(samples: list[np.ndarray], items: int, failures: list[tuple[str, str]]) -> Batch:
@@ -215,8 +219,7 @@ def to_sample(
         from .images import preprocess
 
         return preprocess(obj, index=index, **(image_options or {}))[None]
-    if hasattr(obj, "detach") and hasattr(obj, "numpy"):  # a torch tensor
-        obj = obj.detach().cpu().numpy()
+    obj = to_numpy(obj)  # a torch tensor (any dtype, requiring grad or not)
     arr = np.asarray(obj)
     if arr.dtype == object or not (arr.dtype == np.bool_ or np.issubdtype(arr.dtype, np.number)):
         raise SpecschedError(
@@ -240,6 +243,18 @@ def _npy_header(f) -> tuple[tuple[int, ...], bool, np.dtype]:
     else:
         shape, fortran, dtype = reader(f)
     return tuple(int(s) for s in shape), bool(fortran), np.dtype(dtype)
+
+
+def _check_length(
+    path: Path, shape: tuple[int, ...], dtype: np.dtype, offset: int, size: int, name=None
+) -> None:
+    """Fail if a ``.npy`` (member) holds fewer bytes than its header promises."""
+    need = offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if size < need:
+        raise SpecschedError(
+            f"{name or path} is truncated: its header promises an array of shape {shape} "
+            f"({need} bytes) but it holds {size} bytes; write it again with np.save"
+        )
 
 
 @dataclass(frozen=True, eq=False)
@@ -292,8 +307,10 @@ class ArraySource(Source):
             src.dtype == np.bool_ or np.issubdtype(src.dtype, np.number)
         ):
             raise SpecschedError(f"{src.name} holds {src.dtype} values: give a numeric array")
-        # Fails now, not in a worker, if the layout is ambiguous or wrong.
-        as_channels_first(np.empty((0, *src.shape[1:])), layout)  # type: ignore[arg-type]
+        # Fails now, not in a worker, if the layout is ambiguous or wrong (a zero-stride view
+        # of the file's shape: the message names it, and nothing is allocated).
+        shaped = np.lib.stride_tricks.as_strided(np.empty(1), src.shape, (0,) * len(src.shape))
+        as_channels_first(shaped, layout)  # type: ignore[arg-type]
         return src
 
     @classmethod
@@ -306,6 +323,7 @@ class ArraySource(Source):
                 with open(path, "rb") as f:
                     shape, fortran, dtype = _npy_header(f)
                     offset = f.tell()
+                _check_length(path, shape, dtype, offset, path.stat().st_size)
                 return cls(
                     str(path),
                     shape,
@@ -347,9 +365,13 @@ class ArraySource(Source):
                     f.seek(info.header_offset)
                     local = f.read(30)
                     start = info.header_offset + 30 + int.from_bytes(local[26:28], "little")
-                    f.seek(start + int.from_bytes(local[28:30], "little"))
+                    data_start = start + int.from_bytes(local[28:30], "little")
+                    f.seek(data_start)
                     shape, fortran, dtype = _npy_header(f)
                     offset = f.tell()
+                _check_length(
+                    path, shape, dtype, offset - data_start, info.file_size, f"{path}[{key}]"
+                )
                 if not fortran:
                     return cls(name, shape, dtype, layout, path=str(path), offset=offset, key=key)
         with np.load(path, allow_pickle=False) as npz:
@@ -556,8 +578,7 @@ class IterableSource(Source):
                 return
             if isinstance(obj, tuple | list) and obj and not np.isscalar(obj[0]):
                 obj = obj[0]
-            if hasattr(obj, "detach") and hasattr(obj, "numpy"):
-                obj = obj.detach().cpu().numpy()
+            obj = to_numpy(obj)
             arr = np.asarray(obj)
             if arr.dtype == object or arr.ndim < 2:
                 raise SpecschedError(

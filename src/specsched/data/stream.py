@@ -120,8 +120,8 @@ class ProgressBar:
     """A rich progress bar on stderr (items, items/s, ETA), shown when asked, or when stderr is
     a terminal and the run has taken more than a second."""
 
-    def __init__(self, total: int | None, show: bool | None, description: str):
-        self.total, self.show, self.description = total, show, description
+    def __init__(self, total: int | None, show: bool | None, description: str, unit: str = "items"):
+        self.total, self.show, self.description, self.unit = total, show, description, unit
         self.t0 = time.perf_counter()
         self.done = 0
         self.bar: Any = None
@@ -142,9 +142,11 @@ class ProgressBar:
         )
         from rich.text import Text
 
+        unit = self.unit
+
         class Rate(ProgressColumn):
             def render(self, task):
-                return Text(f"{task.speed:,.0f} items/s" if task.speed else "- items/s")
+                return Text(f"{task.speed:,.0f} {unit}/s" if task.speed else f"- {unit}/s")
 
         self.bar = Progress(
             TextColumn("{task.description}"),
