@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 import torch
 
 from . import divergence
@@ -250,6 +249,8 @@ class _Problem:
         return v, g
 
     def minimise(self, u0: np.ndarray, *, max_iter: int = 300) -> tuple[np.ndarray, float]:
+        import scipy.optimize  # here, not at the top: it costs ~0.2 s of `import specsched`
+
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
