@@ -379,6 +379,9 @@ class SamplerSpec:
     processes: tuple[str, ...] = ("vp", "ve", "flow")
     stochastic: bool = False
     diffusers: str = ""
+    # the next state depends on the current state and the two levels alone (no history): an
+    # N-step run is N one-step runs, which output_moments composes (O(N M) for stochastic ones)
+    markov: bool = False
 
     def noise_draws(self, steps: int, **options: Any) -> int:
         """Upper bound on the number of ``noise()`` calls in ``steps`` steps."""
@@ -437,6 +440,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "DDIM(eta), deterministic at eta=0",
             options=("eta",),
             diffusers="DDIMScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "ddpm",
@@ -444,6 +448,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)",
             fixed={"eta": 1.0},
             diffusers="DDPMScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "euler",
@@ -452,6 +457,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("vp", "ve"),
             diffusers="EulerDiscreteScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "euler_ancestral",
@@ -460,6 +466,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 1.0},
             processes=("vp", "ve"),
             diffusers="EulerAncestralDiscreteScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "flow_euler",
@@ -468,6 +475,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("flow",),
             diffusers="FlowMatchEulerDiscreteScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "heun",
