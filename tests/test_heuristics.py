@@ -282,12 +282,29 @@ def test_ays_loglinear_interpolation():
     assert np.all(np.diff(ts) < 0)
 
 
-def test_ays_without_diffusers_names_the_extra(monkeypatch):
-    monkeypatch.setitem(sys.modules, "diffusers.schedulers.scheduling_utils", None)
-    with pytest.raises(SpecschedError, match=r"pip install specsched\[diffusers\]"):
-        heuristic_schedule("ays", 10, LR_DISCRETE)
+@needs_diffusers
+def test_ays_tables_are_diffusers_lists():
+    """The tables kept as data in specsched are exactly diffusers' ``AysSchedules``, key for key."""
+    from typing import get_args
+
+    from diffusers.schedulers.scheduling_utils import AysSchedules
+
+    from specsched.heuristics import AYS_TABLES, AysTable
+
+    assert set(AYS_TABLES) == set(AysSchedules) == set(get_args(AysTable))
+    for key, values in AysSchedules.items():
+        assert list(AYS_TABLES[key]) == values, key
+
+
+def test_ays_works_without_diffusers(monkeypatch):
+    """The lists are data: hiding diffusers changes nothing."""
+    before = heuristic_schedule("ays", 10, LR_DISCRETE).timesteps
+    for mod in [m for m in sys.modules if m == "diffusers" or m.startswith("diffusers.")]:
+        monkeypatch.delitem(sys.modules, mod)
+    monkeypatch.setitem(sys.modules, "diffusers", None)  # import diffusers now raises
+    np.testing.assert_array_equal(heuristic_schedule("ays", 10, LR_DISCRETE).timesteps, before)
     names = [s.name for s in all_heuristics(10, LR_DISCRETE)]
-    assert "ays" not in names and "karras" in names
+    assert "ays" in names and "karras" in names
 
 
 # --------------------------------------------------------------------------- formula families

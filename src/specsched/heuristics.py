@@ -17,7 +17,7 @@ name               processes    levels
 ``shifted_cosine`` vp, ve       cosine log-SNR shifted by ``2 log(64 / resolution)``, uniform in t
 ``sigmoid``        vp, ve       sigmoid ``alpha_bar(t)``, uniform in t
 ``flow_shift``     flow         ``t' = shift u / (1 + (shift - 1) u)`` of uniform ``u``
-``ays``            vp, ve       Align Your Steps lists shipped by diffusers, log-linearly interpolated
+``ays``            vp, ve       Align Your Steps lists (:data:`AYS_TABLES`), log-linearly interpolated
 ================== ============ =======================================================================
 
 "sigma" is the process's sigma convention (:attr:`LevelRange.sigma_range`): the noise-to-signal
@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 import numpy as np
-from scipy.special import expit, logit
 
 from .errors import SpecschedError
 from .levels import LevelRange, Process
@@ -486,6 +485,8 @@ def sigmoid(
     Algorithm 1; A. Jabri, D. Fleet, T. Chen, "Scalable Adaptive Computation for Iterative
     Generation", ICML 2023.
     """
+    from scipy.special import expit, logit  # here: scipy.special costs ~0.1 s of the import
+
     steps = _check("sigmoid", steps, lr)
     if not (end > start and tau > 0):
         raise SpecschedError(
@@ -542,15 +543,26 @@ def flow_shift(
     return _build(lr, "flow_shift", {"shift": shift}, steps=steps, sigma=t)
 
 
-def _ays_tables() -> dict[str, list[float]]:
-    try:
-        from diffusers.schedulers.scheduling_utils import AysSchedules
-    except ImportError:
-        raise SpecschedError(
-            "the ays schedules come from diffusers, which is not installed: "
-            "pip install specsched[diffusers]"
-        ) from None
-    return AysSchedules
+#: Align Your Steps' optimised 10-step lists, as data (reading them from diffusers would import it,
+#: seconds at start-up, for a handful of published numbers). The values are those of diffusers'
+#: ``AysSchedules`` (``diffusers/schedulers/scheduling_utils.py``, checked equal in
+#: ``tests/test_heuristics.py``), which copies the paper's how-to page
+#: (research.nvidia.com/labs/toronto-ai/AlignYourSteps/howto.html) with the last sigma (the paper's
+#: ``sigma_min``, 0.029 or 0.002) replaced by ``0``. Timestep lists: 10 integer timesteps of a
+#: 1000-step model; sigma lists: 10 noisy sigmas and the clean ``0``.
+AYS_TABLES: dict[str, tuple[float, ...]] = {
+    "StableDiffusionTimesteps": (999, 850, 736, 645, 545, 455, 343, 233, 124, 24),
+    "StableDiffusionSigmas": (
+        14.615, 6.475, 3.861, 2.697, 1.886, 1.396, 0.963, 0.652, 0.399, 0.152, 0.0,
+    ),
+    "StableDiffusionXLTimesteps": (999, 845, 730, 587, 443, 310, 193, 116, 53, 13),
+    "StableDiffusionXLSigmas": (
+        14.615, 6.315, 3.771, 2.181, 1.342, 0.862, 0.555, 0.380, 0.234, 0.113, 0.0,
+    ),
+    "StableDiffusionVideoSigmas": (
+        700.00, 54.5, 15.886, 7.977, 4.248, 1.789, 0.981, 0.403, 0.173, 0.034, 0.0,
+    ),
+}  # fmt: skip
 
 
 def _loglinear_interp(sigma: np.ndarray, n: int) -> np.ndarray:
@@ -564,7 +576,7 @@ def _loglinear_interp(sigma: np.ndarray, n: int) -> np.ndarray:
 def ays(
     steps: int, lr: LevelRange, *, resolution: int | None = None, table: AysTable | None = None
 ) -> Schedule:
-    """Align Your Steps: the optimised 10-step lists that diffusers ships (``AysSchedules``).
+    """Align Your Steps: the optimised 10-step lists of the paper, as diffusers ships them.
 
     Default table: ``"StableDiffusionTimesteps"`` for a discrete VP model (used as integer
     timesteps; needs ``T = 1000``), ``"StableDiffusionSigmas"`` for a continuous VP model,
@@ -578,7 +590,7 @@ def ays(
     Parameters
     ----------
     table : str, optional
-        A key of ``diffusers.schedulers.scheduling_utils.AysSchedules``.
+        A key of :data:`AYS_TABLES` (the keys of diffusers' ``AysSchedules``).
 
     References
     ----------
@@ -586,7 +598,7 @@ def ays(
     Models", ICML 2024; research.nvidia.com/labs/toronto-ai/AlignYourSteps/howto.html.
     """
     steps = _check("ays", steps, lr)
-    tables = _ays_tables()
+    tables = AYS_TABLES
     params = {"table": table}  # the name shows a table only when one was asked for
     if table is None:
         default = {"vp": "StableDiffusionSigmas", "ve": "StableDiffusionVideoSigmas"}
@@ -697,7 +709,7 @@ HEURISTICS: dict[str, Heuristic] = {
             ays,
             ("vp", "ve"),
             False,
-            "Align Your Steps 10-step lists shipped by diffusers, log-linearly interpolated "
+            "Align Your Steps 10-step lists (as diffusers ships them), log-linearly interpolated "
             "(Sabour, Fidler & Kreis 2024)",
         ),
     )
@@ -799,7 +811,7 @@ def all_heuristics(steps: int, lr: LevelRange, *, resolution: int | None = None)
     """Every applicable family at its usual parameters, for comparison tables.
 
     Families that raise for this range (e.g. ``shifted_cosine`` without ``resolution``, ``ays``
-    without diffusers) are skipped; ``flow_shift`` comes at ``shift=3`` and ``shift=1``. A schedule
+    on a discrete range of other than 1000 steps) are skipped; ``flow_shift`` comes at ``shift=3`` and ``shift=1``. A schedule
     whose levels equal an earlier one's (to ``1e-12``) is dropped, so names and levels are unique.
 
     Examples

@@ -14,22 +14,22 @@ integer timesteps), rounded, then polished over integers by coordinate descent.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import scipy.optimize
 import torch
 
 from . import divergence
 from .calibrate import ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
-from .levels import LevelRange, TrainSchedule, levels_from_log_snr
-from .response import Response, output_moments, response
+from .levels import LevelRange, TrainSchedule, levels_from_log_snr, start_std
+from .response import Response, output_moments, response, step_maps
 from .samplers import get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -277,6 +277,8 @@ class _Problem:
     def minimise(self, u0: np.ndarray, *, max_iter: int = 300) -> tuple[np.ndarray, float]:
         if self.n_free == 0:  # one step from a pinned first level: nothing to optimise
             return u0, self.value_and_grad(u0)[0]
+        import scipy.optimize  # here, not at the top: it costs ~0.2 s of `import specsched`
+
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
@@ -292,7 +294,97 @@ class _Problem:
         return res.x, float(res.fun)
 
 
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    """torch on one thread: the optimiser's tensors are small (a few hundred modes), so more
+    threads only spin (about twice the wall time in CPU on 2 cores). The full-spectrum
+    evaluations (baselines, final response) keep torch's threads."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 # --------------------------------------------------------------------------------- discrete polish
+class _MarkovMoves:
+    """The objective of single-level moves of an integer schedule, for a Markov sampler.
+
+    Moving level ``i`` changes only the two steps into and out of it. With every step's affine map
+    (:func:`specsched.response.step_maps`) of the current schedule, the moments at each level
+    before ``i`` and the composed map from each level to the end are cached; a candidate then costs
+    two single steps and an O(M) composition instead of an N-step run (the same values up to
+    rounding). The cache is rebuilt when the schedule changes (an accepted move).
+    """
+
+    def __init__(self, prob: _Problem, table: np.ndarray):
+        self.prob, self.table = prob, table
+        self.spec = get_sampler(prob.sampler)
+        self.key: bytes | None = None
+
+    def _levels(self, lam: np.ndarray) -> tuple[Tensor, Tensor]:
+        alpha, s = levels_from_log_snr(torch.from_numpy(lam), self.prob.lr.process)
+        return alpha.reshape(*lam.shape, 1, 1), s.reshape(*lam.shape, 1, 1)
+
+    def _maps(self, a: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        p = self.prob
+        return step_maps(self.spec, p.S, p.m, a, s, p.lr.process, p.options)
+
+    def _prepare(self, t: np.ndarray) -> None:
+        self.key = t.tobytes()
+        self.alpha, self.s = self._levels(np.append(self.table[t], np.inf))
+        n = len(t)
+        parts = []
+        if n > 1:
+            pairs = (torch.stack([v[:-2], v[1:-1]]) for v in (self.alpha, self.s))
+            parts.append(self._maps(*pairs))
+        parts.append(tuple(v[None] for v in self._maps(self.alpha[-2:], self.s[-2:])))
+        A, B, V = (torch.cat(x) for x in zip(*parts, strict=True))  # (N, M)
+        mean = [torch.zeros_like(A[0])]
+        var = [start_std(self.prob.lr.process, self.s[0, 0]) ** 2 * torch.ones_like(A[0])]
+        for k in range(n):  # the moments at every level
+            mean.append(A[k] * mean[k] + B[k])
+            var.append(A[k] ** 2 * var[k] + V[k])
+        self.mean, self.var = mean, var
+        # level k -> end: mean P_k mean_k + Q_k, var P_k^2 var_k + R_k, with P_k = prod_{j>=k} A_j,
+        # Q_k = sum_{j>=k} after_j B_j, R_k = sum_{j>=k} after_j^2 V_j, after_j = prod_{l>j} A_l
+        one = torch.ones_like(A[:1])
+        P = torch.cat([torch.flip(torch.cumprod(torch.flip(A, [0]), 0), [0]), one])
+        after = P[1:]
+
+        def tail_sum(x: Tensor) -> Tensor:
+            return torch.cat([torch.flip(torch.cumsum(torch.flip(x, [0]), 0), [0]), 0 * one])
+
+        self.P, self.Q, self.R = P, tail_sum(after * B), tail_sum(after**2 * V)
+
+    def __call__(self, t: np.ndarray, i: int, values: np.ndarray) -> np.ndarray:
+        """Objective of ``t`` with level ``i`` set to each of ``values``."""
+        if self.key != t.tobytes():
+            self._prepare(t)
+        p, K = self.prob, len(values)
+        a_i, s_i = self._levels(self.table[values])  # (K, 1, 1)
+
+        def fixed(v: Tensor, k: int) -> Tensor:
+            return v[k].expand(K, 1, 1)
+
+        with torch.no_grad():
+            if i == 0:
+                mean = torch.zeros(K, p.S.shape[-1], dtype=torch.float64)
+                var = start_std(p.lr.process, s_i[:, 0]) ** 2 * torch.ones_like(mean)
+            else:  # the step into level i
+                a = torch.stack([fixed(self.alpha, i - 1), a_i])
+                A, B, V = self._maps(a, torch.stack([fixed(self.s, i - 1), s_i]))
+                mean, var = A * self.mean[i - 1] + B, A**2 * self.var[i - 1] + V
+            a = torch.stack([a_i, fixed(self.alpha, i + 1)])  # the step out of level i
+            A, B, V = self._maps(a, torch.stack([s_i, fixed(self.s, i + 1)]))
+            mean, var = A * mean + B, A**2 * var + V
+            mean = self.P[i + 1] * mean + self.Q[i + 1]
+            var = self.P[i + 1] ** 2 * var + self.R[i + 1]
+            per = divergence.per_mode(p.objective, p.S, p.m, var, mean)
+            return (p.w * per).sum(-1).numpy()
+
+
 def _round_timesteps(t_real: np.ndarray, T: int, first: int | None) -> np.ndarray:
     """Nearest integers, strictly decreasing, in ``0 .. T-1`` (the first one pinned if given)."""
     from .heuristics import _distinct_timesteps
@@ -304,13 +396,19 @@ def _round_timesteps(t_real: np.ndarray, T: int, first: int | None) -> np.ndarra
 
 
 def _polish_integers(
-    t0: np.ndarray, evaluate: Callable[[np.ndarray], np.ndarray], T: int, pinned: bool
+    t0: np.ndarray,
+    evaluate: Callable[[np.ndarray], np.ndarray],
+    T: int,
+    pinned: bool,
+    level_moves: _MarkovMoves | None = None,
 ) -> tuple[np.ndarray, float]:
     """Coordinate descent over integer timesteps.
 
     Sweeps over the levels; for each, every move by +-1, +-2, +-4, ..., +-32 that keeps the order
     is evaluated as one batch and the best improving one is taken. Stops after a sweep without
-    improvement: the result is a local minimum over all such single-level moves.
+    improvement: the result is a local minimum over all such single-level moves. ``level_moves``,
+    where given, evaluates the moves of one level faster than ``evaluate`` (the same values up to
+    rounding).
     """
     t = t0.copy()
     best = float(evaluate(t[None])[0])
@@ -328,7 +426,7 @@ def _polish_integers(
                 continue
             cands = np.repeat(t[None], vals_i.size, 0)
             cands[:, i] = vals_i
-            vals = evaluate(cands)
+            vals = evaluate(cands) if level_moves is None else level_moves(t, i, vals_i)
             k = int(np.argmin(vals))
             if vals[k] < best * (1 - 1e-13):
                 t, best, improved = cands[k], float(vals[k]), True
@@ -530,13 +628,13 @@ def _fit(
     n_stages = 1 + len(inits) + (1 + min(len(baselines), 1) if lr.train is not None else 0)
     say = progress or (lambda stage, done, total: None)
     say("heuristics", 1, n_stages)
-    best_u, best_v = None, math.inf
-    for k, lam0 in enumerate(inits):
-        say(f"optimiser start {k + 1}/{len(inits)}", 1 + k, n_stages)
-        u, v = prob.minimise(prob.u_of(lam0))
-        if v < best_v:
-            best_u, best_v = u, v
-    assert best_u is not None
+    optima = []
+    with _one_thread():
+        for k, lam0 in enumerate(inits):
+            say(f"optimiser start {k + 1}/{len(inits)}", 1 + k, n_stages)
+            optima.append(prob.minimise(prob.u_of(lam0)))
+    optima.sort(key=lambda uv: uv[1])  # stable: ties keep the order of the starts
+    best_u = optima[0][0]
     with torch.no_grad():
         lam_cont = prob.full(prob.lam(torch.from_numpy(best_u))).numpy()
     cont_sched = Schedule.from_log_snr(
@@ -554,17 +652,34 @@ def _fit(
                 return prob.value_of_levels(torch.from_numpy(np.ascontiguousarray(lam_all))).numpy()
 
         pinned_t = None if first is None else round(float(train.timestep_of_log_snr(first)))
-        t0 = _round_timesteps(train.timestep_of_log_snr(lam_cont[:-1]), train.T, pinned_t)
         say("integer polish", 1 + len(inits), n_stages)
-        candidates = [_polish_integers(t0, evaluate, train.T, pinned_t is not None)]
+        # the integer landscape has local minima: polish the rounded optimum of every start
+        # (each a few sweeps from a good point), not only the best one
+        starts_t: list[np.ndarray] = []
+        for u, _ in optima:
+            with torch.no_grad():
+                lam_u = prob.full(prob.lam(torch.from_numpy(u))).numpy()
+            t0 = _round_timesteps(train.timestep_of_log_snr(lam_u[:-1]), train.T, pinned_t)
+            if not any(np.array_equal(t0, other) for other in starts_t):
+                starts_t.append(t0)
+        markov = get_sampler(sampler).markov and prob.tables is None
+        moves = _MarkovMoves(prob, table) if markov else None
+        with _one_thread():
+            candidates = [
+                _polish_integers(t0, evaluate, train.T, pinned_t is not None, moves)
+                for t0 in starts_t
+            ]
         for b, _ in baselines[:1]:
             say("integer polish", 2 + len(inits), n_stages)
             # the integer landscape has local minima: polishing the best heuristic as well finds
-            # a better one in some cases (e.g. KL on photos 32x32x3: 20.30 against 21.70)
+            # a better one in some cases (e.g. KL on digits, 5 steps: 2.01092 against 2.01094)
             tb = b.timesteps.copy()
             if pinned_t is not None:
                 tb = _round_timesteps(tb.astype(float), train.T, pinned_t)
-            candidates.append(_polish_integers(tb, evaluate, train.T, pinned_t is not None))
+            with _one_thread():
+                candidates.append(
+                    _polish_integers(tb, evaluate, train.T, pinned_t is not None, moves)
+                )
         # candidates ranked by the exact objective (the polish may have used compressed modes)
         exact_vals = [
             exact(Schedule.from_timesteps(c[0], train_schedule=train)).value(objective)

@@ -25,7 +25,7 @@ from . import divergence
 from .calibrate import CalibratedModeDenoiser, ModeTables
 from .errors import SpecschedError
 from .levels import Process, start_std
-from .samplers import get_sampler
+from .samplers import SamplerSpec, get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
 
@@ -147,6 +147,8 @@ def output_moments(
     alpha_b = alpha.reshape(steps + 1, *batch, 1, 1)
     s_b = s.reshape(steps + 1, *batch, 1, 1)
     c = start_std(process, s_b[0]) * torch.ones_like(s_b[0])  # (*batch, 1, 1)
+    if spec.markov and steps > 0 and calibration is None:
+        return _markov_moments(spec, variances, means, alpha_b, s_b, c, trace, process, options)
     M = variances.shape[-1]
     zeros = torch.zeros((*batch, 1, M), dtype=torch.float64)
     x = torch.cat(
@@ -185,6 +187,78 @@ def output_moments(
     if trace:
         res["trace_mean"] = torch.stack(means_t)
         res["trace_var"] = torch.stack(vars_t)
+    return res
+
+
+def step_maps(
+    spec: SamplerSpec,
+    variances: Tensor,
+    means: Tensor,
+    alpha: Tensor,
+    s: Tensor,
+    process: Process,
+    options: dict[str, Any],
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(A, B, sigma^2)`` per mode of single steps ``alpha[0] -> alpha[1]`` of a Markov sampler.
+
+    ``alpha`` and ``s`` have shape ``(2, *batch, 1, 1)``; a mode's state moves as
+    ``x' = A x + B + sigma z`` (:func:`_markov_moments`). Results have shape ``(*batch, M)``.
+    """
+    rows = 2 + spec.noise_draws(1, **options)
+    x = torch.zeros((*alpha.shape[1:-2], rows, variances.shape[-1]), dtype=torch.float64)
+    x[..., 1, :] = 1.0  # the unit state: row 0 (constant) 0, row 1 (the incoming state) 1
+    denoiser = ModeDenoiser(variances, means)
+    y = spec(denoiser, x, alpha, s, noise=CoefficientNoise(2), process=process, **options)
+    return y[..., 1, :], y[..., 0, :], (y[..., 2:, :] ** 2).sum(-2)
+
+
+def _markov_moments(
+    spec: SamplerSpec,
+    variances: Tensor,
+    means: Tensor,
+    alpha_b: Tensor,
+    s_b: Tensor,
+    c: Tensor,
+    trace: bool,
+    process: Process,
+    options: dict[str, Any],
+) -> dict[str, Tensor]:
+    """:func:`output_moments` of a Markov sampler (``spec.markov``), in O(N M) work and O(1) ops.
+
+    Each step of such a sampler maps a mode's state affinely, ``x' = A_i x + B_i + sigma_i z``
+    (the same ``A_i`` for every source, as the Gaussian denoiser and the step are linear). One
+    call of the sampler itself, one step from each level to the next batched over the steps, on
+    the unit state (row 0 = 0, row 1 = 1, a row per draw) gives every ``(A_i, B_i, sigma_i)``;
+    composing them gives ``H = prod A_i``, ``mu = sum_i (prod_{j>i} A_j) B_i`` and
+    ``P = c^2 H^2 + sum_i (prod_{j>i} A_j)^2 sigma_i^2``, the moments of the N-step run (equal up
+    to rounding) without its ``2 + N`` rows of coefficients for ``N`` noise draws.
+    """
+    steps = alpha_b.shape[0] - 1
+    # the last step apart: the sampler treats the step to the clean level on its own
+    maps = []
+    if steps > 1:
+        a_pairs = torch.stack([alpha_b[:-2], alpha_b[1:-1]])
+        s_pairs = torch.stack([s_b[:-2], s_b[1:-1]])
+        maps.append(step_maps(spec, variances, means, a_pairs, s_pairs, process, options))
+    last = step_maps(spec, variances, means, alpha_b[-2:], s_b[-2:], process, options)
+    maps.append(tuple(v[None] for v in last))
+    A, B, noise_var = (torch.cat(parts) for parts in zip(*maps, strict=True))  # (N, *batch, M)
+    c2 = c[..., 0] ** 2  # (*batch, 1)
+    res: dict[str, Tensor] = {}
+    if trace:
+        mean, var = torch.zeros_like(A[0]), c2 * torch.ones_like(A[0])
+        means_t, vars_t = [mean], [var]
+        for i in range(steps):
+            mean, var = A[i] * mean + B[i], A[i] ** 2 * var + noise_var[i]
+            means_t.append(mean)
+            vars_t.append(var)
+        res["trace_mean"], res["trace_var"] = torch.stack(means_t), torch.stack(vars_t)
+    suffix = torch.flip(torch.cumprod(torch.flip(A, [0]), 0), [0])  # prod_{j >= i} A_j
+    after = torch.cat([suffix[1:], torch.ones_like(A[:1])])  # prod_{j > i} A_j
+    transfer = suffix[0]
+    res["mean"] = (after * B).sum(0)
+    res["var"] = c2 * transfer**2 + (after**2 * noise_var).sum(0)
+    res["transfer"] = transfer
     return res
 
 

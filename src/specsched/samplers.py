@@ -380,6 +380,9 @@ class SamplerSpec:
     processes: tuple[str, ...] = ("vp", "ve", "flow")
     stochastic: bool = False
     diffusers: str = ""
+    # the next state depends on the current state and the two levels alone (no history): an
+    # N-step run is N one-step runs, which output_moments composes (O(N M) for stochastic ones)
+    markov: bool = False
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise a clear error for an option the sampler lacks or a value of the wrong type."""
@@ -452,6 +455,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "DDIM(eta), deterministic at eta=0",
             options=("eta",),
             diffusers="DDIMScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "ddpm",
@@ -459,6 +463,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)",
             fixed={"eta": 1.0},
             diffusers="DDPMScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "euler",
@@ -467,6 +472,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("vp", "ve"),
             diffusers="EulerDiscreteScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "euler_ancestral",
@@ -475,6 +481,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 1.0},
             processes=("vp", "ve"),
             diffusers="EulerAncestralDiscreteScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "flow_euler",
@@ -483,6 +490,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("flow",),
             diffusers="FlowMatchEulerDiscreteScheduler",
+            markov=True,
         ),
         SamplerSpec(
             "heun",
