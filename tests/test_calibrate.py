@@ -150,6 +150,9 @@ def test_calibration_file_round_trip_and_fit_uses_its_model(tmp_path, rgb):
     assert back.calibration.levels == LR
     res = ss.fit(back, 5, sampler="ddim", heuristics=False)
     assert res.calibrated and res.levels == LR
+    assert res.schedule.timesteps[0] == 999  # calibrated fits start at the top by default
+    free = ss.fit(back, 5, sampler="ddim", heuristics=False, start_at="free")
+    assert free.value <= res.value * (1 + 1e-9)  # a free start can only do as well or better
     with pytest.raises(SpecschedError, match="another model"):
         ss.fit(back, 5, levels=LevelRange.discrete("cosine"))
 

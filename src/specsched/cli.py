@@ -526,8 +526,10 @@ def model_levels(process: str, train_schedule: str, num_train_timesteps: int, si
 
 def parse_start_at(text: str | None) -> str | float | None:
     """``free``, ``max`` (aliases ``T-1``, ``sigma_max``, ``t_max``) or a number."""
-    if text is None or text == "free":
+    if text is None:
         return None
+    if text == "free":
+        return "free"
     if text in ("max", "T-1", "sigma_max", "t_max"):
         return "max"
     try:

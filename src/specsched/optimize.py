@@ -15,6 +15,7 @@ integer timesteps), rounded, then polished over integers by coordinate descent.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -477,8 +478,8 @@ def fit(
         sampler's heuristics start. Free KL fits start late, which relies on the network
         extrapolating to inputs it was never trained on and loses on learned models
         (``benchmarks/RESULTS.md``): prefer ``"max"`` there. A number pins the first level at
-        that timestep (discrete) or sigma. Flow models always start at their noisiest level by
-        default.
+        that timestep (discrete) or sigma. Flow models and calibrated spectra start at their
+        noisiest level by default.
     starts : int, default 3
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
     compress : int or None
@@ -589,6 +590,10 @@ def _fit(
             f"{steps} steps is more than the model's {lr.train.T} timesteps: use at most {lr.train.T}"
         )
     notes: list[str] = []
+    if start_at is None and spec.calibration is not None:
+        # the networks measured so far are least accurate at the noisiest levels; no benchmark has
+        # yet shown that a later start is safe for a calibrated fit
+        start_at = "max"
     first = _first_level(lr, start_at)
     S_full, w_full, m_full = spec.modes()
     n_zero = int(np.sum(S_full <= 1e-12 * S_full.max()))
@@ -851,15 +856,7 @@ def _guard(
             f"{theta_used:.0%} of the way towards {h_sched.name!r} ({objective} {v_fit:.4g} -> "
             f"{r_chosen.value(objective):.4g})"
         )
-        chosen = Schedule(
-            chosen.alpha,
-            chosen.s,
-            chosen.process,
-            timesteps=chosen.timesteps,
-            train=chosen.train,
-            name="spectral",
-            meta=final.meta,
-        )
+        chosen = dataclasses.replace(chosen, name="spectral", meta=final.meta)
         r_chosen = exact(chosen)
     return chosen, r_chosen, tol, None
 
