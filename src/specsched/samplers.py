@@ -397,10 +397,10 @@ class SamplerSpec:
             if key in ("eta",):
                 if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
                     raise SpecschedError(f"{key} must be a number (got {v!r})")
-            elif key == "order":
+            elif key in ("order", "max_order"):
                 if isinstance(v, bool) or not isinstance(v, int | np.integer):
-                    raise SpecschedError(f"order must be a whole number (got {v!r})")
-            elif not isinstance(v, bool | np.bool_):
+                    raise SpecschedError(f"{key} must be a whole number (got {v!r})")
+            elif key in ("lower_order_final", "corrector") and not isinstance(v, bool | np.bool_):
                 raise SpecschedError(f"{key} must be True or False (got {v!r})")
 
     def noise_draws(self, steps: int, **options: Any) -> int:
