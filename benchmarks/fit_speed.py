@@ -193,6 +193,102 @@ def rel(a: float, b: float) -> float:
     return abs(a - b) / max(abs(b), 1e-300)
 
 
+# ------------------------------------------------------------------------------------ start-up
+SRC = str(Path(__file__).resolve().parents[1] / "src")  # these sources, not an installed copy
+STEP_COUNTS = (5, 10, 20, 50, 100, 250)
+
+
+def run_command(cmd: list[str]) -> tuple[float, float]:
+    """Wall and CPU seconds (children's user + system) of one command, process start to exit."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([SRC, os.environ.get("PYTHONPATH", "")])}
+    r0, t = os.times(), time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wall, r1 = time.perf_counter() - t, os.times()
+    return wall, (r1.children_user + r1.children_system) - (r0.children_user + r0.children_system)
+
+
+def startup(spec_path: Path, repeats: int, long_steps: int) -> dict[str, Any]:
+    """The issue-14 bars, side by side: each round runs every command once, in turn, so that load
+    changes hit them alike; medians over the rounds, and ratios to ``python -c "import torch"``."""
+    py = sys.executable
+    fit = [py, "-m", "specsched.cli", "fit", str(spec_path)]
+    commands = {
+        "import torch": [py, "-c", "import torch"],
+        "import specsched": [py, "-c", "import specsched"],
+        "specsched fit --steps 10": [*fit, "--steps", "10"],
+        f"specsched fit --steps {long_steps}": [*fit, "--steps", str(long_steps)],
+        f"specsched fit --steps {long_steps} --sampler ddpm": [
+            *fit,
+            "--steps",
+            str(long_steps),
+            "--sampler",
+            "ddpm",
+        ],
+    }
+    walls: dict[str, list[float]] = {k: [] for k in commands}
+    cpus: dict[str, list[float]] = {k: [] for k in commands}
+    start = (system_busy_s(), time.process_time(), time.perf_counter())
+    for _ in range(repeats):
+        for key, cmd in commands.items():
+            w, c = run_command(cmd)
+            walls[key].append(w)
+            cpus[key].append(c)
+    others = other_load(*start)
+    # the children's CPU shows up as "others" to other_load: take it out
+    own_cores = sum(map(sum, cpus.values())) / max(sum(map(sum, walls.values())), 1e-9)
+    base = statistics.median(walls["import torch"])
+    rows = [
+        {
+            "command": key,
+            "median_s": statistics.median(walls[key]),
+            "times_s": walls[key],
+            "cpu_median_s": statistics.median(cpus[key]),
+            "ratio_to_torch_import": statistics.median(walls[key]) / base,
+        }
+        for key in commands
+    ]
+    bars = {
+        "import specsched": 1.1,
+        "specsched fit --steps 10": 1.5,
+        f"specsched fit --steps {long_steps}": 3.0,
+    }
+    for r in rows:
+        r["bar"] = bars.get(r["command"])
+    return {
+        "rows": rows,
+        "repeats": repeats,
+        "other_processes_cores": max(others - own_cores, 0.0),
+        "load_average": list(os.getloadavg()),
+    }
+
+
+def step_counts(spec: Spectrum, counts: tuple[int, ...]) -> list[dict[str, Any]]:
+    """One in-process ``fit`` (heuristics on) per step count and sampler: wall, CPU, evaluations."""
+    rows = []
+    for sampler in SAMPLERS:
+        for n in counts:
+            gc.collect()
+            c, t = time.process_time(), time.perf_counter()
+            res = fit(spec, n, sampler=sampler)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "steps": n,
+                    "wall_s": wall,
+                    "cpu_s": cpu,
+                    "evaluations": res.evaluations,
+                    "value": res.value,
+                }
+            )
+            print(
+                f"   {sampler:5s} N={n:4d}: {wall:8.2f} s wall, {cpu:8.2f} s CPU, "
+                f"W2 {res.value:.6g}",
+                flush=True,
+            )
+    return rows
+
+
 # ------------------------------------------------------------------------------------ report
 def machine_info() -> dict[str, Any]:
     try:
@@ -270,6 +366,18 @@ def main(argv: list[str] | None = None) -> int:
         help="torch.set_num_threads(N) first (default: torch's own; fit runs its sampler on "
         "one thread either way)",
     )
+    ap.add_argument(
+        "--startup-repeats",
+        type=int,
+        default=None,
+        help="rounds of the side-by-side start-up commands (default 5, quick 2; 0 skips them)",
+    )
+    ap.add_argument(
+        "--steps-list",
+        default=None,
+        help="step counts for the fit-time-vs-N table (default 5,10,20,50,100,250; quick 5,10,20; "
+        "'none' skips it)",
+    )
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -296,6 +404,53 @@ def main(argv: list[str] | None = None) -> int:
     spectra = build_spectra(args.quick)
     lr = level_range()
     heur = {name: heuristic_schedule(name, STEPS, lr) for name in HEURISTICS}
+
+    # ------------------------------------------------------------------ part 0: as a user runs it
+    startup_res: dict[str, Any] | None = None
+    n_startup = (
+        args.startup_repeats if args.startup_repeats is not None else (2 if args.quick else 5)
+    )
+    long_steps = 20 if args.quick else 100
+    if n_startup:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            spec_path = Path(tmp) / "spectrum.npz"
+            spectra[0]["spec"].save(spec_path)
+            print(
+                f"\n0. start-up, process start to exit (median of {n_startup} rounds, commands "
+                "interleaved; ratio to `python -c 'import torch'`)\n"
+            )
+            startup_res = startup(spec_path, n_startup, long_steps)
+        print(
+            table(
+                ["command", "median s", "cpu s", "x torch import", "bar"],
+                [
+                    [
+                        r["command"],
+                        f"{r['median_s']:.2f}",
+                        f"{r['cpu_median_s']:.2f}",
+                        f"{r['ratio_to_torch_import']:.2f}",
+                        "-" if r["bar"] is None else f"<= {r['bar']:g}",
+                    ]
+                    for r in startup_res["rows"]
+                ],
+            )
+        )
+        print(
+            f"   other processes meanwhile: {startup_res['other_processes_cores']:.1f} cores "
+            f"(load average {startup_res['load_average'][0]:.1f})"
+        )
+    if args.steps_list != "none":
+        counts = (
+            tuple(int(v) for v in args.steps_list.split(","))
+            if args.steps_list
+            else ((5, 10, 20) if args.quick else STEP_COUNTS)
+        )
+        print(f"\n0b. fit() time against the step count, {spectra[0]['label']}, one call each\n")
+        steps_res = step_counts(spectra[0]["spec"], counts)
+    else:
+        steps_res = []
 
     # ------------------------------------------------------------------ part 1: wall time
     timing: list[dict[str, Any]] = []
@@ -564,6 +719,8 @@ def main(argv: list[str] | None = None) -> int:
         "profiles": profiles,
         "compression_error": {"bar": BAR, "worst": worst["relative_error"], "rows": accuracy},
         "optimum_32": optimum,
+        "startup": startup_res,
+        "step_counts": steps_res,
         "total_s": time.perf_counter() - t_total,
     }
     path = Path(args.json)
