@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import textwrap
@@ -55,7 +56,21 @@ def python(code: str, *, cwd: Path | None = None, unprivileged: bool = False):
         caps = "-dac_override,-dac_read_search"
         cmd = ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", *cmd]
     env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=600,
+        preexec_fn=_as_in_a_terminal,
+    )
+
+
+def _as_in_a_terminal() -> None:
+    """A terminal delivers Ctrl-C; a runner started in the background may ignore SIGINT, and a
+    child that starts with it ignored would never see the test's SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def run_cli(*args: str, cwd: Path | None = None, unprivileged: bool = False):
