@@ -165,14 +165,18 @@ class Calibration:
             return LevelRange(m["process"], float(m["lam_lo"]), float(m["lam_hi"]))
         return None
 
+    def gaussian_gain(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``alpha`` and the exact Gaussian gain ``alpha S / (alpha^2 S + s^2)`` at every grid
+        level (DESIGN §2), in the calibrated model's process, shape ``(K, *variances.shape)``."""
+        a, s = levels_from_log_snr(torch.from_numpy(self.log_snr), self.model.get("process", "vp"))
+        shape = (-1, *([1] * np.ndim(variances)))
+        alpha, s = a.numpy().reshape(shape), s.numpy().reshape(shape)
+        return alpha, alpha * variances / (alpha**2 * variances + s**2)
+
     def summary(self, variances: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
         """Figures a person reads: where the network departs from the Gaussian model."""
         lam = self.log_snr
-        a2 = 1.0 / (1.0 + np.exp(-lam))
-        shape = (-1, *([1] * variances.ndim))
-        alpha = np.sqrt(a2).reshape(shape)
-        s2 = (1.0 - a2).reshape(shape)
-        g_gauss = alpha * variances / (alpha**2 * variances + s2)
+        alpha, g_gauss = self.gaussian_gain(variances)
         w = weights / weights.sum()
         nonlinear = np.sum(
             w * self.residual / np.maximum(variances, 1e-300),
@@ -422,9 +426,7 @@ class ModeTables:
             bias = bias + perturb.standard_normal(bias.shape) * flat["bias_se"]
             res = np.clip(res + perturb.standard_normal(res.shape) * flat["residual_se"], 0, None)
         lam = cal.log_snr
-        a2 = 1.0 / (1.0 + np.exp(-lam))[:, None]
-        S = np.asarray(variances, dtype=np.float64).reshape(1, -1)
-        g_gauss = np.sqrt(a2) * S / (a2 * S + (1.0 - a2))
+        _, g_gauss = cal.gaussian_gain(np.asarray(variances, dtype=np.float64).reshape(-1))
         self.grid = torch.from_numpy(np.ascontiguousarray(lam, dtype=np.float64))
         self.M = gain.shape[1]
         # one table, one interpolation per call: gain deviation | bias | residual amplitude
