@@ -403,13 +403,7 @@ class Spectrum:
             "n_samples": self.n_samples,
             "meta": self.meta,
         }
-        arrays = {
-            "variances": self.variances,
-            "weights": self.weights,
-            "means": self.means,
-            "frequencies": self.frequencies,
-            "channel_means": self.channel_means,
-        }
+        arrays = self._mode_arrays()
         if self.cross_spectrum is not None:
             arrays["cross_spectrum"] = self.cross_spectrum
         if self.calibration is not None:
@@ -465,18 +459,22 @@ class Spectrum:
             )
         return spec
 
-    def problem(self) -> str | None:
-        """What makes this spectrum unusable (inconsistent shapes, non-finite or negative
-        values), or None if it is sound. :meth:`load`, :func:`specsched.response` and
-        :func:`specsched.fit` check it."""
-        shape = np.shape(self.variances)
-        arrays = {
+    def _mode_arrays(self) -> dict[str, np.ndarray]:
+        """The per-mode and per-channel arrays by their file names."""
+        return {
             "variances": self.variances,
             "weights": self.weights,
             "means": self.means,
             "frequencies": self.frequencies,
             "channel_means": self.channel_means,
         }
+
+    def problem(self) -> str | None:
+        """What makes this spectrum unusable (inconsistent shapes, non-finite or negative
+        values), or None if it is sound. :meth:`load`, :func:`specsched.response` and
+        :func:`specsched.fit` check it."""
+        shape = np.shape(self.variances)
+        arrays = self._mode_arrays()
         for name, a in arrays.items():
             if not isinstance(a, np.ndarray) or a.dtype.kind not in "fiu":
                 return f"{name} is not a real numeric array"
