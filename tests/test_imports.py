@@ -44,6 +44,13 @@ def test_import_specsched_loads_no_heavy_package():
     assert loaded_after("import specsched") == []
 
 
+def test_deployment_exports_load_no_heavy_package():
+    """``ss.diffusers_kwargs`` and ``ss.generate`` are exported, and diffusers loads only when a
+    scheduler is made (the helpers take the user's scheduler)."""
+    code = "import specsched as ss; ss.diffusers_kwargs, ss.pinned_scheduler, ss.generate"
+    assert loaded_after(code) == []
+
+
 def test_fit_with_every_baseline_loads_no_heavy_package():
     code = """
 import numpy as np

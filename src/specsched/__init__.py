@@ -9,6 +9,8 @@ The public API::
     r.w2, r.kl_gen_data, r.kl_data_gen
     res = ss.fit(spec, steps=10, sampler="ddim", train_schedule="linear", objective="w2")
     res.schedule.timesteps, res.value, res.baselines
+    pipe(..., **ss.diffusers_kwargs(res.schedule, pipe.scheduler))  # deploy in diffusers
+    x = ss.generate(denoiser, res.schedule, "ddim", num_samples=16, shape=(3, 32, 32))
 
 The names are imported on first use (PEP 562), so ``import specsched`` and the command line start
 in a fraction of a second, and a Ctrl-C while torch loads lands inside the command, which ends it
@@ -36,6 +38,10 @@ _EXPORTS = {
     "heuristic_schedule": ".heuristics",
     "LevelRange": ".levels",
     "TrainSchedule": ".levels",
+    "diffusers_kwargs": ".integrations.diffusers",
+    "make_ddim_scheduler": ".integrations.diffusers",
+    "pinned_scheduler": ".integrations.diffusers",
+    "generate": ".sampling",
     "FitResult": ".optimize",
     "compare": ".optimize",
     "fit": ".optimize",
@@ -66,9 +72,13 @@ __all__ = [
     "all_heuristics",
     "calibrate",
     "compare",
+    "diffusers_kwargs",
     "fit",
+    "generate",
     "heuristic_schedule",
     "level_range",
+    "make_ddim_scheduler",
+    "pinned_scheduler",
     "response",
     "spaced_timesteps",
 ]
@@ -109,9 +119,11 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
     from .calibrate import Calibration, calibrate
     from .denoisers import GaussianDenoiser
     from .heuristics import HEURISTICS, all_heuristics, heuristic_schedule
+    from .integrations.diffusers import diffusers_kwargs, make_ddim_scheduler, pinned_scheduler
     from .levels import LevelRange, TrainSchedule
     from .optimize import FitResult, compare, fit, level_range
     from .response import Response, response
     from .samplers import SAMPLERS
+    from .sampling import generate
     from .schedules import Schedule, spaced_timesteps
     from .spectrum import Spectrum, SpectrumAccumulator
