@@ -363,12 +363,14 @@ def response(
     schedule: Annotated[
         Path | None, typer.Option("--schedule", help="A schedule JSON file.")
     ] = None,
-    process: Annotated[str, typer.Option(help="vp, ve or flow (with --sigmas).")] = "ve",
+    process: Annotated[str, typer.Option(help="Noise process of --sigmas: vp, ve or flow.")] = "vp",
     train_schedule: Annotated[
         str, typer.Option(help="Training betas: linear, scaled_linear, cosine.")
     ] = "linear",
     num_train_timesteps: Annotated[int, typer.Option(help="Training timesteps T.")] = 1000,
-    sampler: Annotated[str, typer.Option(help="ddim or ddpm.")] = "ddim",
+    sampler: Annotated[
+        str, typer.Option(help="A sampler of `specsched samplers` (ddim, ddpm, heun, ...).")
+    ] = "ddim",
     eta: Annotated[float | None, typer.Option(help="DDIM stochasticity (0..1).")] = None,
     size: SizeOpt = None,
     channels: ChannelsOpt = None,

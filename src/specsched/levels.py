@@ -155,16 +155,9 @@ class TrainSchedule:
         lam.flags.writeable = False
         return lam
 
-    def log_snr_at(self, t: torch.Tensor) -> torch.Tensor:
-        """log-SNR at real-valued timesteps, linear between integers (the continuous relaxation)."""
-        table = torch.tensor(self.log_snr)
-        t = torch.as_tensor(t, dtype=torch.float64).clamp(0, self.T - 1)
-        lo = t.detach().floor().clamp(max=self.T - 2).long()
-        frac = t - lo
-        return table[lo] * (1 - frac) + table[lo + 1] * frac
-
     def timestep_of_log_snr(self, lam: np.ndarray) -> np.ndarray:
-        """Real-valued timestep whose interpolated log-SNR is ``lam`` (inverse of ``log_snr_at``)."""
+        """Real-valued timestep whose log-SNR, linear between integer timesteps (the continuous
+        relaxation), is ``lam``."""
         table = self.log_snr[::-1]  # increasing
         t_rev = np.interp(np.asarray(lam, float), table, np.arange(self.T)[::-1].astype(float))
         return t_rev

@@ -209,7 +209,6 @@ def dpmpp_2m(
     callback: Callback | None = None,
     process: str = "vp",
     sde: bool = False,
-    lower_order_final: bool = True,
 ) -> Tensor:
     """DPM-Solver++(2M), deterministic or SDE (Lu et al. 2022, Alg. 2; diffusers' midpoint form).
 
@@ -220,9 +219,8 @@ def dpmpp_2m(
         SDE:  x' = (s'/s) e^-h x + alpha' (1 - e^-2h) D_eff + s' sqrt(1 - e^-2h) z
 
     The first step is first order (``D_eff = D``), and so is the step to the clean level (diffusers'
-    ``final_sigmas_type="zero"``, where ``h`` is infinite and the step returns ``alpha' D``).
-    ``lower_order_final`` (diffusers' default) keeps the rule for fewer than 15 steps; it changes
-    nothing for this second-order method and exists for parity with diffusers' options.
+    ``final_sigmas_type="zero"``, where ``h`` is infinite and the step returns ``alpha' D``), so
+    diffusers' ``lower_order_final`` changes nothing for this second-order method and is no option.
     """
     if sde and noise is None:
         raise SpecschedError("dpmpp_2m_sde needs a noise source")
@@ -502,7 +500,6 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "dpmpp_2m",
             dpmpp_2m,
             "DPM-Solver++(2M), first-order first and final steps",
-            options=("lower_order_final",),
             diffusers="DPMSolverMultistepScheduler",
         ),
         SamplerSpec(
@@ -510,7 +507,6 @@ SAMPLERS: dict[str, SamplerSpec] = {
             dpmpp_2m,
             "DPM-Solver++(2M) SDE (midpoint), first-order final step",
             fixed={"sde": True},
-            options=("lower_order_final",),
             stochastic=True,
             diffusers='DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")',
         ),

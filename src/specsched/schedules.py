@@ -302,17 +302,6 @@ class Schedule:
         """A copy with ``meta`` merged into its metadata (provenance written with the schedule)."""
         return dataclasses.replace(self, meta={**self.meta, **meta})
 
-    @classmethod
-    def from_json(cls, text: str) -> Schedule:
-        """Read a schedule from JSON text (the format :meth:`save` writes)."""
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecschedError(f"not a JSON schedule ({exc})") from None
-        if not isinstance(d, dict):
-            raise SpecschedError("not a specsched schedule: write one with `specsched fit -o`")
-        return cls.from_dict(d)
-
     def save(self, path: str | Path) -> None:
         """Write the schedule as JSON (atomically: a temporary file, then a rename)."""
         from ._io import atomic_write_text

@@ -34,7 +34,7 @@ __all__ = [
     "snippet",
 ]
 
-# scheduler class -> (sampler, fixed sampler options, what set_timesteps takes)
+# scheduler class -> (the specsched sampler it runs, what its set_timesteps takes)
 SCHEDULERS: dict[str, tuple[str, str]] = {
     "DDIMScheduler": ("ddim", "none (use make_ddim_scheduler)"),
     "DDPMScheduler": ("ddpm", "timesteps"),
