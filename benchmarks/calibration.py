@@ -44,11 +44,11 @@ import specsched
 from specsched import Spectrum
 from specsched.calibrate import calibrate
 from specsched.data.builtin import photos
+from specsched.generation import generate
 from specsched.heuristics import heuristic_schedule
 from specsched.levels import LevelRange
 from specsched.mixture import GaussianMixture
 from specsched.response import response
-from specsched.sampling import generate
 from specsched.schedules import Schedule
 
 HERE = Path(__file__).resolve().parent
@@ -84,9 +84,9 @@ def data_for(name: str, n: int) -> tuple[np.ndarray, object]:
     if name == "gmm":
         gm = GaussianMixture.load(bench.GMM_PATH)
         return gm.sample(n, seed=101), bench.MixtureDenoiser(gm)
-    from specsched.sampling import ModelDenoiser
+    from specsched.integrations.diffusers import UNetDenoiser
 
-    den, _ = ModelDenoiser.from_pipeline(bench.UNET_PATH)
+    den, _ = UNetDenoiser.from_pipeline(bench.UNET_PATH)
     return photos(size=16, channels=1, n=n, seed=1), den
 
 

@@ -38,8 +38,8 @@ import real_denoisers as bench
 
 from specsched import Spectrum
 from specsched.evaluate import frechet_distance
+from specsched.generation import generate
 from specsched.response import response
-from specsched.sampling import generate
 from specsched.schedules import Schedule
 
 BANDS = (0.0, 0.1, 0.2, 0.35, 0.5, 0.71)  # radial frequency, cycles per pixel

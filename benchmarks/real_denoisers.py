@@ -54,12 +54,13 @@ from specsched import Spectrum, fit
 from specsched.data.builtin import photos
 from specsched.evaluate import METRICS, Reference, bootstrap, paired_tie, rmse, score
 from specsched.fid import fid
+from specsched.generation import generate
 from specsched.heuristics import all_heuristics
+from specsched.integrations.diffusers import UNetDenoiser
 from specsched.levels import LevelRange, TrainSchedule
 from specsched.mixture import GaussianMixture, MixtureDenoiser
 from specsched.response import response
 from specsched.samplers import get_sampler
-from specsched.sampling import ModelDenoiser, generate
 from specsched.schedules import Schedule, spaced_timesteps
 
 HERE = Path(__file__).resolve().parent
@@ -148,7 +149,7 @@ def setup_gmm(cfg: dict[str, Any]) -> Setup:
 
 
 def setup_unet(cfg: dict[str, Any]) -> Setup:
-    den, shape = ModelDenoiser.from_pipeline(UNET_PATH)
+    den, shape = UNetDenoiser.from_pipeline(UNET_PATH)
     assert shape == SHAPE, shape
     n = cfg["num_samples"]
     return Setup(
@@ -169,7 +170,7 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
     from specsched.data.builtin import mnist
     from specsched.fid import InceptionFeatures, find_backend
 
-    den, shape = ModelDenoiser.from_pipeline(MNIST_PATH)
+    den, shape = UNetDenoiser.from_pipeline(MNIST_PATH)
     assert shape == (1, 28, 28), shape
     n = cfg["num_samples"]
     from safetensors import safe_open

@@ -188,12 +188,12 @@ def test_unwritable_output_folder_fails_before_any_work(data, tmp_path):
     tiny16 = Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "tiny16"
     code = f"""
         import sys, time
-        import specsched.optimize, specsched.sampling
+        import specsched.generation, specsched.optimize
         from specsched.cli import main
         def boom(*a, **k):
             raise AssertionError("the work started before the output was checked")
         specsched.optimize._fit = boom
-        specsched.sampling.generate = boom
+        specsched.generation.generate = boom
         for args in [
             ["spectrum", {str(data["x.npy"])!r}, "-o", {str(ro / "s.npz")!r}],
             ["fit", {str(data["spec"])!r}, "--steps", "2", "-o", {str(ro / "s.json")!r}],
@@ -386,9 +386,9 @@ def test_api_takes_the_obvious_conversions(data):
         (lambda spec, s: ss.fit(None, 3), "spec must be a Spectrum"),
         (lambda spec, s: ss.fit(spec, 3, eta="0.5"), "eta must be a number"),
         (lambda spec, s: ss.compare(spec, [[999, 500]]), "Schedule objects"),
-        (lambda spec, s: ss.spaced_timesteps(2.5), "whole number (got 2.5)"),  # item 21
+        (lambda spec, s: ss.spaced_timesteps(2.5), "positive integer (got 2.5)"),  # item 21
         (lambda spec, s: ss.spaced_timesteps("3"), "got '3'"),
-        (lambda spec, s: ss.spaced_timesteps(True), "whole number"),
+        (lambda spec, s: ss.spaced_timesteps(True), "positive integer"),
         (lambda spec, s: ss.Schedule.from_sigmas("80,1"), "not the text"),
         (lambda spec, s: ss.Schedule.from_timesteps(torch.tensor([True])), "numbers"),
         (lambda spec, s: ss.Spectrum.from_array([[["a"]]]), "not numeric"),

@@ -21,9 +21,9 @@ from specsched.calibrate import ModeTables, calibrate
 from specsched.data.builtin import photos
 from specsched.denoisers import GaussianDenoiser
 from specsched.errors import SpecschedError
+from specsched.generation import generate
 from specsched.levels import LevelRange
 from specsched.mixture import MixtureDenoiser
-from specsched.sampling import generate
 
 LR = LevelRange.discrete("linear")
 

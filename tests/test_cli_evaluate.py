@@ -23,7 +23,8 @@ import specsched as ss
 from specsched.cli import main
 from specsched.data.builtin import photos
 from specsched.evaluate import frechet_distance
-from specsched.sampling import ModelDenoiser, generate
+from specsched.generation import generate
+from specsched.integrations.diffusers import UNetDenoiser
 
 TINY16 = Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "tiny16"
 # 64 samples, a 2000-sample reference: seconds per run, and the 2- vs 20-step gap is 7x in FD
@@ -393,7 +394,7 @@ def test_fid_with_torch_fidelity_interface(fake_torch_fidelity, files, tmp_path)
     assert np.isfinite(got["value"]) and got["value"] > 0 and got["sd"] > 0
 
     # the same samples and features, computed here without specsched.fid
-    den, shape = ModelDenoiser.from_pipeline(TINY16)
+    den, shape = UNetDenoiser.from_pipeline(TINY16)
     x = generate(
         den, ss.Schedule.load(files["t2"]), num_samples=32, shape=shape, batch_size=32, seed=0
     )

@@ -41,11 +41,11 @@ _EXPORTS = {
     "diffusers_kwargs": ".integrations.diffusers",
     "make_ddim_scheduler": ".integrations.diffusers",
     "pinned_scheduler": ".integrations.diffusers",
-    "generate": ".sampling",
+    "generate": ".generation",
     "FitResult": ".optimize",
     "compare": ".optimize",
     "fit": ".optimize",
-    "level_range": ".optimize",
+    "level_range": ".levels",
     "Response": ".response",
     "response": ".response",
     "SAMPLERS": ".samplers",
@@ -118,12 +118,12 @@ sys.modules[__name__].__class__ = _Package
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
     from .calibrate import Calibration, calibrate
     from .denoisers import GaussianDenoiser
+    from .generation import generate
     from .heuristics import HEURISTICS, all_heuristics, heuristic_schedule
     from .integrations.diffusers import diffusers_kwargs, make_ddim_scheduler, pinned_scheduler
-    from .levels import LevelRange, TrainSchedule
-    from .optimize import FitResult, compare, fit, level_range
+    from .levels import LevelRange, TrainSchedule, level_range
+    from .optimize import FitResult, compare, fit
     from .response import Response, response
     from .samplers import SAMPLERS
-    from .sampling import generate
     from .schedules import Schedule, spaced_timesteps
     from .spectrum import Spectrum, SpectrumAccumulator

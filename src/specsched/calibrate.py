@@ -256,7 +256,7 @@ def calibrate(
         The data's Fourier spectrum; its modes are the basis of the measurement.
     denoiser : callable
         ``denoise(x, alpha, s) -> x0_hat`` on float64 tensors ``(B, C, *signal_shape)``, e.g. a
-        :class:`~specsched.sampling.ModelDenoiser`.
+        :class:`~specsched.integrations.networks.ModelDenoiser`.
     data : ndarray, shape (n, C, *signal_shape)
         Real clean samples in the model's scale (e.g. [-1, 1]); ``num_samples`` of them are used.
     levels : LevelRange

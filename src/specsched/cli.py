@@ -22,6 +22,7 @@ except KeyboardInterrupt:  # pragma: no cover - depends on when the key is press
     raise SystemExit(130) from None
 
 from .errors import SpecschedError
+from .report import comparison_rows, comparison_table
 
 # typer >= 0.20 vendors click; find its exception base through a public subclass.
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -514,7 +515,7 @@ def model_from_params(params: dict[str, Any]):
 
 
 def model_levels(process: str, train_schedule: str, num_train_timesteps: int, sigma_min, sigma_max):
-    from .optimize import level_range
+    from .levels import level_range
 
     train = None if train_schedule.lower() == "none" or process != "vp" else train_schedule
     return level_range(
@@ -540,24 +541,6 @@ def parse_start_at(text: str | None) -> str | float | None:
         raise SpecschedError(
             f"--start-at {text!r} is not understood: use free, T-1 (or sigma_max), or a number"
         ) from None
-
-
-def comparison_table(rows: list[dict[str, Any]], objective: str, title: str) -> Table:
-    table = Table(title=title)
-    table.add_column("schedule", no_wrap=True)
-    for col in ("W2^2", "KL(gen||data)", "KL(data||gen)", f"{objective} / best heuristic"):
-        table.add_column(col, justify="right")
-    for i, row in enumerate(rows):
-        style = "bold green" if i == 0 and row["schedule"] == "spectral" else None
-        table.add_row(
-            row["schedule"],
-            _fmt(row["w2"]),
-            _fmt(row["kl"]),
-            _fmt(row["kl_data"]),
-            f"{row['ratio_to_best_heuristic']:.3f}",
-            style=style,
-        )
-    return table
 
 
 def schedule_forms(sched) -> dict[str, Any]:
@@ -822,15 +805,11 @@ def compare(
     best = min(heur) if heur else float("nan")
     table_rows = [
         {
-            "schedule": s.name,
+            **row,
             "file": str(schedule[schedules.index(s)]) if s in schedules else None,
-            "w2": r.w2,
-            "kl": r.kl_gen_data,
-            "kl_data": r.kl_data_gen,
-            "ratio_to_best_heuristic": r.value(objective) / best,  # type: ignore[arg-type]
             "timesteps": None if s.timesteps is None else s.timesteps.tolist(),
         }
-        for s, r in rows
+        for row, (s, _) in zip(comparison_rows(rows, objective, best), rows, strict=True)  # type: ignore[arg-type]
     ]
     if json_out:
         emit_json(
@@ -987,33 +966,6 @@ def load_reference(source: str, *, limit: int | None = None, **opts: Any) -> np.
     return y
 
 
-def _check_pipeline_schedule(
-    sched, path: Path, train, levels, pipeline: Path, sampler: str
-) -> None:
-    """One-line errors for a schedule file the pipeline's model cannot run."""
-    model = (
-        f"the pipeline in {pipeline} is a discrete-time vp model ({train.name} betas, "
-        f"{train.T} steps)"
-    )
-    fix = (
-        f"fit one for it with `specsched fit DATA --scheduler-config {pipeline} --sampler "
-        f"{sampler} -o FILE`"
-    )
-    if sched.process != "vp":
-        raise SpecschedError(f"schedule {path} is for a {sched.process} model, but {model}: {fix}")
-    if sched.train is not None and sched.train != train:
-        raise SpecschedError(
-            f"schedule {path} is for a model trained with {sched.train.name} betas over "
-            f"{sched.train.T} steps, but {model}: {fix}"
-        )
-    if not levels.contains(sched.log_snr, tol=1e-6):
-        lo, hi = levels.sigma_range
-        raise SpecschedError(
-            f"schedule {path} has levels outside the model's timesteps 0..{train.T - 1} "
-            f"(sigma {lo:.4g} to {hi:.4g}): {fix}"
-        )
-
-
 def _schedule_labels(rows: list[tuple[Any, Path | None]]) -> list[str]:
     """Schedule names for the table; a name shared by several rows gets its file's stem (or path)."""
     from collections import Counter
@@ -1122,10 +1074,11 @@ def evaluate(
     from ._io import atomic_write_text
     from .data.stream import ProgressBar
     from .evaluate import METRICS, Reference, paired_tie, score
+    from .generation import generate
     from .heuristics import all_heuristics
+    from .integrations.diffusers import UNetDenoiser
     from .levels import LevelRange
     from .samplers import get_sampler
-    from .sampling import ModelDenoiser, generate
     from .schedules import Schedule
 
     t_start = time.perf_counter()
@@ -1185,10 +1138,15 @@ def evaluate(
     elif fid_weights is not None:
         raise SpecschedError("--fid-weights applies to --metric fid: add --metric fid or drop it")
 
-    den, shape = ModelDenoiser.from_pipeline(pipeline, device=device)
+    den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     levels = LevelRange.discrete(den.train)
+    fix = (
+        f"fit one for it with `specsched fit DATA --scheduler-config {pipeline} --sampler "
+        f"{sampler} -o FILE`"
+    )
     for sched, f in zip(loaded, files, strict=True):
-        _check_pipeline_schedule(sched, f, den.train, levels, pipeline, sampler)
+        # the network takes real-valued timesteps: a continuous VP schedule in range runs too
+        levels.check_schedule(sched, name=str(f), fix=fix, tol=1e-6, timesteps=False)
     rows: list[tuple[Any, Path | None]] = list(zip(loaded, files, strict=True))
     if heuristics:
         n_steps = steps if steps is not None else (loaded[0].steps if loaded else 10)
@@ -1422,8 +1380,8 @@ def calibrate(
     """Measure what a trained network does to every mode of your data (specsched fit reads it)."""
     from .calibrate import calibrate as run_calibrate
     from .data.stream import ProgressBar
+    from .integrations.diffusers import UNetDenoiser
     from .levels import LevelRange
-    from .sampling import ModelDenoiser
     from .spectrum import Spectrum
 
     if output.suffix != ".npz":
@@ -1432,7 +1390,7 @@ def calibrate(
     if device == "cuda" and not _cuda_available():
         raise SpecschedError("--device cuda: no CUDA device is available here; use --device cpu")
     t0 = time.perf_counter()
-    den, shape = ModelDenoiser.from_pipeline(pipeline, device=device)
+    den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     opts = _source_options(
         size=size, channels=channels, num_samples=data_samples, seed=data_seed, crop=crop,
         column=column, layout=layout,

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from rich.table import Table
 
 from ._io import atomic_write_text
 from .optimize import fit
+from .report import comparison_table
 from .spectrum import Spectrum
 
 __all__ = ["run_demo"]
@@ -63,25 +63,8 @@ def run_demo(
         value=result.value, spectrum=summ, command="specsched demo", table=result.table()
     )
     sched.save(out / "schedule.json")
-    table = Table(title=f"{steps}-step DDIM on builtin:photos 32x32 RGB (lower is better)")
-    for col, just in (
-        ("schedule", "left"),
-        ("W2^2", "right"),
-        ("KL(gen||data)", "right"),
-        ("KL(data||gen)", "right"),
-        ("W2 / best heuristic", "right"),
-    ):
-        table.add_column(col, justify=just)  # type: ignore[arg-type]
-    for i, row in enumerate(result.table()):
-        table.add_row(
-            row["schedule"],
-            f"{row['w2']:.3f}",
-            f"{row['kl']:.1f}",
-            f"{row['kl_data']:.1f}",
-            f"{row['ratio_to_best_heuristic']:.3f}",
-            style="bold green" if i == 0 else None,
-        )
-    say(table)
+    title = f"{steps}-step DDIM on builtin:photos 32x32 RGB (lower is better)"
+    say(comparison_table(result.table(), "w2", title, highlight=None))
     say(f"   spectral timesteps: {sched.timesteps.tolist()}")
     uniform = {
         s.name: r.w2 for s, r in result.baselines if s.name in ("leading", "trailing", "linspace")

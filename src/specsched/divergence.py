@@ -9,6 +9,12 @@ a function of ``(S, m)`` (data variance and mean) and ``(P, mu)`` (generated var
 
 Modes with zero data variance (constant pixels) have an infinite KL whatever the sampler does; the
 KL objectives leave them out (:func:`zero_variance_mask` says which), W2 keeps them.
+
+Names, one spelling per layer: an objective is *chosen* by ``"w2"``, ``"kl"`` (gen || data) or
+``"kl-data"`` (data || gen), in Python (``objective=``) and on the command line (``--objective``);
+its *value* is named ``w2``, ``kl_gen_data`` or ``kl_data_gen``: the attributes of
+:class:`~specsched.response.Response`, the JSON keys and the rows of every results table
+(:mod:`specsched.report`).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import SpecschedError
+from .errors import SpecschedError, check_int
 from .spectrum import Spectrum
 
 __all__ = [
@@ -291,11 +291,7 @@ def sliced_wasserstein(
     """
     ref = _reference(y)
     xa = _check_generated(x, ref)
-    if isinstance(projections, bool) or not isinstance(projections, (int, np.integer)):
-        raise SpecschedError(f"projections={projections!r} is not an integer: give one >= 1")
-    if projections < 1:
-        raise SpecschedError(f"projections={projections} is too small: give at least 1")
-    theta, sy = ref.projections(int(projections), seed)
+    theta, sy = ref.projections(check_int("projections", projections), seed)
     sx = np.sort(xa.reshape(xa.shape[0], -1) @ theta.T, axis=0)
     m = max(sx.shape[0], sy.shape[0])
     levels = (np.arange(m) + 0.5) / m
@@ -427,8 +423,7 @@ def bootstrap(
     """
     if not callable(metric):
         raise SpecschedError(f"metric {metric!r} is not callable: pass e.g. frechet_distance")
-    if isinstance(n_boot, bool) or not isinstance(n_boot, (int, np.integer)) or n_boot < 2:
-        raise SpecschedError(f"n_boot={n_boot!r} is too small: give an integer of at least 2")
+    check_int("n_boot", n_boot, 2)
     xa = _as_samples(x, "x")
     if paired:
         ya = _as_samples(y, "y")

@@ -42,8 +42,8 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 
-from .errors import SpecschedError
-from .levels import LevelRange, Process
+from .errors import SpecschedError, check_int
+from .levels import LevelRange, log_snr_of_sigma
 from .schedules import Schedule, spaced_timesteps
 
 __all__ = [
@@ -111,9 +111,7 @@ class Heuristic:
 
 # --------------------------------------------------------------------------- shared machinery
 def _check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise SpecschedError(f"steps must be a positive integer (got {steps!r}): e.g. steps=10")
-    return int(steps)
+    return check_int("steps", steps, 1, ": e.g. steps=10")
 
 
 def _check(family: str, steps: int, lr: LevelRange) -> int:
@@ -176,15 +174,6 @@ def _distinct_timesteps(ts: np.ndarray, T: int) -> np.ndarray:
     return np.minimum.accumulate(ts + i) - i
 
 
-def _lam_of_sigma(sigma: np.ndarray, process: Process) -> np.ndarray:
-    """log-SNR of sigmas in the process's convention (``s / alpha``; flow: ``t``)."""
-    sigma = np.asarray(sigma, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        if process == "flow":
-            return 2.0 * (np.log1p(-sigma) - np.log(sigma))
-        return -2.0 * np.log(sigma)
-
-
 def _build(
     lr: LevelRange,
     family: str,
@@ -207,7 +196,7 @@ def _build(
             lo, hi = lr.sigma_range
             sigma = np.clip(np.asarray(sigma, dtype=np.float64), lo, hi)
             ok = sigma.size == steps and np.all(np.diff(sigma) < 0)
-            lam = _lam_of_sigma(sigma, lr.process)
+            lam = log_snr_of_sigma(sigma, lr.process)
         else:
             lam = np.clip(np.asarray(lam, dtype=np.float64), lr.lam_lo, lr.lam_hi)
             ok = lam.size == steps and np.all(np.diff(lam) > 0)
@@ -257,8 +246,7 @@ def leading(
     WACV 2024, Table 2.
     """
     steps = _check("leading", steps, lr)
-    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)) or offset < 0:
-        raise SpecschedError(f"offset must be a non-negative integer (got {offset!r}), e.g. 1")
+    check_int("offset", offset, 0, ", e.g. 1")
     ts = spaced_timesteps(steps, "leading", num_train_timesteps=lr.train.T, offset=int(offset))
     return _build(lr, "leading", {"offset": offset}, steps=steps, timesteps=ts)
 
@@ -374,7 +362,7 @@ def logsnr(
     """
     steps = _check("logsnr", steps, lr)
     lo, hi = _sigma_bounds(lr, "logsnr", sigma_min, sigma_max)
-    lam_lo, lam_hi = (float(v) for v in _lam_of_sigma(np.array([hi, lo]), lr.process))
+    lam_lo, lam_hi = (float(v) for v in log_snr_of_sigma(np.array([hi, lo]), lr.process))
     if sigma_max is None:
         lam_lo = lr.lam_lo
     if sigma_min is None:

@@ -21,12 +21,15 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass, field
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 import numpy as np
 import torch
 
 from .errors import SpecschedError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .schedules import Schedule
 
 __all__ = [
     "PROCESSES",
@@ -35,8 +38,11 @@ __all__ = [
     "Process",
     "TrainSchedule",
     "check_process",
+    "level_range",
     "levels_from_log_snr",
+    "levels_from_sigma",
     "log_snr_from_levels",
+    "log_snr_of_sigma",
     "start_std",
 ]
 
@@ -75,6 +81,30 @@ def log_snr_from_levels(alpha: np.ndarray, s: np.ndarray) -> np.ndarray:
     """``lambda = 2 log(alpha / s)``; ``+inf`` at the clean level, ``-inf`` at pure noise."""
     with np.errstate(divide="ignore"):
         return 2.0 * (np.log(np.asarray(alpha, float)) - np.log(np.asarray(s, float)))
+
+
+def levels_from_sigma(sigma: np.ndarray, process: Process) -> tuple[np.ndarray, np.ndarray]:
+    """Levels ``(alpha, s)`` of "sigmas" in the process's convention (``sigma = 0`` is clean).
+
+    VE: ``s = sigma``, ``alpha = 1``; VP: ``sigma = s / alpha`` with ``alpha**2 + s**2 = 1``;
+    flow: ``sigma = t``, ``(alpha, s) = (1 - t, t)``.
+    """
+    sig = np.asarray(sigma, dtype=np.float64)
+    if process == "ve":
+        return np.ones_like(sig), sig
+    if process == "vp":
+        return 1 / np.sqrt(1 + sig**2), sig / np.sqrt(1 + sig**2)
+    check_process(process)
+    return 1 - sig, sig
+
+
+def log_snr_of_sigma(sigma: np.ndarray, process: Process) -> np.ndarray:
+    """log-SNR of sigmas in the process's convention (``s / alpha``; flow: ``t``)."""
+    sigma = np.asarray(sigma, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        if process == "flow":
+            return 2.0 * (np.log1p(-sigma) - np.log(sigma))
+        return -2.0 * np.log(sigma)
 
 
 def start_std(process: Process, s0: torch.Tensor | float) -> torch.Tensor | float:
@@ -251,9 +281,102 @@ class LevelRange:
             raise SpecschedError(f"sigmas must satisfy 0 < sigma_min < sigma_max (got {lo}, {hi})")
         return cls(process, -2 * math.log(hi), -2 * math.log(lo))
 
+    @classmethod
+    def for_model(
+        cls,
+        *,
+        process: str = "vp",
+        train_schedule: str | TrainSchedule | None = "linear",
+        num_train_timesteps: int = 1000,
+        sigma_min: float | None = None,
+        sigma_max: float | None = None,
+    ) -> LevelRange:
+        """The levels a model accepts, from the options users know.
+
+        A VP model with a training schedule is discrete-time (integer timesteps);
+        ``train_schedule=None`` makes it continuous. VE and flow models are continuous within
+        ``[sigma_min, sigma_max]`` (see :meth:`continuous` for the defaults).
+
+        Examples
+        --------
+        >>> LevelRange.for_model().train.T
+        1000
+        >>> [round(v, 6) for v in LevelRange.for_model(process="ve").sigma_range]
+        [0.002, 80.0]
+        """
+        if process == "vp" and train_schedule is not None:
+            if sigma_min is not None or sigma_max is not None:
+                raise SpecschedError(
+                    "sigma_min/sigma_max do not apply to a discrete-time model: its range is its "
+                    "training schedule (pass train_schedule=None for a continuous VP model)"
+                )
+            return cls.discrete(train_schedule, num_train_timesteps)
+        return cls.continuous(process, sigma_min=sigma_min, sigma_max=sigma_max)  # type: ignore[arg-type]
+
     @property
     def is_discrete(self) -> bool:
         return self.train is not None
+
+    def describe(self) -> str:
+        """The model in words, e.g. ``discrete-time vp model (linear betas, 1000 steps)``."""
+        if self.train is None:
+            return f"continuous {self.process} model"
+        return f"discrete-time vp model ({self.train.name} betas, {self.train.T} steps)"
+
+    def check_schedule(
+        self,
+        schedule: Schedule,
+        *,
+        name: str | None = None,
+        fix: str = "fit the schedule for this model",
+        tol: float = 1e-9,
+        timesteps: bool = True,
+    ) -> None:
+        """Raise a one-line error if the model cannot run ``schedule``.
+
+        Parameters
+        ----------
+        schedule : Schedule
+        name : str, optional
+            How the message names the schedule (e.g. its file); defaults to its name.
+        fix : str, default "fit the schedule for this model"
+            What the message tells the user to do.
+        tol : float, default 1e-9
+            Tolerance in log-SNR of the range check.
+        timesteps : bool, default True
+            Whether a discrete-time model needs integer timesteps (a network adapter that takes
+            real-valued timesteps does not).
+
+        Raises
+        ------
+        SpecschedError
+            If the schedule is for another process or training schedule, lacks the timesteps a
+            discrete-time model needs, or leaves the trained range.
+        """
+        what = f"schedule {name if name is not None else repr(schedule.name)}"
+        model = f"the model is a {self.describe()}"
+        if schedule.process != self.process:
+            raise SpecschedError(f"{what} is for a {schedule.process} model, but {model}: {fix}")
+        if self.train is not None and timesteps and schedule.timesteps is None:
+            raise SpecschedError(
+                f"{what} has no integer timesteps, which {model.removeprefix('the model is ')} "
+                f"needs: {fix}"
+            )
+        if self.train is not None and schedule.train is not None and schedule.train != self.train:
+            raise SpecschedError(
+                f"{what} is for a model trained with {schedule.train.name} betas over "
+                f"{schedule.train.T} steps, but {model}: {fix}"
+            )
+        if not self.contains(schedule.log_snr, tol=tol):
+            lo, hi = self.sigma_range
+            where = (
+                "the model's trained range"
+                if self.train is None
+                else f"the model's timesteps 0..{self.train.T - 1}"
+            )
+            raise SpecschedError(
+                f"{what} has levels outside {where} (sigma {lo:.4g} to {hi:.4g}): {fix}"
+            )
 
     @property
     def sigma_range(self) -> tuple[float, float]:
@@ -278,3 +401,7 @@ class LevelRange:
             "sigma_max": hi,
             "train_schedule": None if self.train is None else self.train.to_dict(),
         }
+
+
+#: The levels a model accepts, from the options users know (:meth:`LevelRange.for_model`).
+level_range = LevelRange.for_model

@@ -29,7 +29,7 @@ from . import divergence
 from .calibrate import ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
-from .levels import LevelRange, TrainSchedule, levels_from_log_snr, start_std
+from .levels import LevelRange, TrainSchedule, level_range, levels_from_log_snr, start_std
 from .response import Response, output_moments, response, step_maps
 from .samplers import get_sampler
 from .schedules import Schedule
@@ -40,30 +40,6 @@ __all__ = ["FitResult", "compare", "compress_modes", "fit", "level_range"]
 Tensor = torch.Tensor
 _U_MIN = 1e-7  # smallest step in stick-breaking units: keeps levels strictly ordered
 _FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned at t = 1)
-
-
-# --------------------------------------------------------------------------------- the model
-def level_range(
-    *,
-    process: str = "vp",
-    train_schedule: str | TrainSchedule | None = "linear",
-    num_train_timesteps: int = 1000,
-    sigma_min: float | None = None,
-    sigma_max: float | None = None,
-) -> LevelRange:
-    """The levels a model accepts, from the options users know.
-
-    A VP model with a training schedule is discrete-time (integer timesteps); ``train_schedule=None``
-    makes it continuous. VE and flow models are continuous within ``[sigma_min, sigma_max]``.
-    """
-    if process == "vp" and train_schedule is not None:
-        if sigma_min is not None or sigma_max is not None:
-            raise SpecschedError(
-                "sigma_min/sigma_max do not apply to a discrete-time model: its range is its "
-                "training schedule (pass train_schedule=None for a continuous VP model)"
-            )
-        return LevelRange.discrete(train_schedule, num_train_timesteps)
-    return LevelRange.continuous(process, sigma_min=sigma_min, sigma_max=sigma_max)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------- compression
@@ -150,19 +126,16 @@ class FitResult:
         return self.baselines[0] if self.baselines else None
 
     def table(self) -> list[dict[str, Any]]:
-        """One row per schedule (fitted first, then heuristics): W2, both KLs, ratio to the best heuristic."""
+        """One row per schedule (fitted first, then heuristics): W2, both KLs, ratio to the best
+        heuristic (:func:`specsched.report.comparison_rows`)."""
+        from .report import comparison_rows
+
         rows = [(self.schedule, self.response), *list(self.baselines)]
         best = self.baselines[0][1].value(self.objective) if self.baselines else math.nan  # type: ignore[arg-type]
-        return [
-            {
-                "schedule": sch.name if i or self.fallback is None else f"{sch.name} (fallback)",
-                "w2": r.w2,
-                "kl": r.kl_gen_data,
-                "kl_data": r.kl_data_gen,
-                "ratio_to_best_heuristic": r.value(self.objective) / best if best else math.nan,  # type: ignore[arg-type]
-            }
-            for i, (sch, r) in enumerate(rows)
-        ]
+        names = [s.name for s, _ in rows]
+        if self.fallback is not None:
+            names[0] += " (fallback)"
+        return comparison_rows(rows, self.objective, best, names=names)  # type: ignore[arg-type]
 
     def to_dict(self) -> dict[str, Any]:
         """Everything, JSON-ready."""
@@ -596,7 +569,7 @@ def _fit(
         start_at = "max"
     first = _first_level(lr, start_at)
     S_full, w_full, m_full = spec.modes()
-    n_zero = int(np.sum(S_full <= 1e-12 * S_full.max()))
+    n_zero = int(divergence.zero_variance_mask(torch.from_numpy(S_full)).sum())
     if n_zero:
         notes.append(
             f"{n_zero} modes have zero variance (constant pixels); they count in W2 but are left out "
@@ -922,10 +895,10 @@ def compare(
                 f"schedules must be Schedule objects, got {type(sch).__name__}: e.g. "
                 "Schedule.from_timesteps([999, 899, 799]) or Schedule.load(FILE)"
             )
-        _check_schedule_fits(sch, lr)
+        lr.check_schedule(sch)
     if steps is None:
         if not schedules:
-            raise SpecschedError("give --steps N or at least one --schedule FILE")
+            raise SpecschedError("give steps (the heuristics' step count) or at least one schedule")
         steps = schedules[0].steps
     rows = [(s, response(spec, s, sampler=sampler, **sampler_options)) for s in schedules]
     if heuristics:
@@ -938,28 +911,3 @@ def compare(
         ]
     rows.sort(key=lambda sr: sr[1].value(objective))
     return rows
-
-
-def _check_schedule_fits(sch: Schedule, lr: LevelRange) -> None:
-    """Clear errors for a schedule the model cannot run."""
-    if sch.process != lr.process:
-        raise SpecschedError(
-            f"schedule {sch.name!r} is for a {sch.process} model but this model is {lr.process}: "
-            "fit the schedule for this model, or pass the matching --process"
-        )
-    if lr.train is not None and sch.timesteps is None:
-        raise SpecschedError(
-            f"schedule {sch.name!r} has no integer timesteps, which a discrete-time model needs: "
-            "fit it with --train-schedule, or pass --train-schedule none for a continuous model"
-        )
-    if lr.train is not None and sch.train is not None and sch.train != lr.train:
-        raise SpecschedError(
-            f"schedule {sch.name!r} is for a model trained with {sch.train.name} betas over "
-            f"{sch.train.T} steps, not {lr.train.name} over {lr.train.T}: pass the matching "
-            "--train-schedule / --num-train-timesteps"
-        )
-    if not lr.contains(sch.log_snr):
-        lo, hi = lr.sigma_range
-        raise SpecschedError(
-            f"schedule {sch.name!r} leaves the model's trained range (sigma {lo:.4g} to {hi:.4g})"
-        )

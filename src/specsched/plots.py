@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, MultipleLocator, NullFormatter
 
 from ._io import atomic_path
-from .errors import SpecschedError
+from .errors import SpecschedError, check_int
 from .response import Response
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -584,10 +584,7 @@ def write_plots(result: FitResult, directory: str | Path, *, max_baselines: int 
     >>> [p.name for p in write_plots(result, "plots")]  # doctest: +SKIP
     ['spectrum.png', 'transfer.png', 'schedules.png', 'trace.png']
     """
-    if isinstance(max_baselines, bool) or not isinstance(max_baselines, int | np.integer):
-        raise SpecschedError(f"max_baselines must be a whole number (got {max_baselines!r})")
-    if max_baselines < 0:
-        raise SpecschedError(f"max_baselines must be >= 0 (got {max_baselines})")
+    check_int("max_baselines", max_baselines, 0)
     out = Path(directory)
     if out.exists() and not out.is_dir():
         raise SpecschedError(f"{out} is a file, not a folder: choose another output folder")

@@ -16,12 +16,13 @@ from typing import Any, Literal, get_args
 import numpy as np
 import torch
 
-from .errors import SpecschedError
+from .errors import SpecschedError, check_int
 from .levels import (
     Process,
     TrainSchedule,
     check_process,
     levels_from_log_snr,
+    levels_from_sigma,
     log_snr_from_levels,
 )
 
@@ -190,14 +191,9 @@ class Schedule:
             raise SpecschedError("sigmas must be finite and >= 0")
         if sig[-1] != 0:
             sig = np.append(sig, 0.0)
-        if process == "ve":
-            alpha, s = np.ones_like(sig), sig
-        elif process == "vp":
-            alpha, s = 1 / np.sqrt(1 + sig**2), sig / np.sqrt(1 + sig**2)
-        else:
-            if np.any(sig > 1):
-                raise SpecschedError("flow-matching sigmas are times t in [0, 1]")
-            alpha, s = 1 - sig, sig
+        if process == "flow" and np.any(sig > 1):
+            raise SpecschedError("flow-matching sigmas are times t in [0, 1]")
+        alpha, s = levels_from_sigma(sig, process)
         train = None if train_schedule is None else _as_train(train_schedule, num_train_timesteps)
         return cls(alpha, s, process, train=train, name=name)
 
@@ -380,10 +376,8 @@ def spaced_timesteps(
     >>> spaced_timesteps(4, "trailing").tolist()
     [999, 749, 499, 249]
     """
-    for name, v in (("steps", steps), ("num_train_timesteps", num_train_timesteps)):
-        if isinstance(v, bool) or not isinstance(v, int | np.integer):
-            raise SpecschedError(f"{name} must be a whole number (got {v!r})")
-    T = int(num_train_timesteps)
+    check_int("steps", steps)
+    T = check_int("num_train_timesteps", num_train_timesteps)
     if not 1 <= steps <= T:
         raise SpecschedError(f"steps must be between 1 and {T} for a {T}-step model (got {steps})")
     if spacing == "leading":

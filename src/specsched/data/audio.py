@@ -20,8 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import SpecschedError
-from .builtin import _check_int
+from ..errors import SpecschedError, check_int
 from .images import find_files
 from .sources import ItemSource
 
@@ -81,7 +80,7 @@ class AudioFolder(ItemSource):
             ("channels", channels, " (--channels 1 for mono, or the files' channel count)"),
         ):
             if value is not None:
-                _check_int(name, value, 1, hint)
+                check_int(name, value, 1, hint)
         files = find_files(root, AUDIO_EXTENSIONS) if files is None else files
         if not files:
             raise SpecschedError(

@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from specsched.errors import SpecschedError
+from specsched.errors import SpecschedError, check_int
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -98,19 +98,8 @@ _CHUNK_VALUES = 4_000_000
 # --------------------------------------------------------------------------------------------
 
 
-def _check_int(name: str, value: object, minimum: int, hint: str = "") -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise SpecschedError(
-            f"{name} must be an integer, got {value!r}; pass an integer >= {minimum}{hint}"
-        )
-    value = int(value)
-    if value < minimum:
-        raise SpecschedError(f"{name}={value} is too small; pass an integer >= {minimum}{hint}")
-    return value
-
-
 def _check_seed(seed: object) -> int:
-    return _check_int("seed", seed, 0, " (any non-negative integer)")
+    return check_int("seed", seed, 0)
 
 
 def _skimage_data_dir() -> str:
@@ -209,7 +198,7 @@ def _check_photo_args(size: object, channels: object, n: object, seed: object) -
             "or channels=1 (grey)"
         )
     channels = int(channels)  # type: ignore[call-overload]
-    size = _check_int("size", size, 2, " for builtin:photos")
+    size = check_int("size", size, 2, " for builtin:photos")
     raw = _raw_photos()
     largest = min(min(raw[i].shape[1:]) for i in _photo_indices(channels))
     if size > largest:
@@ -217,7 +206,7 @@ def _check_photo_args(size: object, channels: object, n: object, seed: object) -
             f"size={size} is larger than the smallest bundled photograph side ({largest} pixels); "
             f"pass size <= {largest}"
         )
-    n = _check_int("n", n, 2, " patches")
+    n = check_int("n", n, 2, " patches")
     seed = _check_seed(seed)
     return size, channels, n, seed
 
@@ -467,7 +456,7 @@ def mnist(*, split: Literal["train", "test"] = "train", n: int | None = None) ->
         )
     if n is not None:
         total = 60_000 if split == "train" else 10_000
-        n = _check_int("n", n, 1, f" (builtin:mnist has {total} {split} images)")
+        n = check_int("n", n, 1, f" (builtin:mnist has {total} {split} images)")
         if n > total:
             raise SpecschedError(
                 f"n={n} is more than the {total} images of builtin:mnist's {split} split: "
@@ -488,8 +477,8 @@ def _mixing_matrix(channels: int) -> np.ndarray:
 
 
 def _check_powerlaw_args(size: object, channels: object, exponent: object) -> tuple:
-    size = _check_int("size", size, 2, " for synthetic:powerlaw")
-    channels = _check_int("channels", channels, 1, " for synthetic:powerlaw")
+    size = check_int("size", size, 2, " for synthetic:powerlaw")
+    channels = check_int("channels", channels, 1, " for synthetic:powerlaw")
     if isinstance(exponent, bool) or not isinstance(exponent, numbers.Real):
         raise SpecschedError(
             f"exponent must be a real number, got {exponent!r}; pass e.g. exponent=2.0"
@@ -623,7 +612,7 @@ def powerlaw(
     """
     S, M = powerlaw_spectrum(size=size, channels=channels, exponent=exponent)
     size, channels = S.shape[0], M.shape[0]
-    n = _check_int("n", n, 1, " fields")
+    n = check_int("n", n, 1, " fields")
     means = _check_mean(mean, channels)
     seed = _check_seed(seed)
 

@@ -26,8 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..errors import ItemError, SpecschedError
-from .builtin import _check_int
+from ..errors import ItemError, SpecschedError, check_int
 from .sources import ItemSource
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "find_files", "preprocess"]
@@ -56,12 +55,12 @@ def check_image_options(
 ) -> tuple[int | None, Crop, int | None, int]:
     """Validate the preprocessing options; returns them normalised."""
     if size is not None:
-        size = _check_int("size", size, 1, " (--size N)")
+        size = check_int("size", size, 1, " (--size N)")
     if crop not in ("center", "random"):
         raise SpecschedError(f"crop must be 'center' or 'random' (got {crop!r})")
     if channels not in (None, 1, 3):
         raise SpecschedError(f"images have 1 (grey) or 3 (RGB) channels: got channels={channels}")
-    seed = _check_int("seed", seed, 0)
+    seed = check_int("seed", seed, 0)
     return size, crop, channels, seed  # type: ignore[return-value]
 
 

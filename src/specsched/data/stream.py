@@ -21,9 +21,8 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import SpecschedError
+from ..errors import SpecschedError, check_int
 from ..spectrum import Kind, Spectrum, SpectrumAccumulator
-from .builtin import _check_int
 from .sources import Source
 
 __all__ = ["Partial", "accumulate_partition", "estimate", "partitions"]
@@ -401,10 +400,10 @@ def estimate(
     >>> spec.n_samples, spec.signal_shape
     (200, (8, 8))
     """
-    workers = _check_int("workers", workers, 1, " (--workers N)")
-    batch_size = _check_int("batch_size", batch_size, 1, " (--batch-size N)")
+    workers = check_int("workers", workers, 1, " (--workers N)")
+    batch_size = check_int("batch_size", batch_size, 1, " (--batch-size N)")
     if limit is not None:
-        limit = _check_int("limit", limit, 1, " (--limit N)")
+        limit = check_int("limit", limit, 1, " (--limit N)")
     n = source.n_items
     stop = n if limit is None else (limit if n is None else min(n, limit))
     distributed = workers > 1 or dask is not None

@@ -5,6 +5,8 @@
 - :class:`SpecschedDDIMScheduler` (``make_ddim_scheduler``) is a drop-in ``DDIMScheduler`` that takes
   custom timesteps (diffusers' own cannot) and steps to the next listed timestep with specsched's
   DDIM update.
+- :class:`UNetDenoiser` (``UNetDenoiser.from_pipeline(folder)``) runs a saved pipeline's UNet as
+  specsched's denoiser, for :func:`specsched.generate` and :func:`specsched.calibrate`.
 - :func:`model_from_config` reads the training schedule, prediction type and sampler from a
   diffusers scheduler config, so ``fit --for diffusers:NAME`` / ``--scheduler-config`` need no
   translation by hand.
@@ -25,8 +27,10 @@ import torch
 from ..errors import SpecschedError
 from ..levels import LevelRange, TrainSchedule
 from ..schedules import Schedule
+from .networks import ModelDenoiser, x0_from_prediction
 
 __all__ = [
+    "UNetDenoiser",
     "diffusers_kwargs",
     "make_ddim_scheduler",
     "model_from_config",
@@ -312,11 +316,7 @@ def _ddim_class() -> Any:
             out = model_output.to(torch.float64)
 
             def denoise(xx, aa, ss_):
-                if pred == "epsilon":
-                    return (xx - ss_ * out) / aa
-                if pred == "v_prediction":
-                    return aa * xx - ss_ * out
-                return out
+                return x0_from_prediction(pred, xx, out, aa, ss_)
 
             def noise(like):
                 return torch.randn(
@@ -354,3 +354,103 @@ def pinned_scheduler(schedule: Schedule, scheduler: Any) -> Any:
 
     pinned = type(f"Pinned{base.__name__}", (base,), {"set_timesteps": set_timesteps})
     return pinned.from_config(scheduler.config)
+
+
+# ------------------------------------------------------------------------------ model adapter
+class UNetDenoiser(ModelDenoiser):
+    """A diffusers ``UNet2DModel`` as ``denoise(x, alpha, s) -> x0_hat``.
+
+    :class:`~specsched.integrations.networks.ModelDenoiser` with the UNet's call
+    (``unet(x, t).sample``); :meth:`from_pipeline` loads it with its scheduler's settings.
+
+    Examples
+    --------
+    >>> den, shape = UNetDenoiser.from_pipeline("benchmarks/models/tiny16")  # doctest: +SKIP
+    >>> x = ss.generate(den, sched, "ddim", num_samples=64, shape=shape)  # doctest: +SKIP
+    """
+
+    def call_model(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        return self.model(x, t).sample
+
+    @classmethod
+    def from_pipeline(
+        cls, path: str | Path, *, device: str | torch.device = "cpu"
+    ) -> tuple[UNetDenoiser, tuple[int, ...]]:
+        """Load the UNet and scheduler config of a saved diffusers pipeline folder.
+
+        Parameters
+        ----------
+        path : str or Path
+            A folder written by ``pipeline.save_pretrained`` with ``model_index.json``, ``unet/``
+            and ``scheduler/`` (e.g. a ``DDPMPipeline`` or ``DDIMPipeline``).
+        device : str or torch.device, default "cpu"
+            Where the UNet runs.
+
+        Returns
+        -------
+        denoiser : UNetDenoiser
+        sample_shape : tuple of int
+            ``(C, H, W)`` of one sample, from the UNet's config.
+
+        Raises
+        ------
+        SpecschedError
+            If the folder is not such a pipeline, or its scheduler is not a discrete-time VP one.
+        """
+        p = Path(path)
+        if not (p / "model_index.json").is_file():
+            raise SpecschedError(
+                f"{path} is not a diffusers pipeline folder (no model_index.json): give the "
+                "folder written by pipeline.save_pretrained(...)"
+            )
+        if not (p / "unet" / "config.json").is_file():
+            raise SpecschedError(
+                f"the pipeline in {path} has no unet/ (transformer and latent pipelines are not "
+                "supported): give an unconditional UNet pipeline such as DDPMPipeline"
+            )
+        cfg_path = p / "scheduler" / "scheduler_config.json"
+        try:
+            cfg = json.loads(cfg_path.read_text())
+        except FileNotFoundError:
+            raise SpecschedError(
+                f"the pipeline in {path} has no scheduler/scheduler_config.json: give a folder "
+                "written by pipeline.save_pretrained(...)"
+            ) from None
+        except (OSError, json.JSONDecodeError) as exc:
+            raise SpecschedError(f"cannot read scheduler config {cfg_path} ({exc})") from None
+        levels, _, _ = model_from_config(cfg)
+        if levels.process != "vp" or not levels.is_discrete:
+            raise SpecschedError(
+                f"the pipeline in {path} is a {levels.process} model: evaluate supports "
+                "discrete-time VP (DDPM-trained) pipelines"
+            )
+        try:
+            from diffusers import UNet2DModel
+        except ImportError:
+            raise SpecschedError(
+                "loading a pipeline needs diffusers: pip install 'specsched[diffusers]'"
+            ) from None
+        try:
+            unet = UNet2DModel.from_pretrained(p / "unet").to(device).eval()
+        except Exception as exc:
+            raise SpecschedError(
+                f"cannot load the UNet of {path} as a UNet2DModel ({type(exc).__name__}): give an "
+                "unconditional UNet2DModel pipeline"
+            ) from None
+        c = unet.config
+        shape = (int(c.in_channels), int(c.sample_size), int(c.sample_size))
+        if c.out_channels != c.in_channels:
+            raise SpecschedError(
+                f"the UNet of {path} maps {c.in_channels} to {c.out_channels} channels: "
+                "give a model that predicts noise, velocity or the sample"
+            )
+        clip = float(cfg.get("clip_sample_range", 1.0)) if cfg.get("clip_sample") else None
+        den = cls(
+            unet,
+            levels.train,
+            prediction=cfg.get("prediction_type", "epsilon"),
+            clip=clip,
+            device=device,
+            dtype=unet.dtype,
+        )
+        return den, shape

@@ -8,14 +8,15 @@ import numpy as np
 import pytest
 import torch
 
-from specsched.sampling import ModelDenoiser, generate, start_noise
+from specsched.generation import generate, start_noise
+from specsched.integrations.diffusers import UNetDenoiser
 from specsched.schedules import Schedule, spaced_timesteps
 
 TINY16 = Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "tiny16"
 
 
 def test_ddim_trailing_10_steps_matches_diffusers_ddim_scheduler():
-    """generate() with ModelDenoiser reproduces DDIMScheduler's loop on the same UNet and x_T.
+    """generate() with UNetDenoiser reproduces DDIMScheduler's loop on the same UNet and x_T.
 
     diffusers runs the UNet and the scheduler in float32; specsched keeps the sampler state in
     float64. The scheduler comes from the pipeline's own config with trailing spacing,
@@ -44,7 +45,7 @@ def test_ddim_trailing_10_steps_matches_diffusers_ddim_scheduler():
             x = ddim.step(eps, t, x, eta=0.0).prev_sample
     expected = x.double().numpy()
 
-    den, sample_shape = ModelDenoiser.from_pipeline(TINY16)
+    den, sample_shape = UNetDenoiser.from_pipeline(TINY16)
     assert sample_shape == shape and den.prediction == "epsilon" and den.clip is None
     got = generate(
         den,
@@ -63,7 +64,7 @@ def test_ddim_trailing_10_steps_matches_diffusers_ddim_scheduler():
 
 def test_seeded_generation_is_paired_and_batch_independent():
     """The same seed gives the same x_T for every schedule and batch size (paired samples)."""
-    den, shape = ModelDenoiser.from_pipeline(TINY16)
+    den, shape = UNetDenoiser.from_pipeline(TINY16)
     a = Schedule.from_timesteps(spaced_timesteps(3, "trailing"))
     b = Schedule.from_timesteps(spaced_timesteps(4, "leading"))
     assert torch.equal(start_noise(a, 6, shape, seed=5), start_noise(b, 6, shape, seed=5))
