@@ -75,9 +75,16 @@ def test_photos_shape_dtype_range(channels):
     assert x.std() > 0.2
 
 
-def test_photos_defaults():
-    x = photos()
-    assert x.shape == (10_000, 3, 32, 32)
+def test_photos_defaults_are_the_documented_ones():
+    """``photos()`` is the demo's data: 10,000 32x32 RGB patches, seed 0 (README, demo.py)."""
+    import inspect
+
+    from specsched.demo import run_demo
+
+    p = {k: v.default for k, v in inspect.signature(photos).parameters.items()}
+    assert p == {"size": 32, "channels": 3, "n": 10_000, "seed": 0}
+    d = inspect.signature(run_demo).parameters
+    assert (d["size"].default, d["n"].default) == (p["size"], p["n"])
 
 
 def test_photos_deterministic_per_seed_and_different_across_seeds():

@@ -117,7 +117,6 @@ def test_demo_end_to_end(tmp_path):
         "spectrum.npz",
     }
     assert d["ratio_to_best_uniform"] < 0.8
-    assert d["seconds"] < 60
 
 
 @pytest.mark.parametrize(

@@ -469,7 +469,9 @@ def test_registry_is_consistent():
         assert h.name == name and h.description and set(h.processes) <= {"vp", "ve", "flow"}
     assert HEURISTICS["karras"].defaults == {"rho": 7.0, "sigma_min": None, "sigma_max": None}
     assert HEURISTICS["flow_shift"].defaults == {"shift": 3.0}
-    assert "alias" in HEURISTICS["logsnr"].description
+    # logsnr is uniform in log sigma as its description says: a constant ratio of sigmas
+    sig = heuristic_schedule("logsnr", 6, LevelRange.continuous("ve", sigma_min=0.01)).sigmas[:-1]
+    np.testing.assert_allclose(sig[1:] / sig[:-1], sig[1] / sig[0], rtol=1e-12)
     assert applicable(LevelRange.continuous("flow")) == ["logsnr", "flow_shift"]
 
 

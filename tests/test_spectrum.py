@@ -760,5 +760,9 @@ def test_summary_of_constant_data_is_finite_json():
 
 
 def test_public_names():
-    assert ss.Spectrum is Spectrum and ss.SpectrumAccumulator is SpectrumAccumulator
+    """Every name of ``specsched.__all__`` resolves (the lazy export table has no stale entry)
+    and is listed by ``dir``; errors users can cause are ValueErrors."""
+    for name in ss.__all__:
+        assert getattr(ss, name) is not None, name
+    assert set(ss.__all__) <= set(dir(ss))
     assert issubclass(SpecschedError, ValueError)
