@@ -22,9 +22,9 @@ from scipy.special import expit
 from specsched.errors import SpecschedError
 from specsched.heuristics import (
     HEURISTICS,
-    _distinct_timesteps,
     all_heuristics,
     applicable,
+    distinct_timesteps,
     heuristic_schedule,
 )
 from specsched.levels import LevelRange, TrainSchedule
@@ -406,12 +406,12 @@ def test_discrete_is_the_continuous_schedule_rounded(name, steps):
     ],
 )
 def test_distinct_timesteps(rounded, T, expected):
-    np.testing.assert_array_equal(_distinct_timesteps(np.array(rounded), T), expected)
+    np.testing.assert_array_equal(distinct_timesteps(np.array(rounded), T), expected)
 
 
 def test_distinct_timesteps_impossible():
     with pytest.raises(SpecschedError, match="at most 3 steps"):
-        _distinct_timesteps(np.array([2, 1, 0, 0]), 3)
+        distinct_timesteps(np.array([2, 1, 0, 0]), 3)
 
 
 # --------------------------------------------------------------------------- every family

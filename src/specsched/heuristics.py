@@ -28,7 +28,7 @@ defined on sigma or log-SNR map each level to the real timestep with the same lo
 (:meth:`TrainSchedule.timestep_of_log_snr`, linear in log-SNR between integers, as diffusers'
 ``_sigma_to_t``), round it to the nearest integer, and resolve rounding collisions by moving the
 cleaner level down one timestep; where there is no room below (near ``t = 0``) the noisier level
-moves up instead (:func:`_distinct_timesteps`).
+moves up instead (:func:`distinct_timesteps`).
 """
 
 from __future__ import annotations
@@ -153,7 +153,7 @@ def _jsonable(v: Any) -> Any:
     return v
 
 
-def _distinct_timesteps(ts: np.ndarray, T: int) -> np.ndarray:
+def distinct_timesteps(ts: np.ndarray, T: int) -> np.ndarray:
     """Make rounded timesteps strictly decreasing within ``0 .. T-1``, moving as few as needed.
 
     A collision moves the cleaner timestep down by one (repeatedly, so a run of equal values
@@ -211,7 +211,7 @@ def _build(
             else:
                 sched = Schedule.from_log_snr(lam, process=lr.process, name=name)
             return dataclasses.replace(sched, meta=meta)
-        timesteps = _distinct_timesteps(np.round(lr.train.timestep_of_log_snr(lam)), lr.train.T)
+        timesteps = distinct_timesteps(np.round(lr.train.timestep_of_log_snr(lam)), lr.train.T)
     sched = Schedule.from_timesteps(timesteps, train_schedule=lr.train, name=name)
     return dataclasses.replace(sched, meta=meta)
 
@@ -289,7 +289,7 @@ def quadratic(steps: int, lr: LevelRange, *, resolution: int | None = None) -> S
     steps = _check("quadratic", steps, lr)
     T = lr.train.T
     seq = (np.linspace(0.0, np.sqrt(T * 0.8), steps) ** 2).astype(np.int64)
-    ts = _distinct_timesteps(seq[::-1], T)
+    ts = distinct_timesteps(seq[::-1], T)
     return _build(lr, "quadratic", {}, steps=steps, timesteps=ts)
 
 

@@ -361,12 +361,12 @@ class _MarkovMoves:
 
 def _round_timesteps(t_real: np.ndarray, T: int, first: int | None) -> np.ndarray:
     """Nearest integers, strictly decreasing, in ``0 .. T-1`` (the first one pinned if given)."""
-    from .heuristics import _distinct_timesteps
+    from .heuristics import distinct_timesteps
 
     t = np.rint(np.asarray(t_real, float)).astype(np.int64)
     if first is None:
-        return _distinct_timesteps(t, T)
-    return np.concatenate([[first], _distinct_timesteps(t[1:], first)])
+        return distinct_timesteps(t, T)
+    return np.concatenate([[first], distinct_timesteps(t[1:], first)])
 
 
 def _polish_integers(

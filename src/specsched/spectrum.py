@@ -94,7 +94,7 @@ def as_channels_first(x: np.ndarray, layout: Layout | None = None) -> np.ndarray
     return x
 
 
-def _to_float(x: np.ndarray) -> tuple[np.ndarray, str]:
+def to_float(x: np.ndarray) -> tuple[np.ndarray, str]:
     """Float arrays as given; integer images from [0, 255] to [-1, 1]; booleans (binary data)
     to -1 (False) and +1 (True)."""
     if x.dtype == np.bool_:
@@ -208,7 +208,7 @@ class Spectrum:
         acc = SpectrumAccumulator(xc.shape[2:], xc.shape[1], kind=kind)
         scaling = "as given"
         for i in range(0, xc.shape[0], batch_size):
-            batch, scaling = _to_float(np.asarray(xc[i : i + batch_size]))
+            batch, scaling = to_float(np.asarray(xc[i : i + batch_size]))
             acc.update(batch, channels_first=True)
         return acc.finalize(source=source, scaling=scaling)
 
@@ -556,7 +556,7 @@ def as_spectrum(spec: Any, where: str = "spec") -> Spectrum:
     """
     if isinstance(spec, str | Path):
         spec = Spectrum.load(spec) if is_saved_spectrum(spec) else Spectrum.from_source(spec)
-    elif isinstance(spec, np.ndarray) or _is_tensor(spec):
+    elif isinstance(spec, np.ndarray) or is_tensor(spec):
         spec = Spectrum.from_array(spec)
     if not isinstance(spec, Spectrum):
         raise SpecschedError(
@@ -567,14 +567,15 @@ def as_spectrum(spec: Any, where: str = "spec") -> Spectrum:
     return spec
 
 
-def _is_tensor(x: Any) -> bool:
+def is_tensor(x: Any) -> bool:
+    """Whether ``x`` is a torch tensor (without importing torch)."""
     return type(x).__module__.split(".")[0] == "torch" and hasattr(x, "detach")
 
 
 def to_numpy(x: Any) -> Any:
     """A torch tensor as a numpy array (detached, on the CPU; bfloat16 as float32); other
     objects unchanged."""
-    if _is_tensor(x):
+    if is_tensor(x):
         t = x.detach().cpu()
         if str(t.dtype) == "torch.bfloat16":
             t = t.float()

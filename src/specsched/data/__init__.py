@@ -112,9 +112,9 @@ def open_source(source: Any, **options: Any) -> Source:
         )
     if isinstance(source, str | Path):
         return _open_path(Path(source), options)
-    from ..spectrum import _is_tensor, to_numpy
+    from ..spectrum import is_tensor, to_numpy
 
-    if isinstance(source, np.ndarray) or _is_tensor(source):
+    if isinstance(source, np.ndarray) or is_tensor(source):
         return ArraySource.open(to_numpy(source), **_take(options, ("layout",), "arrays"))
     if type(source).__module__.split(".")[0] == "datasets":
         from .sources import HFDatasetSource

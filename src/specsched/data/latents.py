@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import SpecschedError
-from .sources import Batch, Source, _reason
+from .sources import Batch, Source, unreadable_reason
 
 __all__ = ["LatentSource", "load_vae"]
 
@@ -68,7 +68,7 @@ def load_vae(path: str, device: str = "cpu"):
         vae = AutoencoderKL.from_pretrained(folder, subfolder=subfolder, local_files_only=True)
     except Exception as exc:
         raise SpecschedError(
-            f"cannot load a diffusers AutoencoderKL from {path} ({_reason(exc)}): give the folder "
+            f"cannot load a diffusers AutoencoderKL from {path} ({unreadable_reason(exc)}): give the folder "
             "written by AutoencoderKL.save_pretrained, or a pipeline folder with a vae/ subfolder"
         ) from None
     return vae.to(device).eval()

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ItemError, SpecschedError
-from ..spectrum import _to_float, as_channels_first, to_numpy
+from ..spectrum import as_channels_first, to_float, to_numpy
 
 __all__ = [
     "ArraySource",
@@ -100,7 +100,8 @@ class Source(abc.ABC):
         """
 
 
-def _reason(exc: BaseException) -> str:
+def unreadable_reason(exc: BaseException) -> str:
+    """One line saying why an item could not be read: the exception's type and first line."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
@@ -137,7 +138,7 @@ class ItemSource(Source):
             except SpecschedError:
                 raise
             except Exception as exc:
-                failures.append((self.item_name(i), _reason(exc)))
+                failures.append((self.item_name(i), unreadable_reason(exc)))
             else:
                 if sample_shape is None:
                     sample_shape = arr.shape[1:]
@@ -170,7 +171,7 @@ def _kind(dtype: np.dtype) -> str:
 def _batch(samples: list[np.ndarray], items: int, failures: list[tuple[str, str]]) -> Batch:
     if not samples:
         return Batch(None, items, failures)
-    x, scaling = _to_float(samples[0] if len(samples) == 1 else np.concatenate(samples))
+    x, scaling = to_float(samples[0] if len(samples) == 1 else np.concatenate(samples))
     return Batch(x, items, failures, scaling)
 
 
@@ -339,7 +340,7 @@ class ArraySource(Source):
             raise
         except Exception as exc:
             raise SpecschedError(
-                f"cannot read {path} ({_reason(exc)}): give a .npy or .npz file written by numpy"
+                f"cannot read {path} ({unreadable_reason(exc)}): give a .npy or .npz file written by numpy"
             ) from None
         raise SpecschedError(f"do not know how to read {path}: give a .npy or .npz array")
 
@@ -399,9 +400,11 @@ class ArraySource(Source):
         for i in range(start, stop, batch_size):
             rows = self._rows(i, min(i + batch_size, stop))
             try:
-                x, scaling = _to_float(as_channels_first(rows, self.layout))  # type: ignore[arg-type]
+                x, scaling = to_float(as_channels_first(rows, self.layout))  # type: ignore[arg-type]
             except OSError as exc:  # the file went away or shrank under us
-                raise SpecschedError(f"cannot read {self.name} ({_reason(exc)})") from None
+                raise SpecschedError(
+                    f"cannot read {self.name} ({unreadable_reason(exc)})"
+                ) from None
             if sample_shape is not None and x.shape[1:] != tuple(sample_shape):
                 raise SpecschedError(  # pragma: no cover - one array has one shape
                     f"{self.name} gives samples of shape {x.shape[1:]}, expected {sample_shape}"
@@ -475,7 +478,7 @@ class HFDatasetSource(MapSource):
                 data = datasets.load_from_disk(path)
             except Exception as exc:
                 raise SpecschedError(
-                    f"cannot load a Hugging Face dataset from {path} ({_reason(exc)}): give a "
+                    f"cannot load a Hugging Face dataset from {path} ({unreadable_reason(exc)}): give a "
                     "folder written by Dataset.save_to_disk"
                 ) from None
         if isinstance(data, datasets.DatasetDict):
@@ -528,7 +531,7 @@ class HFDatasetSource(MapSource):
         for i in range(start, stop, batch_size):
             rows = table[i : min(i + batch_size, stop)][self.column]
             if isinstance(rows, np.ndarray) and rows.dtype != object:
-                x, scaling = _to_float(as_channels_first(rows, self.layout))  # type: ignore[arg-type]
+                x, scaling = to_float(as_channels_first(rows, self.layout))  # type: ignore[arg-type]
                 if sample_shape is not None and x.shape[1:] != tuple(sample_shape):
                     raise SpecschedError(
                         f"{self.name} rows {i}.. give samples of shape {x.shape[1:]}, earlier "
@@ -587,7 +590,7 @@ class IterableSource(Source):
                 )
             if stop is not None:
                 arr = arr[: stop - seen]
-            x, scaling = _to_float(as_channels_first(arr, self.layout))  # type: ignore[arg-type]
+            x, scaling = to_float(as_channels_first(arr, self.layout))  # type: ignore[arg-type]
             if sample_shape is not None and x.shape[1:] != tuple(sample_shape):
                 raise SpecschedError(
                     f"element {k} of the iterable holds samples of shape {x.shape[1:]}, earlier "
