@@ -222,6 +222,6 @@ def test_flat_objective_moves_towards_the_heuristic():
     assert res.best_baseline[0].name in note
     assert free.value < res.value <= free.value + res.uncertainty * (1 + 1e-9)
     assert ss.fit(spec, 6, sampler="ddim").schedule.timesteps.tolist() == (
-        free.schedule.timesteps.tolist()
-    )  # plain spectra are not guarded by default (yet)
+        res.schedule.timesteps.tolist()
+    )  # fits are guarded by default
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
