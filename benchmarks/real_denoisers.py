@@ -197,8 +197,12 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
         n_params = sum(int(np.prod(f.get_slice(k).get_shape())) for k in f.keys())
     params = f", {n_params / 1e6:.2f}M parameters"
     reference = mnist(split="test", n=min(cfg["n_ref"], 10_000))
-    backend, weights = find_backend()
-    inception = InceptionFeatures(backend, weights)
+    fid_setup, fid_note = None, "no FID (--no-fid)"
+    if cfg.get("fid", True):
+        backend, weights = find_backend()
+        inception = InceptionFeatures(backend, weights)
+        fid_setup = (inception, Reference(inception(reference)))
+        fid_note = f"FID with {backend.name}'s Inception ({weights.name})"
     return Setup(
         "mnist",
         f"MNIST UNet (learned v-prediction, cosine schedule{params})",
@@ -209,10 +213,10 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
         f"reference: the first {len(reference):,} MNIST test images; spectrum from the first "
         f"{cfg['spectrum_n']:,} MNIST train images; calibration on MNIST train images "
         f"{CALIBRATION_SAMPLES:,}-{2 * CALIBRATION_SAMPLES:,}; data floor: the last {n} train "
-        f"images; FID with {backend.name}'s Inception ({weights.name})",
+        f"images; {fid_note}",
         shape=shape,
         train=den.train,
-        fid=(inception, Reference(inception(reference))),
+        fid=fid_setup,
         calibration_data=mnist(split="train", n=2 * CALIBRATION_SAMPLES)[CALIBRATION_SAMPLES:],
     )
 
@@ -834,6 +838,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--steps", nargs="+", type=int, default=None, help="override the preset")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument(
+        "--no-fid",
+        action="store_true",
+        help="skip FID on MNIST (Inception runs at ~3 images/s per CPU core)",
+    )
+    ap.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -846,6 +855,8 @@ def main(argv: list[str] | None = None) -> int:
     for key in ("num_samples", "samplers", "steps"):
         if getattr(args, key) is not None:
             cfg[key] = tuple(getattr(args, key)) if key != "num_samples" else args.num_samples
+    if args.no_fid:
+        cfg["fid"] = False
     out = args.out or (HERE if preset == "full" else HERE / "results" / preset)
     plot_dir = out / "results" / "real_denoisers"
     plot_dir.mkdir(parents=True, exist_ok=True)
@@ -904,7 +915,11 @@ def main(argv: list[str] | None = None) -> int:
         "denoisers": list(extras),
         "metrics": {m: METRICS[m][2] for m in SAMPLE_METRICS}
         | {"rmse": METRIC_LABEL["rmse"]}
-        | ({"fid": "FID (Inception-v3 pool features)"} if "mnist" in extras else {}),
+        | (
+            {"fid": "FID (Inception-v3 pool features)"}
+            if "mnist" in extras and cfg.get("fid", True)
+            else {}
+        ),
         "wall_seconds": time.perf_counter() - t0,
         "json": str(json_path.relative_to(out)),
         "plots": [str(p.relative_to(out)) for p in plots],
