@@ -55,14 +55,20 @@ def test_outputs_written(quick):
     out, payload = quick
     cfg = payload["config"]
     md = (out / "RESULTS.md").read_text()
-    assert "## Best spectral schedule against best heuristic (FD)" in md
+    assert "## The recommended schedule against the best heuristic (FD)" in md
     for rel in payload["plots"]:
         assert (out / rel).stat().st_size > 10_000, rel
     keys = {(r["denoiser"], r["sampler"], r["steps"]) for r in payload["records"]}
     assert keys == {
         (d, s, n) for d in ("gmm", "unet") for s in cfg["samplers"] for n in cfg["steps"]
     }
+    for den in ("gmm", "unet"):
+        cal = payload["timing"][den]["calibration"]
+        assert cal["evaluations"] == 24 * 200 and cal["seconds"] > 0
     for r in payload["records"]:
+        # every fit starts at the top of the range by default (t = 999) or is a heuristic
+        if r["kind"] == "spectral" and not r["fit"]["fallback"]:
+            assert r["timesteps"][0] == 999, r
         for name, m in r["metrics"].items():
             assert math.isfinite(m["value"]) and m["sd"] >= 0, (r["schedule"], name)
     # one row per schedule and group; exactly one best per metric
@@ -70,7 +76,7 @@ def test_outputs_written(quick):
         rows = [r for r in payload["records"] if (r["denoiser"], r["sampler"], r["steps"]) == key]
         names = [r["schedule"] for r in rows]
         assert len(names) == len(set(names))
-        assert {"spectral-w2", "spectral-kl", "spectral-kl-top", "trailing", "karras"} <= set(names)
+        assert {*bench.SPECTRAL, "trailing", "karras"} <= set(names)
         assert sum(r["best"]["fd"] for r in rows) == 1
         best = min(r["metrics"]["fd"]["value"] for r in rows)
         winner = next(r for r in rows if r["best"]["fd"])

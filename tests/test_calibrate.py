@@ -24,6 +24,7 @@ from specsched.errors import SpecschedError
 from specsched.generation import generate
 from specsched.levels import LevelRange
 from specsched.mixture import MixtureDenoiser
+from specsched.response import CONVERGED_STEPS, converged_moments
 
 LR = LevelRange.discrete("linear")
 
@@ -222,6 +223,34 @@ def test_flat_objective_moves_towards_the_heuristic():
     assert res.best_baseline[0].name in note
     assert free.value < res.value <= free.value + res.uncertainty * (1 + 1e-9)
     assert ss.fit(spec, 6, sampler="ddim").schedule.timesteps.tolist() == (
-        free.schedule.timesteps.tolist()
-    )  # plain spectra are not guarded by default (yet)
+        res.schedule.timesteps.tolist()
+    )  # fits are guarded by default
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
+
+
+def test_calibrated_fits_target_the_networks_converged_output():
+    """A linear denoiser built for another distribution (twice the deviations, mean + 0.3)
+    generates that distribution when run to convergence, whatever the schedule. The calibration's
+    converged moments must be that distribution's (its closed form, computed without any
+    calibration), and a calibrated fit measures its objective against them, not against the data."""
+    x = photos(size=8, channels=1, n=4000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    cm = spec.channel_means.reshape(1, -1, 1, 1)
+    other = ss.Spectrum.from_array(2 * (x - cm) + cm + 0.3, layout="NCHW")
+    cal = calibrate(spec, GaussianDenoiser(other), x, levels=LR, num_levels=32, num_samples=64)
+    S, _, m = spec.modes()
+    tables = ModeTables(cal.calibration, S)
+    var, mean = converged_moments(torch.from_numpy(S), torch.from_numpy(m), tables, "vp")
+    grid = cal.calibration.log_snr
+    fine = ss.Schedule.from_log_snr(np.linspace(grid[0], grid[-1], CONVERGED_STEPS), process="vp")
+    ref = ss.response(other, fine, "dpmpp_2m")
+    # the gain deviation (a 4x variance mismatch) is interpolated linearly between 32 levels
+    np.testing.assert_allclose(var.numpy(), ref.output_var.ravel(), rtol=2e-2)
+    dc_sd = np.sqrt(ref.output_var.ravel()[0])
+    np.testing.assert_allclose(mean.numpy(), ref.output_mean.ravel(), atol=1e-2 * dc_sd)
+    res = ss.fit(cal, 6, sampler="dpmpp_2m")
+    assert any("converged output" in n for n in res.notes)
+    against = ss.response(cal, res.schedule, "dpmpp_2m", target=(var.numpy(), mean.numpy()))
+    assert res.value == pytest.approx(against.w2, rel=1e-9)
+    # far from the data (the network's own error) but close to what the network converges to
+    assert ss.response(cal, res.schedule, "dpmpp_2m").w2 > 20 * res.value

@@ -30,7 +30,14 @@ from .calibrate import ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, level_range, levels_from_log_snr, start_std
-from .response import Response, output_moments, response, step_maps
+from .response import (
+    CONVERGED_STEPS,
+    Response,
+    converged_moments,
+    output_moments,
+    response,
+    step_maps,
+)
 from .samplers import get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
@@ -173,10 +180,18 @@ class _Problem:
         options: dict[str, Any],
         first: float | None,
         tables: ModeTables | None = None,
+        target: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self.tables = tables
         self.S, self.w, self.m = (
             torch.from_numpy(np.ascontiguousarray(a, dtype=np.float64)) for a in (S, w, m)
+        )
+        # the moments the objective compares the output with: the data's, or a calibrated model's
+        # converged output
+        self.S_obj, self.m_obj = (
+            (self.S, self.m)
+            if target is None
+            else tuple(torch.from_numpy(np.ascontiguousarray(a)) for a in target)
         )
         self.lr, self.steps, self.sampler, self.objective, self.options = (
             lr,
@@ -235,7 +250,7 @@ class _Problem:
             **self.options,
         )
         self.evaluations += 1
-        per = divergence.per_mode(self.objective, self.S, self.m, out["var"], out["mean"])
+        per = divergence.per_mode(self.objective, self.S_obj, self.m_obj, out["var"], out["mean"])
         return (self.w * per).sum(-1)
 
     def value_and_grad(self, u: np.ndarray) -> tuple[float, np.ndarray]:
@@ -355,7 +370,7 @@ class _MarkovMoves:
             mean, var = A * mean + B, A**2 * var + V
             mean = self.P[i + 1] * mean + self.Q[i + 1]
             var = self.P[i + 1] ** 2 * var + self.R[i + 1]
-            per = divergence.per_mode(p.objective, p.S, p.m, var, mean)
+            per = divergence.per_mode(p.objective, p.S_obj, p.m_obj, var, mean)
             return (p.w * per).sum(-1).numpy()
 
 
@@ -420,11 +435,11 @@ def fit(
     sigma_min: float | None = None,
     sigma_max: float | None = None,
     levels: LevelRange | None = None,
-    start_at: str | float | None = None,
+    start_at: str | float | None = "max",
     starts: int = 3,
     compress: int | None = None,
     heuristics: bool = True,
-    guard: bool | None = None,
+    guard: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
     **sampler_options: Any,
 ) -> FitResult:
@@ -444,15 +459,16 @@ def fit(
     process, train_schedule, num_train_timesteps, sigma_min, sigma_max
         The model (see :func:`level_range`): by default a DDPM-trained VP model with linear betas
         and 1000 integer timesteps. ``levels`` gives a :class:`LevelRange` directly.
-    start_at : None (or "free"), "max", or a number, default None
-        ``None``: every level free within the trained range (the response accounts for starting
-        from ``N(0, I)`` at a level that is not pure noise). ``"max"``: the first level pinned at
-        the noisiest trained level (``t = T-1``, ``sigma_max``, flow ``t = 1``), where every
-        sampler's heuristics start. Free KL fits start late, which relies on the network
-        extrapolating to inputs it was never trained on and loses on learned models
-        (``benchmarks/RESULTS.md``): prefer ``"max"`` there. A number pins the first level at
-        that timestep (discrete) or sigma. Flow models and calibrated spectra start at their
-        noisiest level by default.
+    start_at : "max", "free" (or None), or a number, default "max"
+        ``"max"``: the first level pinned at the noisiest trained level (``t = T-1``,
+        ``sigma_max``, flow ``t = 1``), where every sampler's heuristics start. ``"free"``: every
+        level free within the trained range (the response accounts for starting from
+        ``N(0, I)`` at a level that is not pure noise). A free start is optimal for the exact
+        denoiser, but the fits then start late, which relies on the network extrapolating to
+        inputs it was never trained on: free KL fits lost 10-50x on the learned denoisers of
+        ``benchmarks/RESULTS.md`` and a free W2 fit lost 2.8x to Karras on a pretrained model, so
+        the top of the range is the default. A number pins the first level at that timestep
+        (discrete) or sigma.
     starts : int, default 3
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
     compress : int or None
@@ -465,13 +481,12 @@ def fit(
     progress : callable, optional
         Called as ``progress(stage, done, total)`` as the fit advances through its stages (the
         heuristics, each optimiser start, each integer polish), e.g. to draw a progress bar.
-    guard : bool or None, default None
+    guard : bool, default True
         Guard the fit against the uncertainty of its objective (needs ``heuristics``): where the
         objective is flat within its uncertainty (:attr:`FitResult.uncertainty`) the fitted
         levels are moved towards the best heuristic as far as the objective allows, and if the
         fit does not beat the best heuristic by more than the uncertainty, that heuristic is
-        returned (:attr:`FitResult.fallback`). ``None`` guards calibrated fits only (for plain
-        spectra the default follows the benchmark, which has not yet been rerun with it).
+        returned (:attr:`FitResult.fallback`).
 
     Notes
     -----
@@ -563,10 +578,6 @@ def _fit(
             f"{steps} steps is more than the model's {lr.train.T} timesteps: use at most {lr.train.T}"
         )
     notes: list[str] = []
-    if start_at is None and spec.calibration is not None:
-        # the networks measured so far are least accurate at the noisiest levels; no benchmark has
-        # yet shown that a later start is safe for a calibrated fit
-        start_at = "max"
     first = _first_level(lr, start_at)
     S_full, w_full, m_full = spec.modes()
     n_zero = int(divergence.zero_variance_mask(torch.from_numpy(S_full)).sum())
@@ -576,19 +587,38 @@ def _fit(
             "of the KL objectives"
         )
     bins = compress if compress is not None else (512 if S_full.size > 1024 else None)
-    tables = None
+    tables, target = None, None
     if spec.calibration is not None:
         bins = None  # the calibration is per mode
         tables = ModeTables(spec.calibration, S_full)
+        conv_var, conv_mean = converged_moments(
+            torch.from_numpy(S_full), torch.from_numpy(m_full), tables, lr.process
+        )
+        target = (conv_var.numpy(), conv_mean.numpy())
+        conv_w2 = float(
+            divergence.total(
+                "w2",
+                *(torch.from_numpy(a) for a in (S_full, w_full, m_full)),
+                conv_var,
+                conv_mean,
+            )
+        )
+        notes.append(
+            f"calibrated: the objective is measured against the network's converged output (a "
+            f"{CONVERGED_STEPS}-step DPM-Solver++(2M) run of the calibrated model, W2 {conv_w2:.4g} "
+            "from the data), which no schedule can improve on"
+        )
     S, w, m = (
         (S_full, w_full, m_full)
         if bins is None
         else compress_modes(S_full, w_full, m_full, bins=bins)
     )
-    prob = _Problem(S, w, m, lr, steps, sampler, objective, dict(sampler_options), first, tables)
+    prob = _Problem(
+        S, w, m, lr, steps, sampler, objective, dict(sampler_options), first, tables, target
+    )
 
     def exact(sched: Schedule) -> Response:
-        return response(spec, sched, sampler=sampler, **sampler_options)
+        return response(spec, sched, sampler=sampler, target=target, **sampler_options)
 
     # baselines -------------------------------------------------------------------------------
     baselines: list[tuple[Schedule, Response]] = []
@@ -676,11 +706,18 @@ def _fit(
     r_final = exact(final)
     say("done", n_stages, n_stages)
     uncertainty, fallback = 0.0, None
-    if guard is None:
-        guard = spec.calibration is not None
     if guard and baselines:
         final, r_final, uncertainty, fallback = _guard(
-            spec, final, r_final, baselines[0], exact, objective, sampler, sampler_options, notes
+            spec,
+            final,
+            r_final,
+            baselines[0],
+            exact,
+            objective,
+            sampler,
+            sampler_options,
+            notes,
+            pinned=first is not None,
         )
     if bins is not None and fallback is None:
         with torch.no_grad():
@@ -751,6 +788,9 @@ def objective_draws(
             Sb, mb = S, m
         tables = None if spec.calibration is None else ModeTables(spec.calibration, Sb, perturb=rng)
         St, mt, wt = (torch.from_numpy(a) for a in (Sb, mb, w))
+        St_obj, mt_obj = St, mt
+        if tables is not None:
+            St_obj, mt_obj = converged_moments(St, mt, tables, schedules[0].process)
         with torch.no_grad():
             res = output_moments(
                 St,
@@ -762,19 +802,27 @@ def objective_draws(
                 calibration=tables,
                 **sampler_options,
             )
-            per = divergence.per_mode(objective, St, mt, res["var"], res["mean"])
+            per = divergence.per_mode(objective, St_obj, mt_obj, res["var"], res["mean"])
         out[b] = (wt * per).sum(-1).numpy()
     return out
 
 
-def _blend(fitted: Schedule, heuristic: Schedule, theta: float) -> Schedule | None:
-    """A schedule ``theta`` of the way from ``fitted`` to ``heuristic`` (timesteps or log-SNR)."""
+def _blend(
+    fitted: Schedule, heuristic: Schedule, theta: float, pinned: bool = False
+) -> Schedule | None:
+    """A schedule ``theta`` of the way from ``fitted`` to ``heuristic`` (timesteps or log-SNR).
+
+    With ``pinned`` the first level stays the fitted one.
+    """
+    keep = slice(1 if pinned else 0, None)
     if fitted.timesteps is not None and heuristic.timesteps is not None:
-        t = np.rint((1 - theta) * fitted.timesteps + theta * heuristic.timesteps).astype(np.int64)
+        t = fitted.timesteps.copy()
+        t[keep] = np.rint((1 - theta) * t[keep] + theta * heuristic.timesteps[keep])
         if np.any(np.diff(t) >= 0):
             return None
         return Schedule.from_timesteps(t, train_schedule=fitted.train, name="spectral")
-    lam = (1 - theta) * fitted.log_snr[:-1] + theta * heuristic.log_snr[:-1]
+    lam = fitted.log_snr[:-1].copy()
+    lam[keep] = (1 - theta) * lam[keep] + theta * heuristic.log_snr[:-1][keep]
     if np.any(np.diff(lam) <= 0):
         return None
     return Schedule.from_log_snr(lam, process=fitted.process, name="spectral")
@@ -790,6 +838,7 @@ def _guard(
     sampler: str,
     sampler_options: dict[str, Any],
     notes: list[str],
+    pinned: bool = False,
 ) -> tuple[Schedule, Response, float, str | None]:
     """Fall back to the best heuristic, or move towards it where the objective is flat."""
     h_sched, h_resp = best_heuristic
@@ -809,7 +858,7 @@ def _guard(
     budget = min(tol, v_h - v_fit - tol)  # stays better than the heuristic by more than tol
     chosen, r_chosen, theta_used = final, r_final, 0.0
     for theta in np.linspace(0.1, 1.0, 10):
-        cand = _blend(final, h_sched, float(theta))
+        cand = _blend(final, h_sched, float(theta), pinned)
         if cand is None:
             continue
         r = exact(cand)
@@ -828,8 +877,6 @@ def _guard(
 
 def _first_level(lr: LevelRange, start_at: str | float | None) -> float | None:
     """log-SNR of a pinned first level, or None for a free one."""
-    if start_at is None and lr.process == "flow" and math.isinf(lr.lam_lo):
-        start_at = "max"
     if start_at is None or start_at == "free":
         return None
     if start_at == "max":

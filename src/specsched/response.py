@@ -24,12 +24,19 @@ import torch
 from . import divergence
 from .calibrate import CalibratedModeDenoiser, ModeTables
 from .errors import SpecschedError
-from .levels import Process, start_std
+from .levels import Process, levels_from_log_snr, start_std
 from .samplers import SamplerSpec, get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
 
-__all__ = ["CoefficientNoise", "ModeDenoiser", "Response", "output_moments", "response"]
+__all__ = [
+    "CoefficientNoise",
+    "ModeDenoiser",
+    "Response",
+    "converged_moments",
+    "output_moments",
+    "response",
+]
 
 Tensor = torch.Tensor
 
@@ -348,7 +355,40 @@ def as_schedule(sched: Any) -> Schedule:
     return Schedule.from_timesteps(sched)  # DDPM linear betas, 1000 steps, like the default model
 
 
-def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: Any) -> Response:
+#: steps of the DPM-Solver++(2M) run that stands for a calibrated model's converged output
+CONVERGED_STEPS = 100
+
+
+def converged_moments(
+    variances: Tensor, means: Tensor, tables: ModeTables, process: Process
+) -> tuple[Tensor, Tensor]:
+    """Output variance and mean of the calibrated model run to convergence (its own limit).
+
+    A :data:`CONVERGED_STEPS`-step DPM-Solver++(2M) run, uniform in log-SNR over the
+    calibration's grid and ending clean: the distribution the network generates with many steps,
+    as the calibration predicts it. A schedule cannot correct the network's own errors; what it
+    controls is how far a few-step run lands from this limit, so calibrated fits measure their
+    objective against it (for the exact denoiser it is the data spectrum).
+    """
+    grid = tables.grid
+    lam = torch.linspace(float(grid[0]), float(grid[-1]), CONVERGED_STEPS, dtype=torch.float64)
+    lam = torch.cat([lam, torch.tensor([math.inf], dtype=torch.float64)])
+    alpha, s = levels_from_log_snr(lam, process)
+    with torch.no_grad():
+        out = output_moments(
+            variances, means, alpha, s, process=process, sampler="dpmpp_2m", calibration=tables
+        )
+    return out["var"], out["mean"]
+
+
+def response(
+    spec: Spectrum,
+    sched: Schedule,
+    sampler: str = "ddim",
+    *,
+    target: tuple[np.ndarray, np.ndarray] | None = None,
+    **options: Any,
+) -> Response:
     """Closed-form output distribution of ``sampler`` on ``spec`` under ``sched``.
 
     Parameters
@@ -362,6 +402,10 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
     sampler : str, default "ddim"
         A name from :data:`specsched.SAMPLERS` (ddim, ddpm, euler, euler_ancestral, flow_euler, heun,
         dpmpp_2m, dpmpp_2m_sde, unipc, ipndm); ``options`` go to it (``eta`` for DDIM).
+    target : (variances, means), optional
+        Per-mode moments (flat, in the order of :meth:`Spectrum.modes`) the figures (``w2``,
+        ``kl_gen_data``, ...) measure the output against, instead of the data's; calibrated fits
+        use the model's converged output (:func:`converged_moments`).
 
     Examples
     --------
@@ -388,8 +432,9 @@ def response(spec: Spectrum, sched: Schedule, sampler: str = "ddim", **options: 
             calibration=tables,
             **options,
         )
+        St, mt = (S, m) if target is None else (torch.from_numpy(np.asarray(a)) for a in target)
         figures = {
-            name: float(divergence.total(obj, S, w, m, out["var"], out["mean"]))
+            name: float(divergence.total(obj, St, w, mt, out["var"], out["mean"]))
             for name, obj in (("w2", "w2"), ("kl_gen_data", "kl"), ("kl_data_gen", "kl-data"))
         }
     bad = [k for k, v in figures.items() if not math.isfinite(v)]
