@@ -223,8 +223,8 @@ def test_flat_objective_moves_towards_the_heuristic():
     assert res.best_baseline[0].name in note
     assert free.value < res.value <= free.value + res.uncertainty * (1 + 1e-9)
     assert ss.fit(spec, 6, sampler="ddim").schedule.timesteps.tolist() == (
-        res.schedule.timesteps.tolist()
-    )  # fits are guarded by default
+        free.schedule.timesteps.tolist()
+    )  # plain spectra are not guarded by default
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
 
 
@@ -248,9 +248,13 @@ def test_calibrated_fits_target_the_networks_converged_output():
     np.testing.assert_allclose(var.numpy(), ref.output_var.ravel(), rtol=2e-2)
     dc_sd = np.sqrt(ref.output_var.ravel()[0])
     np.testing.assert_allclose(mean.numpy(), ref.output_mean.ravel(), atol=1e-2 * dc_sd)
-    res = ss.fit(cal, 6, sampler="dpmpp_2m")
+    res = ss.fit(cal, 6, sampler="dpmpp_2m", target="converged")
     assert any("converged output" in n for n in res.notes)
     against = ss.response(cal, res.schedule, "dpmpp_2m", target=(var.numpy(), mean.numpy()))
     assert res.value == pytest.approx(against.w2, rel=1e-9)
     # far from the data (the network's own error) but close to what the network converges to
     assert ss.response(cal, res.schedule, "dpmpp_2m").w2 > 20 * res.value
+    with pytest.raises(SpecschedError, match="calibrated"):
+        ss.fit(spec, 6, target="converged")
+    with pytest.raises(SpecschedError, match="target"):
+        ss.fit(cal, 6, target="model")

@@ -105,7 +105,6 @@ def test_fit_is_deterministic(spectra):
 
 
 def test_pinned_first_level(spectra):
-    assert fit(spectra["photos16"], 5).schedule.timesteps[0] == 999  # the default
     res = fit(spectra["photos16"], 5, start_at="max", guard=False)
     assert res.schedule.timesteps[0] == 999
     res = fit(spectra["photos16"], 5, start_at=899, guard=False)

@@ -527,10 +527,10 @@ def model_levels(process: str, train_schedule: str, num_train_timesteps: int, si
     )
 
 
-def parse_start_at(text: str | None) -> str | float:
-    """``free``, ``max`` (aliases ``T-1``, ``sigma_max``, ``t_max``; the default) or a number."""
+def parse_start_at(text: str | None) -> str | float | None:
+    """``free``, ``max`` (aliases ``T-1``, ``sigma_max``, ``t_max``) or a number."""
     if text is None:
-        return "max"
+        return None
     if text == "free":
         return "free"
     if text in ("max", "T-1", "sigma_max", "t_max"):
@@ -646,21 +646,21 @@ def fit(
     start_at: Annotated[
         str | None,
         typer.Option(
-            help="First level: T-1 / sigma_max (default: the top of the model's range), free, "
-            "or a number."
+            help="First level: free, T-1 / sigma_max (pinned), or a number (default: T-1 on a "
+            "calibration file, else free)."
         ),
     ] = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the schedule as JSON here.")
     ] = None,
     guard: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             "--guard/--no-guard",
             help="Keep the best heuristic unless the fit beats it beyond the objective's "
-            "uncertainty.",
+            "uncertainty (default: on for calibrated models).",
         ),
-    ] = True,
+    ] = None,
     plots: PlotsOpt = None,
     size: SizeOpt = None,
     channels: ChannelsOpt = None,

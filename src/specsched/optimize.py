@@ -435,11 +435,12 @@ def fit(
     sigma_min: float | None = None,
     sigma_max: float | None = None,
     levels: LevelRange | None = None,
-    start_at: str | float | None = "max",
+    start_at: str | float | None = None,
     starts: int = 3,
     compress: int | None = None,
     heuristics: bool = True,
-    guard: bool = True,
+    guard: bool | None = None,
+    target: str = "data",
     progress: Callable[[str, int, int], None] | None = None,
     **sampler_options: Any,
 ) -> FitResult:
@@ -459,16 +460,17 @@ def fit(
     process, train_schedule, num_train_timesteps, sigma_min, sigma_max
         The model (see :func:`level_range`): by default a DDPM-trained VP model with linear betas
         and 1000 integer timesteps. ``levels`` gives a :class:`LevelRange` directly.
-    start_at : "max", "free" (or None), or a number, default "max"
+    start_at : None, "max", "free", or a number, default None
         ``"max"``: the first level pinned at the noisiest trained level (``t = T-1``,
         ``sigma_max``, flow ``t = 1``), where every sampler's heuristics start. ``"free"``: every
         level free within the trained range (the response accounts for starting from
-        ``N(0, I)`` at a level that is not pure noise). A free start is optimal for the exact
-        denoiser, but the fits then start late, which relies on the network extrapolating to
-        inputs it was never trained on: free KL fits lost 10-50x on the learned denoisers of
-        ``benchmarks/RESULTS.md`` and a free W2 fit lost 2.8x to Karras on a pretrained model, so
-        the top of the range is the default. A number pins the first level at that timestep
-        (discrete) or sigma.
+        ``N(0, I)`` at a level that is not pure noise). A number pins the first level at that
+        timestep (discrete) or sigma. ``None`` (default): ``"max"`` for calibrated spectra and
+        flow models, ``"free"`` otherwise. Measured (``benchmarks/README.md``): free W2 fits on the
+        plain spectrum start at t ~ 750-970 and beat the same fits pinned at t = 999 on both
+        benchmark denoisers (tiny16 DDIM-10 FD 0.93 against 4.46), but a free W2 fit lost 2.8x to
+        Karras on a pretrained model of centred objects and free KL fits start at t ~ 250-360 and
+        lose 10-50x: pin the start (``"max"``) for KL, and calibrate for a learned model.
     starts : int, default 3
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
     compress : int or None
@@ -481,12 +483,20 @@ def fit(
     progress : callable, optional
         Called as ``progress(stage, done, total)`` as the fit advances through its stages (the
         heuristics, each optimiser start, each integer polish), e.g. to draw a progress bar.
-    guard : bool, default True
+    guard : bool or None, default None
         Guard the fit against the uncertainty of its objective (needs ``heuristics``): where the
         objective is flat within its uncertainty (:attr:`FitResult.uncertainty`) the fitted
         levels are moved towards the best heuristic as far as the objective allows, and if the
         fit does not beat the best heuristic by more than the uncertainty, that heuristic is
-        returned (:attr:`FitResult.fallback`).
+        returned (:attr:`FitResult.fallback`). ``None`` guards calibrated fits only.
+    target : {"data", "converged"}, default "data"
+        What a calibrated fit's objective measures the output against: the data's spectrum, or
+        the network's converged output as the calibration predicts it
+        (:func:`specsched.response.converged_moments`). ``"converged"`` stops the fit from
+        cancelling modelled network errors with discretisation errors (tiny16, 20-step
+        DPM-Solver++(2M): it keeps logSNR-uniform, FD 0.94, where the data target's fit measured
+        5.2) but gave up the wins at few DDIM steps (10 steps: FD 1.53 against 0.92), so it is not
+        the default.
 
     Notes
     -----
@@ -525,6 +535,7 @@ def fit(
         compress=compress,
         heuristics=heuristics,
         guard=guard,
+        target=target,
         progress=progress,
         **sampler_options,
     )
@@ -547,6 +558,7 @@ def _fit(
     compress: int | None,
     heuristics: bool,
     guard: bool | None = None,
+    target: str = "data",
     progress: Callable[[str, int, int], None] | None = None,
     **sampler_options: Any,
 ) -> FitResult:
@@ -578,6 +590,9 @@ def _fit(
             f"{steps} steps is more than the model's {lr.train.T} timesteps: use at most {lr.train.T}"
         )
     notes: list[str] = []
+    if start_at is None and spec.calibration is not None:
+        # the networks measured so far are least accurate at the noisiest levels (see start_at)
+        start_at = "max"
     first = _first_level(lr, start_at)
     S_full, w_full, m_full = spec.modes()
     n_zero = int(divergence.zero_variance_mask(torch.from_numpy(S_full)).sum())
@@ -587,14 +602,22 @@ def _fit(
             "of the KL objectives"
         )
     bins = compress if compress is not None else (512 if S_full.size > 1024 else None)
-    tables, target = None, None
+    if target not in ("data", "converged"):
+        raise SpecschedError(f"target={target!r} is not understood: use 'data' or 'converged'")
+    if target == "converged" and spec.calibration is None:
+        raise SpecschedError(
+            "target='converged' needs a calibrated spectrum (specsched calibrate); a plain "
+            "spectrum's converged output is the data"
+        )
+    tables, target_moments = None, None
     if spec.calibration is not None:
         bins = None  # the calibration is per mode
         tables = ModeTables(spec.calibration, S_full)
+    if target == "converged":
         conv_var, conv_mean = converged_moments(
             torch.from_numpy(S_full), torch.from_numpy(m_full), tables, lr.process
         )
-        target = (conv_var.numpy(), conv_mean.numpy())
+        target_moments = (conv_var.numpy(), conv_mean.numpy())
         conv_w2 = float(
             divergence.total(
                 "w2",
@@ -614,11 +637,21 @@ def _fit(
         else compress_modes(S_full, w_full, m_full, bins=bins)
     )
     prob = _Problem(
-        S, w, m, lr, steps, sampler, objective, dict(sampler_options), first, tables, target
+        S,
+        w,
+        m,
+        lr,
+        steps,
+        sampler,
+        objective,
+        dict(sampler_options),
+        first,
+        tables,
+        target_moments,
     )
 
     def exact(sched: Schedule) -> Response:
-        return response(spec, sched, sampler=sampler, target=target, **sampler_options)
+        return response(spec, sched, sampler=sampler, target=target_moments, **sampler_options)
 
     # baselines -------------------------------------------------------------------------------
     baselines: list[tuple[Schedule, Response]] = []
@@ -706,6 +739,8 @@ def _fit(
     r_final = exact(final)
     say("done", n_stages, n_stages)
     uncertainty, fallback = 0.0, None
+    if guard is None:
+        guard = spec.calibration is not None
     if guard and baselines:
         final, r_final, uncertainty, fallback = _guard(
             spec,
@@ -718,6 +753,7 @@ def _fit(
             sampler_options,
             notes,
             pinned=first is not None,
+            converged=target == "converged",
         )
     if bins is not None and fallback is None:
         with torch.no_grad():
@@ -762,6 +798,7 @@ def objective_draws(
     objective: Objective,
     draws: int = UNCERTAINTY_DRAWS,
     seed: int = 0,
+    converged: bool = False,
     **sampler_options: Any,
 ) -> np.ndarray:
     """The objective of each schedule under ``draws`` resamplings of the spectrum's sampling error.
@@ -770,8 +807,10 @@ def objective_draws(
     sample count, ``dof`` 2 for complex modes, else 1), every mean by ``m + N(0, S / n)`` and, for a
     calibrated spectrum, the calibration's gain, bias and residual power by a draw within their
     standard errors. The schedules must have the same number of steps; they are evaluated as one
-    batch. Returns an array of shape ``(draws, len(schedules))``; the spread of differences between
-    columns is the paired uncertainty of a comparison.
+    batch. With ``converged`` (calibrated spectra) each draw's objective is measured against that
+    draw's converged output (:func:`specsched.response.converged_moments`). Returns an array of
+    shape ``(draws, len(schedules))``; the spread of differences between columns is the paired
+    uncertainty of a comparison.
     """
     S, w, m = (np.asarray(a, dtype=np.float64) for a in spec.modes())
     n = int(spec.n_samples)
@@ -789,7 +828,7 @@ def objective_draws(
         tables = None if spec.calibration is None else ModeTables(spec.calibration, Sb, perturb=rng)
         St, mt, wt = (torch.from_numpy(a) for a in (Sb, mb, w))
         St_obj, mt_obj = St, mt
-        if tables is not None:
+        if converged and tables is not None:
             St_obj, mt_obj = converged_moments(St, mt, tables, schedules[0].process)
         with torch.no_grad():
             res = output_moments(
@@ -839,12 +878,18 @@ def _guard(
     sampler_options: dict[str, Any],
     notes: list[str],
     pinned: bool = False,
+    converged: bool = False,
 ) -> tuple[Schedule, Response, float, str | None]:
     """Fall back to the best heuristic, or move towards it where the objective is flat."""
     h_sched, h_resp = best_heuristic
     v_fit, v_h = r_final.value(objective), h_resp.value(objective)
     vals = objective_draws(
-        spec, [final, h_sched], sampler=sampler, objective=objective, **sampler_options
+        spec,
+        [final, h_sched],
+        sampler=sampler,
+        objective=objective,
+        converged=converged,
+        **sampler_options,
     )
     diff = vals[:, 1] - vals[:, 0]
     tol = 2.0 * float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
@@ -877,6 +922,8 @@ def _guard(
 
 def _first_level(lr: LevelRange, start_at: str | float | None) -> float | None:
     """log-SNR of a pinned first level, or None for a free one."""
+    if start_at is None and lr.process == "flow" and math.isinf(lr.lam_lo):
+        start_at = "max"
     if start_at is None or start_at == "free":
         return None
     if start_at == "max":
