@@ -38,7 +38,6 @@ import real_denoisers as rd  # noqa: E402
 import specsched  # noqa: E402
 from specsched import fit  # noqa: E402
 from specsched.calibrate import calibrate  # noqa: E402
-from specsched.evaluate import paired_tie  # noqa: E402
 from specsched.generation import generate  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
 from specsched.samplers import get_sampler  # noqa: E402
@@ -95,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
             gauss = next(r for r in group if r["schedule"] == "spectral-w2")
             hb = (heur["metrics"]["fd"]["value"], np.array(heur["metrics"]["fd"]["bootstrap"]))
             gb = (gauss["metrics"]["fd"]["value"], np.array(gauss["metrics"]["fd"]["bootstrap"]))
-            result = "tie" if paired_tie(m["fd"], hb) else ("win" if m["fd"][0] < hb[0] else "loss")
+            result = rd.outcome(m["fd"], hb)
             row = {
                 "sampler": sampler,
                 "steps": steps,
@@ -109,9 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                 "heuristic_fd": hb[0],
                 "gaussian_fit_fd": gb[0],
                 "result": result,
-                "gaussian_fit_result": "tie"
-                if paired_tie(gb, hb)
-                else ("win" if gb[0] < hb[0] else "loss"),
+                "gaussian_fit_result": rd.outcome(gb, hb),
             }
             rows.append(row)
             print(

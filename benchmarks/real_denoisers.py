@@ -25,7 +25,7 @@ within two standard deviations (``specsched.evaluate.paired_tie``).
 
 Usage::
 
-    python benchmarks/real_denoisers.py            # full table -> benchmarks/RESULTS.md (~30 min)
+    python benchmarks/real_denoisers.py --jobs 2   # full table -> benchmarks/RESULTS.md (hours)
     python benchmarks/real_denoisers.py --quick    # a smaller table in < 5 min (CI runs it)
 
 Outputs in ``--out`` (default ``benchmarks`` for the full run, ``benchmarks/results/quick`` for
@@ -434,6 +434,13 @@ def radial_predicted(resp) -> list[list[float]]:
 
 
 # ------------------------------------------------------------------------------------ verdicts
+def outcome(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray]) -> str:
+    """ "win", "tie" or "loss" of ``a`` against ``b``, each ``(value, bootstrap)`` (lower is better)."""
+    if paired_tie(a, b):
+        return "tie"
+    return "win" if a[0] < b[0] else "loss"
+
+
 def verdict(group: list[dict], metric: str = "fd", schedule: str | None = None) -> dict | None:
     """A spectral schedule (the best one, or ``schedule``) against the best heuristic."""
     if not any(metric in r["metrics"] for r in group):
@@ -448,10 +455,7 @@ def verdict(group: list[dict], metric: str = "fd", schedule: str | None = None) 
         if spec is None:
             return None
     vs, vh = spec["metrics"][metric][0], heur["metrics"][metric][0]
-    if paired_tie(spec["metrics"][metric], heur["metrics"][metric]):
-        result = "tie"
-    else:
-        result = "win" if vs < vh else "loss"
+    result = outcome(spec["metrics"][metric], heur["metrics"][metric])
     return {
         "spectral": spec["schedule"],
         "spectral_value": vs,
@@ -812,13 +816,21 @@ def to_json(records: list[dict]) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------ main
+def _logger(t0: float):
+    """``log(msg)``: print ``msg`` after the seconds since ``t0`` (a perf_counter reading)."""
+
+    def log(msg: str) -> None:
+        print(f"{time.perf_counter() - t0:7.1f}s  {msg}", flush=True)
+
+    return log
+
+
 def _run_one(name: str, cfg: dict, threads: int | None, t0: float) -> tuple[list[dict], dict]:
     """One denoiser's records and extras (in a worker process when --jobs > 1)."""
     if threads:
         torch.set_num_threads(threads)
 
-    def log(msg: str) -> None:
-        print(f"{time.perf_counter() - t0:7.1f}s  {msg}", flush=True)
+    log = _logger(t0)
 
     setup = SETUPS[name](cfg)
     recs, extra, _ = run_setup(setup, cfg, log)
@@ -870,8 +882,7 @@ def main(argv: list[str] | None = None) -> int:
 
     t0 = time.perf_counter()
 
-    def log(msg: str) -> None:
-        print(f"{time.perf_counter() - t0:7.1f}s  {msg}", flush=True)
+    log = _logger(t0)
 
     log(f"preset {preset}: {cfg}")
     records: list[dict] = []
