@@ -9,8 +9,14 @@ import scipy.linalg
 from specsched.data.builtin import powerlaw
 from specsched.errors import SpecschedError
 from specsched.evaluate import (
+    Reference,
+    best_and_ties,
+    bootstrap,
+    evaluate_schedules,
     frechet_distance,
+    paired_tie,
     rmse,
+    score,
     sliced_wasserstein,
     spectral_w2,
     tie,
@@ -146,3 +152,101 @@ def test_errors():
         with_uncertainty(rmse, x, x, n_boot=1)
     with pytest.raises(SpecschedError):
         spectral_w2(x.reshape(10, 16), x.reshape(10, 16))
+
+
+# ------------------------------------------------------------------ best and ties, evaluation
+def test_paired_tie_equal_values_tie_even_without_spread():
+    """The same samples twice (a fit that fell back to a heuristic): equal values and equal
+    bootstrap arrays, whose differences have no spread. Indistinguishable, so tied."""
+    boot = np.array([1.0, 1.2, 0.8, 1.1])
+    assert paired_tie((1.0, boot), (1.0, boot.copy()))
+    assert not paired_tie((1.0, boot), (1.0 + 1e-12, boot + 1e-12))  # a resolved shift
+
+
+def test_best_and_ties_on_a_constructed_case():
+    rng = np.random.default_rng(0)
+    common = rng.standard_normal(50)  # sampling noise shared by paired results
+    own = 0.01 * rng.standard_normal((4, 50))
+    rows = [
+        {"fd": (2.0, 2.0 + common + own[0]), "rmse": (0.5, 0.5 + own[0])},
+        {"fd": (1.0, 1.0 + common + own[1]), "rmse": (0.3, 0.3 + own[1])},  # best fd
+        {"fd": (1.01, 1.01 + common + own[2]), "rmse": (0.1, 0.1 + own[2])},  # ~ within noise
+        {"fd": (1.0, 1.0 + common + own[1])},  # the best's samples again; no rmse
+    ]
+    best, tied = best_and_ties(rows)
+    assert [b["fd"] for b in best] == [False, True, False, False]  # the first of equal values
+    # the best ties with itself; 1.01 is inside the paired noise (sd of the difference ~0.014)
+    # while 2.0 is not, although the unpaired spread (~1) would call it a tie
+    assert [t["fd"] for t in tied] == [False, True, True, True]
+    assert tie((2.0, float(np.std(rows[0]["fd"][1]))), (1.0, float(np.std(rows[1]["fd"][1]))))
+    # a metric some rows lack is compared among the rows that have it
+    assert [b.get("rmse") for b in best] == [False, False, True, None]
+    assert [t.get("rmse") for t in tied] == [False, False, True, None]
+    assert best_and_ties(rows, z=1000.0)[1][0]["fd"]  # z widens the test
+
+
+@pytest.fixture(scope="module")
+def gaussian_model():
+    from specsched import Spectrum
+    from specsched.denoisers import GaussianDenoiser
+
+    data = powerlaw(size=8, n=400, seed=0)
+    return GaussianDenoiser(Spectrum.from_array(data, layout="NCHW")), data
+
+
+def test_evaluate_schedules_pairs_schedules_and_marks_one_best(gaussian_model):
+    from specsched import Schedule, spaced_timesteps
+    from specsched.generation import generate
+
+    den, data = gaussian_model
+    two = Schedule.from_timesteps(spaced_timesteps(2), name="two")
+    twenty = Schedule.from_timesteps(spaced_timesteps(20), name="twenty")
+    ref = Reference(data)
+    calls = []
+
+    def half_mean(x):  # a scorer outside METRICS, with its own reference
+        calls.append(len(x))
+        return bootstrap(rmse, x, np.zeros_like(x), n_boot=5, seed=3, paired=True)
+
+    rows = evaluate_schedules(
+        den,
+        [two, twenty, twenty],
+        ref,
+        shape=data.shape[1:],
+        metrics=["rmse0", "fd"],
+        scorers={"rmse0": half_mean},
+        num_samples=128,
+        batch_size=50,
+        seed=2,
+        n_boot=5,
+        names=["two", "twenty", "twenty again"],
+        keep_samples=True,
+    )
+    assert [r.name for r in rows] == ["two", "twenty", "twenty again"] and calls == [128] * 3
+    assert [list(r.scores) for r in rows] == [["rmse0", "fd"]] * 3
+    # every schedule starts from the same noise: the samples are generate()'s with that seed
+    x = generate(den, twenty, num_samples=128, shape=data.shape[1:], batch_size=50, seed=2)
+    np.testing.assert_array_equal(rows[1].samples, x)
+    np.testing.assert_array_equal(rows[2].samples, x)
+    assert rows[1].scores["fd"][0] == score(x, ref, ["fd"], n_boot=5, seed=2)["fd"][0]
+    # 20 DDIM steps on the exact Gaussian denoiser are far better than 2; the repeated schedule
+    # ties with the best (the first of the two) and is not a second best
+    assert rows[1].scores["fd"][0] < 0.5 * rows[0].scores["fd"][0]
+    assert [r.best["fd"] for r in rows] == [False, True, False]
+    assert [r.tie["fd"] for r in rows] == [False, True, True]
+    assert all(r.sd("fd") > 0 and r.sampling_seconds > 0 for r in rows)
+    assert all(r.calls is None for r in rows)  # the Gaussian denoiser does not count calls
+
+
+def test_evaluate_schedules_refuses_bad_requests(gaussian_model):
+    from specsched import Schedule, spaced_timesteps
+
+    den, data = gaussian_model
+    sched = Schedule.from_timesteps(spaced_timesteps(3))
+    kw = dict(shape=data.shape[1:], num_samples=8, n_boot=2)
+    with pytest.raises(SpecschedError, match="unknown metric fid"):
+        evaluate_schedules(den, [sched], data, metrics=["fid"], **kw)
+    with pytest.raises(SpecschedError, match="2 names for 1 schedules"):
+        evaluate_schedules(den, [sched], data, names=["a", "b"], **kw)
+    with pytest.raises(SpecschedError, match="shape"):
+        evaluate_schedules(den, [sched], data[:, :, :4, :4], **kw)

@@ -918,9 +918,6 @@ def _version() -> str:
 
 
 # ------------------------------------------------------------------------------ evaluate
-DEFAULT_METRICS = ("fd", "fd_pca64", "sw2", "spectral_w2")
-
-
 def load_reference(source: str, *, limit: int | None = None, **opts: Any) -> np.ndarray:
     """The samples of a data source as one float64 array ``(n, C, *signal_shape)``.
 
@@ -1076,8 +1073,7 @@ def evaluate(
     """Sample from a diffusers pipeline with each schedule and score the samples against data."""
     from ._io import atomic_write_text
     from .data.stream import ProgressBar
-    from .evaluate import METRICS, Reference, paired_tie, score
-    from .generation import generate
+    from .evaluate import DEFAULT_METRICS, METRICS, Reference, evaluate_schedules
     from .heuristics import all_heuristics
     from .integrations.diffusers import UNetDenoiser
     from .levels import LevelRange
@@ -1182,63 +1178,38 @@ def evaluate(
         raise SpecschedError(f"reference {reference} has {y.shape[0]} sample: give at least 2")
     ref = Reference(y)
 
-    pixel_metrics = [m for m in metrics if m != "fid"]
     with_fid = "fid" in metrics
-    n_rows = len(rows)
-    total = num_samples * n_rows * (2 if with_fid else 1) + (len(y) if with_fid else 0)
+    total = num_samples * len(rows) * (2 if with_fid else 1) + (len(y) if with_fid else 0)
     show = progress if progress is not None else (False if json_out else None)
     bar = ProgressBar(total, show, "sampling" + (" + Inception features" if with_fid else ""))
-    results = []
     try:
+        scorers = {}
         if with_fid:
             from .fid import InceptionFeatures, fid
 
             inception = InceptionFeatures(fid_backend, fid_path, device=device)
             ref_features = Reference(inception(y, progress=bar.advance))
-        for (sched, f), label in zip(rows, labels, strict=True):
-            calls0, t0 = den.calls, time.perf_counter()
-            x = generate(
-                den,
-                sched,
-                sampler,
-                num_samples=num_samples,
-                shape=shape,
-                batch_size=batch_size,
-                seed=seed,
-                progress=bar.advance,
-                **options,
+            scorers["fid"] = lambda x: fid(
+                inception(x, progress=bar.advance), ref_features, n_boot=n_boot, seed=seed
             )
-            t1 = time.perf_counter()
-            scores = score(x, ref, pixel_metrics, n_boot=n_boot, seed=seed)
-            if with_fid:
-                scores["fid"] = fid(
-                    inception(x, progress=bar.advance), ref_features, n_boot=n_boot, seed=seed
-                )
-            results.append(
-                {
-                    "label": label,
-                    "schedule": sched,
-                    "file": f,
-                    "scores": {m: scores[m] for m in metrics},
-                    "calls": den.calls - calls0,
-                    "sampling_seconds": t1 - t0,
-                    "scoring_seconds": time.perf_counter() - t1,
-                }
-            )
+        results = evaluate_schedules(
+            den,
+            [sched for sched, _ in rows],
+            ref,
+            shape=shape,
+            sampler=sampler,
+            sampler_options=options,
+            metrics=metrics,
+            scorers=scorers,
+            num_samples=num_samples,
+            batch_size=batch_size,
+            seed=seed,
+            n_boot=n_boot,
+            names=labels,
+            progress=bar.advance,
+        )
     finally:
         bar.close()
-
-    best: dict[str, str] = {}
-    marks: list[dict[str, tuple[bool, bool]]] = [{} for _ in results]
-    for m in metrics:
-        values = [r["scores"][m][0] for r in results]
-        b = int(np.argmin(values))
-        best[m] = results[b]["label"]
-        for i, r in enumerate(results):
-            va = r["scores"][m]
-            vb = results[b]["scores"][m]
-            tied = i == b or va[0] == vb[0] or paired_tie(va, vb)
-            marks[i][m] = (i == b, tied)
 
     def model_timesteps(sched) -> list:
         if sched.timesteps is not None:
@@ -1266,30 +1237,31 @@ def evaluate(
         "metrics": metrics,
         "lower_is_better": True,
         "tie_rule": "tie_with_best: |value - best| < 2 sd of the paired bootstrap differences "
-        "(same starting noise and resamples for every schedule); true for the best itself",
-        "best": best,
+        "(same starting noise and resamples for every schedule), or equal values; true for the "
+        "best itself",
+        "best": {m: next(r.name for r in results if r.best[m]) for m in metrics},
         "schedules": [
             {
-                "name": r["label"],
-                "schedule_name": r["schedule"].name,
-                "file": None if r["file"] is None else str(r["file"]),
-                "heuristic": r["file"] is None,
-                "steps": r["schedule"].steps,
-                "timesteps": model_timesteps(r["schedule"]),
-                "nfe": r["calls"] // batches,
-                "sampling_seconds": r["sampling_seconds"],
-                "scoring_seconds": r["scoring_seconds"],
+                "name": r.name,
+                "schedule_name": r.schedule.name,
+                "file": None if f is None else str(f),
+                "heuristic": f is None,
+                "steps": r.schedule.steps,
+                "timesteps": model_timesteps(r.schedule),
+                "nfe": r.calls // batches,
+                "sampling_seconds": r.sampling_seconds,
+                "scoring_seconds": r.scoring_seconds,
                 "metrics": {
                     m: {
                         "value": v,
-                        "sd": float(np.std(boot, ddof=1)),
-                        "best": marks[i][m][0],
-                        "tie_with_best": marks[i][m][1],
+                        "sd": r.sd(m),
+                        "best": r.best[m],
+                        "tie_with_best": r.tie[m],
                     }
-                    for m, (v, boot) in r["scores"].items()
+                    for m, (v, _) in r.scores.items()
                 },
             }
-            for i, r in enumerate(results)
+            for r, (_, f) in zip(results, rows, strict=True)
         ],
     }
     if with_fid:

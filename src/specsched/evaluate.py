@@ -15,22 +15,40 @@ different numbers of samples but must have the same sample shape.
   paired comparisons of samples generated from the same starting noise.
 - :class:`Reference`: reference samples whose statistics (mean, covariance and its square root,
   principal axes, sorted projections, spectrum) are computed once and reused by every metric.
+- :func:`evaluate_schedules`: sample from a denoiser with each of several schedules (same starting
+  noise) and score every set, marking per metric the best schedule and those tied with it
+  (:func:`best_and_ties`). ``specsched evaluate`` and ``benchmarks/real_denoisers.py`` run it.
+
+Tie rule (one for the library, the command line and the benchmarks): two paired results tie when
+their values are equal or their difference is within 2 standard deviations of the differences of
+their bootstrap values (:func:`paired_tie`); the best result ties with itself, so the results
+tied with the best are all those not distinguishable from it, the best included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import dataclasses
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import SpecschedError, check_int
 from .spectrum import Spectrum
 
+if TYPE_CHECKING:
+    from .schedules import Schedule
+
 __all__ = [
+    "DEFAULT_METRICS",
     "METRICS",
     "Reference",
+    "ScheduleEvaluation",
+    "Scorer",
+    "best_and_ties",
     "bootstrap",
+    "evaluate_schedules",
     "frechet_distance",
     "paired_tie",
     "rmse",
@@ -481,8 +499,10 @@ def paired_tie(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], z: floa
 
     ``a`` and ``b`` are ``(value, boot)`` pairs from :func:`bootstrap` with the same seed,
     ``n_boot`` and sample count, for sample sets generated from the same starting noise. The
-    test is ``|a - b| < z * sd(boot_a - boot_b)``: the common part of the two sets' sampling
-    noise cancels, so real differences much smaller than either metric's own spread are resolved.
+    test is ``a == b or |a - b| < z * sd(boot_a - boot_b)``: the common part of the two sets'
+    sampling noise cancels, so real differences much smaller than either metric's own spread are
+    resolved; equal values tie, also where the two bootstrap arrays are equal (the same samples)
+    and their differences have no spread.
 
     Examples
     --------
@@ -492,6 +512,8 @@ def paired_tie(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], z: floa
     False
     >>> paired_tie((1.0, boot), (1.01, boot[::-1]))  # inside the paired noise
     True
+    >>> paired_tie((1.0, boot), (1.0, boot))  # the same samples
+    True
     """
     (va, ba), (vb, bb) = a, b
     ba, bb = np.asarray(ba, float), np.asarray(bb, float)
@@ -499,7 +521,7 @@ def paired_tie(a: tuple[float, np.ndarray], b: tuple[float, np.ndarray], z: floa
         raise SpecschedError(
             "paired_tie needs two bootstrap arrays of the same length (same n_boot and seed)"
         )
-    return bool(abs(va - vb) < z * float(np.std(ba - bb, ddof=1)))
+    return bool(va == vb or abs(va - vb) < z * float(np.std(ba - bb, ddof=1)))
 
 
 # ------------------------------------------------------------------------------------- registry
@@ -510,15 +532,23 @@ METRICS: dict[str, tuple[Callable[..., float], dict[str, Any], str]] = {
     "sw2": (sliced_wasserstein, {}, "sliced W2^2 over 256 random directions"),
     "spectral_w2": (spectral_w2, {}, "W2^2 between the Gaussian spectra"),
 }
+#: The metrics scored when none are named: every one of :data:`METRICS`.
+DEFAULT_METRICS: tuple[str, ...] = tuple(METRICS)
+
+#: A metric outside :data:`METRICS`: ``scorer(x) -> (value, bootstrap values)`` for generated
+#: samples ``x``, with its own reference (e.g. FID on Inception features, or the paired RMSE to a
+#: reference solution from the same starting noise); lower is better.
+Scorer = Callable[[np.ndarray], tuple[float, np.ndarray]]
 
 
 def score(
     x: np.ndarray,
     y: Any,
-    metrics: tuple[str, ...] | list[str] = ("fd", "fd_pca64", "sw2", "spectral_w2"),
+    metrics: Sequence[str] = DEFAULT_METRICS,
     *,
     n_boot: int = 20,
     seed: int = 0,
+    scorers: Mapping[str, Scorer] | None = None,
 ) -> dict[str, tuple[float, np.ndarray]]:
     """Several metrics of ``x`` against ``y``, each with its :func:`bootstrap` values.
 
@@ -529,15 +559,22 @@ def score(
     y : ndarray or Reference
         Reference samples.
     metrics : sequence of str
-        Names from :data:`METRICS`. ``fd_pca64`` needs at least 64 dimensions; with fewer it
-        uses all of them.
+        Names from :data:`METRICS` or ``scorers``, in the order of the result. ``fd_pca64`` needs
+        at least 64 dimensions; with fewer it uses all of them.
     n_boot, seed
         As in :func:`bootstrap` (the same for every metric, so results of equal-sized sets pair).
+    scorers : mapping of str to Scorer, optional
+        Further metrics by name (:data:`Scorer`), called as ``scorer(x)``.
 
     Returns
     -------
     dict
         ``name -> (value, bootstrap values)``.
+
+    Raises
+    ------
+    SpecschedError
+        If a name is in neither :data:`METRICS` nor ``scorers``.
 
     Examples
     --------
@@ -548,16 +585,236 @@ def score(
     >>> sorted(out), out["fd"][1].shape
     (['fd', 'sw2'], (4,))
     """
-    unknown = [m for m in metrics if m not in METRICS]
-    if unknown:
-        raise SpecschedError(
-            f"unknown metric {', '.join(unknown)}: use any of {', '.join(METRICS)}"
-        )
+    _check_metrics(metrics, scorers)
     ref = _reference(y)
     out: dict[str, tuple[float, np.ndarray]] = {}
     for name in metrics:
+        if scorers is not None and name in scorers:
+            out[name] = scorers[name](x)
+            continue
         fn, kw, _ = METRICS[name]
         if "pca" in kw:
             kw = {**kw, "pca": min(kw["pca"], int(np.prod(ref.sample_shape)))}
         out[name] = bootstrap(fn, x, ref, n_boot=n_boot, seed=seed, **kw)
     return out
+
+
+def _check_metrics(metrics: Sequence[str], scorers: Mapping[str, Scorer] | None) -> None:
+    known = [*METRICS, *(scorers or {})]
+    unknown = [m for m in metrics if m not in known]
+    if unknown:
+        raise SpecschedError(f"unknown metric {', '.join(unknown)}: use any of {', '.join(known)}")
+
+
+def best_and_ties(
+    results: Sequence[Mapping[str, tuple[float, np.ndarray]]], *, z: float = 2.0
+) -> tuple[list[dict[str, bool]], list[dict[str, bool]]]:
+    """Per metric, the best of several paired results and those tied with it.
+
+    The best is the lowest value (the first of equal ones); a result ties with the best by
+    :func:`paired_tie` (equal values, or a paired bootstrap difference within ``z`` standard
+    deviations), and the best ties with itself.
+
+    Parameters
+    ----------
+    results : sequence of mapping
+        Per result (e.g. per schedule), ``metric -> (value, bootstrap values)`` as from
+        :func:`score`, with the same ``n_boot`` and seed for all, from samples generated from the
+        same starting noise. A metric missing from some results is compared among the others.
+    z : float, default 2.0
+        Standard deviations of the tie test.
+
+    Returns
+    -------
+    best : list of dict
+        Per result, ``metric -> whether it is the best`` (exactly one per metric).
+    tie : list of dict
+        Per result, ``metric -> whether it ties with the best`` (true for the best).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> boot = np.array([1.0, 1.2, 0.8, 1.1])
+    >>> best, tie = best_and_ties([{"fd": (1.0, boot)}, {"fd": (1.01, boot[::-1])},
+    ...                            {"fd": (2.0, boot + 1.0)}])
+    >>> [b["fd"] for b in best], [t["fd"] for t in tie]
+    ([True, False, False], [True, True, False])
+    """
+    best: list[dict[str, bool]] = [{} for _ in results]
+    tie: list[dict[str, bool]] = [{} for _ in results]
+    for metric in dict.fromkeys(m for r in results for m in r):
+        having = [i for i, r in enumerate(results) if metric in r]
+        top = min(having, key=lambda i: results[i][metric][0])
+        for i in having:
+            best[i][metric] = i == top
+            tie[i][metric] = paired_tie(results[i][metric], results[top][metric], z)
+    return best, tie
+
+
+@dataclasses.dataclass
+class ScheduleEvaluation:
+    """One schedule's samples scored against a reference (a row of :func:`evaluate_schedules`).
+
+    Attributes
+    ----------
+    name : str
+        The row's name (the schedule's, unless given).
+    schedule : Schedule
+        The schedule sampled with.
+    scores : dict
+        ``metric -> (value, bootstrap values)``, lower is better.
+    best, tie : dict
+        ``metric -> bool``: the best of the rows, and tied with the best (:func:`best_and_ties`;
+        the best ties with itself).
+    calls : int or None
+        Denoiser calls (batches) the sampling took, where the denoiser counts them (a ``calls``
+        attribute, as :class:`~specsched.integrations.networks.ModelDenoiser` has).
+    sampling_seconds, scoring_seconds : float
+        Wall time of the sampling and of the scoring.
+    samples : ndarray or None
+        The generated samples ``(num_samples, *shape)`` when asked for (``keep_samples``).
+    """
+
+    name: str
+    schedule: Schedule
+    scores: dict[str, tuple[float, np.ndarray]]
+    best: dict[str, bool]
+    tie: dict[str, bool]
+    calls: int | None
+    sampling_seconds: float
+    scoring_seconds: float
+    samples: np.ndarray | None = None
+
+    def sd(self, metric: str) -> float:
+        """The bootstrap standard deviation (``ddof=1``) of ``metric``."""
+        return float(np.std(self.scores[metric][1], ddof=1))
+
+
+def evaluate_schedules(
+    denoiser: Callable[..., Any],
+    schedules: Sequence[Schedule],
+    reference: Any,
+    *,
+    shape: tuple[int, ...],
+    sampler: str = "ddim",
+    sampler_options: Mapping[str, Any] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
+    scorers: Mapping[str, Scorer] | None = None,
+    num_samples: int = 1000,
+    batch_size: int = 256,
+    seed: int = 0,
+    n_boot: int = 20,
+    names: Sequence[str] | None = None,
+    keep_samples: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> list[ScheduleEvaluation]:
+    """Sample with each schedule from the same starting noise and score the samples.
+
+    Every schedule starts from the same seeded noise and every score uses the same bootstrap
+    resamples, so the comparisons between schedules are paired: per metric the best row and the
+    rows tied with it are marked by :func:`best_and_ties`.
+
+    Parameters
+    ----------
+    denoiser : callable
+        ``denoiser(x, alpha, s) -> x0_hat``, as for :func:`~specsched.generation.generate`.
+    schedules : sequence of Schedule
+        The schedules to compare.
+    reference : ndarray or Reference
+        Reference samples of shape ``(m, *shape)`` (a :class:`Reference` is reused as it is).
+    shape : tuple of int
+        The shape of one sample.
+    sampler : str, default "ddim"
+        A name from :data:`specsched.samplers.SAMPLERS`.
+    sampler_options : mapping, optional
+        Sampler options (e.g. ``{"eta": 0.5}``).
+    metrics : sequence of str, default :data:`DEFAULT_METRICS`
+        Names from :data:`METRICS` or ``scorers``, in the order of the scores.
+    scorers : mapping of str to Scorer, optional
+        Further metrics by name (:data:`Scorer`), e.g. FID or a paired RMSE.
+    num_samples : int, default 1000
+        Samples per schedule.
+    batch_size : int, default 256
+        Samples per denoiser call.
+    seed : int, default 0
+        Seed of the starting noise (and of a stochastic sampler's noise) and of the bootstrap.
+    n_boot : int, default 20
+        Bootstrap resamples, at least 2.
+    names : sequence of str, optional
+        Row names (default: the schedules' names).
+    keep_samples : bool, default False
+        Keep each schedule's samples in its row.
+    progress : callable, optional
+        ``progress(k)`` after each batch of ``k`` generated samples.
+
+    Returns
+    -------
+    list of ScheduleEvaluation
+        One row per schedule, in order.
+
+    Raises
+    ------
+    SpecschedError
+        On an unknown metric, names that do not match the schedules, a reference of another
+        sample shape, or what :func:`~specsched.generation.generate` and :func:`score` refuse.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from specsched import Schedule, Spectrum, spaced_timesteps
+    >>> from specsched.denoisers import GaussianDenoiser
+    >>> data = np.random.default_rng(0).standard_normal((256, 1, 4, 4))
+    >>> den = GaussianDenoiser(Spectrum.from_array(data))
+    >>> scheds = [Schedule.from_timesteps(spaced_timesteps(n), name=f"{n} steps") for n in (2, 20)]
+    >>> rows = evaluate_schedules(den, scheds, data, shape=(1, 4, 4), metrics=["fd"],
+    ...                           num_samples=256, n_boot=4)
+    >>> [(r.name, r.best["fd"]) for r in rows]
+    [('2 steps', False), ('20 steps', True)]
+    """
+    from .generation import generate
+
+    _check_metrics(metrics, scorers)
+    names = [s.name for s in schedules] if names is None else list(names)
+    if len(names) != len(schedules):
+        raise SpecschedError(
+            f"{len(names)} names for {len(schedules)} schedules: give one name per schedule"
+        )
+    ref = _reference(reference)
+    if ref.sample_shape != tuple(shape):
+        raise SpecschedError(
+            f"reference samples of shape {ref.sample_shape} for samples of shape {tuple(shape)}: "
+            "give reference data of the model's sample shape"
+        )
+    rows = []
+    for name, sched in zip(names, schedules, strict=True):
+        calls0, t0 = getattr(denoiser, "calls", None), time.perf_counter()
+        x = generate(
+            denoiser,
+            sched,
+            sampler,
+            num_samples=num_samples,
+            shape=tuple(shape),
+            batch_size=batch_size,
+            seed=seed,
+            progress=progress,
+            **(sampler_options or {}),
+        )
+        t1 = time.perf_counter()
+        scores = score(x, ref, metrics, n_boot=n_boot, seed=seed, scorers=scorers)
+        rows.append(
+            ScheduleEvaluation(
+                name=name,
+                schedule=sched,
+                scores=scores,
+                best={},
+                tie={},
+                calls=None if calls0 is None else denoiser.calls - calls0,  # type: ignore[attr-defined]
+                sampling_seconds=t1 - t0,
+                scoring_seconds=time.perf_counter() - t1,
+                samples=x if keep_samples else None,
+            )
+        )
+    best, tie = best_and_ties([r.scores for r in rows])
+    for row, b, t in zip(rows, best, tie, strict=True):
+        row.best, row.tie = b, t
+    return rows
