@@ -19,10 +19,7 @@ Writes ``results/calibrated_fits_<denoiser>.json`` and prints a table.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -34,8 +31,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
+from _common import stamp, write_json  # noqa: E402
 
-import specsched  # noqa: E402
 from specsched import fit  # noqa: E402
 from specsched.calibrate import calibrate  # noqa: E402
 from specsched.generation import generate  # noqa: E402
@@ -124,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     payload = {
         "command": "python benchmarks/calibrated_fits.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, torch threads {args.threads}",
-        "versions": {"specsched": specsched.__version__, "torch": torch.__version__},
+        **stamp(),
         "stored_run": stored["date"],
         "calibration": {"evaluations": cal.calibration.evaluations, "seconds": t_cal},
         "counts": counts,
@@ -134,11 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": time.perf_counter() - t0,
         "rows": rows,
     }
-    args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / f"calibrated_fits_{args.denoiser}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, path)
+    write_json(path, payload)
     print(f"wrote {path}")
     return 0
 

@@ -24,23 +24,20 @@ Writes ``benchmarks/results/calibration.json``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import itertools
 import json
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import scipy.stats
-import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_denoisers as bench
+from _common import stamp, write_json
 
-import specsched
 from specsched import Spectrum
 from specsched.calibrate import calibrate
 from specsched.data.builtin import photos
@@ -215,15 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                 )
     payload = {
         "command": "python benchmarks/calibration.py" + (" --quick" if args.quick else ""),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {torch.get_num_threads()} torch threads",
-        "versions": {"specsched": specsched.__version__, "torch": torch.__version__},
+        **stamp(),
         "config": cfg,
         "wall_seconds": time.perf_counter() - t0,
         "results": results,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=1))
+    write_json(args.out, payload)
     print(f"\nwrote {args.out} ({payload['wall_seconds'] / 60:.1f} min)")
     return 0
 

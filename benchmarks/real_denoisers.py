@@ -16,12 +16,14 @@ Denoisers (both on 16x16 greyscale ``builtin:photos`` patches, linear-1000 VP ti
 For each denoiser, sampler and step count, the spectral schedules fitted by ``specsched.fit`` for
 W2 and for KL on the data spectrum (the mixture's samples or the UNet's training patches) run
 against every heuristic of ``specsched.heuristics.all_heuristics``. Every schedule starts from
-the same seeded ``x_T`` (paired comparisons), and is scored with ``specsched.evaluate``: Frechet
+the same seeded ``x_T`` (paired comparisons), and is scored by
+``specsched.evaluate.evaluate_schedules`` (as ``specsched evaluate`` does): Frechet
 distance in pixel space and on the top 64 principal axes, sliced W2, spectral W2 and, for
 deterministic samplers, the RMSE to a high-accuracy solution from the same ``x_T`` (a
 many-step DPM-Solver++(2M) run). Uncertainties are bootstrap standard deviations over the
 generated samples; a schedule ties with the best when their paired bootstrap difference is
-within two standard deviations (``specsched.evaluate.paired_tie``).
+within two standard deviations or their values are equal (``specsched.evaluate.paired_tie``; the
+best ties with itself: a record's ``tie`` is true for it, RESULTS.md shows it bold).
 
 Usage::
 
@@ -37,10 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import datetime
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -49,11 +48,24 @@ from typing import Any
 import numpy as np
 import torch
 
-import specsched
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import stamp, write_json
+
 from specsched import Spectrum, fit
 from specsched.calibrate import calibrate
 from specsched.data.builtin import photos
-from specsched.evaluate import METRICS, Reference, bootstrap, paired_tie, rmse, score
+from specsched.evaluate import (
+    DEFAULT_METRICS,
+    METRICS,
+    Reference,
+    Scorer,
+    bootstrap,
+    evaluate_schedules,
+    paired_tie,
+    rmse,
+    score,
+)
 from specsched.fid import fid
 from specsched.generation import generate
 from specsched.heuristics import all_heuristics
@@ -102,7 +114,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         spectrum_n=2_000,
     ),
 }
-SAMPLE_METRICS = ("fd", "fd_pca64", "sw2", "spectral_w2")
+SAMPLE_METRICS = DEFAULT_METRICS
 ALL_METRICS = (*SAMPLE_METRICS, "fid", "rmse")
 METRIC_LABEL = {
     "fid": "FID",
@@ -285,14 +297,27 @@ def reference_solution(setup: Setup, cfg: dict[str, Any]) -> tuple[np.ndarray, d
     }
 
 
-def scored(x: np.ndarray, setup: Setup, cfg: dict, ref_sol: np.ndarray | None) -> dict:
-    out = score(x, setup.reference, SAMPLE_METRICS, n_boot=cfg["n_boot"], seed=SEED)
+def metrics_for(
+    setup: Setup, cfg: dict, ref_sol: np.ndarray | None
+) -> tuple[list[str], dict[str, Scorer]]:
+    """The metrics of a set-up: the sample metrics, FID where set up, and the paired RMSE to the
+    reference solution ``ref_sol`` where given (deterministic samplers)."""
+    n_boot = cfg["n_boot"]
+    scorers: dict[str, Scorer] = {}
     if setup.fid is not None:
         inception, ref_features = setup.fid
-        out["fid"] = fid(inception(x), ref_features, n_boot=cfg["n_boot"], seed=SEED)
+        scorers["fid"] = lambda x: fid(inception(x), ref_features, n_boot=n_boot, seed=SEED)
     if ref_sol is not None:
-        out["rmse"] = bootstrap(rmse, x, ref_sol, n_boot=cfg["n_boot"], seed=SEED, paired=True)
-    return out
+        scorers["rmse"] = lambda x: bootstrap(
+            rmse, x, ref_sol, n_boot=n_boot, seed=SEED, paired=True
+        )
+    return [*SAMPLE_METRICS, *scorers], scorers
+
+
+def scored(x: np.ndarray, setup: Setup, cfg: dict, ref_sol: np.ndarray | None) -> dict:
+    """Every metric of one sample set (:func:`metrics_for`), ``name -> (value, bootstrap)``."""
+    metrics, scorers = metrics_for(setup, cfg, ref_sol)
+    return score(x, setup.reference, metrics, n_boot=cfg["n_boot"], seed=SEED, scorers=scorers)
 
 
 def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict, dict]:
@@ -338,14 +363,23 @@ def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict,
             scheds, info = schedules_for(setup.spectrum, calibrated, sampler, steps, setup.train)
             fit_seconds += sum(v["fit_seconds"] for v in info.values())
             t_fit = time.perf_counter() - t0
+            metrics, scorers = metrics_for(setup, cfg, ref_sol if deterministic else None)
+            keep_x = sampler == "ddim" and steps == 10
+            evaluated = evaluate_schedules(
+                setup.denoise,
+                scheds,
+                setup.reference,
+                shape=setup.shape,
+                sampler=sampler,
+                metrics=metrics,
+                scorers=scorers,
+                num_samples=n,
+                seed=SEED,
+                n_boot=cfg["n_boot"],
+                keep_samples=keep_x,
+            )
             group = []
-            for sched in scheds:
-                t1 = time.perf_counter()
-                x = generate(
-                    setup.denoise, sched, sampler, num_samples=n, shape=setup.shape, seed=SEED
-                )
-                gen_s = time.perf_counter() - t1
-                metrics = scored(x, setup, cfg, ref_sol if deterministic else None)
+            for sched, ev in zip(scheds, evaluated, strict=True):
                 predicted = response(setup.spectrum, sched, sampler)
                 predicted_cal = None if calibrated is None else response(calibrated, sched, sampler)
                 rec = {
@@ -360,17 +394,17 @@ def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict,
                     "predicted_w2_calibrated": None
                     if predicted_cal is None
                     else float(predicted_cal.w2),
-                    "seconds": gen_s,
-                    "metrics": metrics,
+                    "seconds": ev.sampling_seconds,
+                    "metrics": ev.scores,
                 }
                 if sched.name in info:
                     rec["fit"] = info[sched.name]
+                rec["best"], rec["tie"] = ev.best, ev.tie
                 group.append(rec)
-                if sampler == "ddim" and steps == 10:
-                    keep[sched.name] = x[:16]
-                    rec["_radial"] = radial(x)
+                if keep_x:
+                    keep[sched.name] = ev.samples[:16]
+                    rec["_radial"] = radial(ev.samples)
                     rec["_radial_predicted"] = radial_predicted(predicted)
-            mark_ties(group)
             records.extend(group)
             top = best(group)
             heur_best = best(group, "heuristic")
@@ -406,20 +440,6 @@ def best(rows: list[dict], kind: str | None = None, metric: str = "fd") -> dict:
         return m["value"] if isinstance(m, dict) else m[0]
 
     return min((r for r in rows if metric in r["metrics"] and kind in (None, r["kind"])), key=value)
-
-
-def mark_ties(group: list[dict]) -> None:
-    """Per metric: the best value, and which schedules tie with it (paired bootstrap)."""
-    for metric in ALL_METRICS:
-        rows = [r for r in group if metric in r["metrics"]]
-        if not rows:
-            continue
-        top = best(rows, metric=metric)
-        for r in rows:
-            r.setdefault("best", {})[metric] = r is top
-            r.setdefault("tie", {})[metric] = r is not top and paired_tie(
-                r["metrics"][metric], top["metrics"][metric]
-            )
 
 
 def radial(x: np.ndarray) -> list[list[float]]:
@@ -915,19 +935,11 @@ def main(argv: list[str] | None = None) -> int:
         + (" " + " ".join(argv if argv is not None else sys.argv[1:])).rstrip(),
         "preset": preset,
         "config": cfg,
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, "
-        + (
+        **stamp(
             f"{args.jobs} processes x {args.threads or 1} torch thread(s)"
             if args.jobs > 1
-            else f"torch threads {torch.get_num_threads()}"
+            else None
         ),
-        "versions": {
-            "specsched": specsched.__version__,
-            "torch": torch.__version__,
-            "numpy": np.__version__,
-            "python": platform.python_version(),
-        },
         "denoisers": list(extras),
         "metrics": {m: METRICS[m][2] for m in SAMPLE_METRICS}
         | {"rmse": METRIC_LABEL["rmse"]}
@@ -958,9 +970,7 @@ def main(argv: list[str] | None = None) -> int:
         "timing": {d: extras[d]["timing"] for d in extras},
         "records": to_json(records),
     }
-    tmp = json_path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(payload, indent=1))
-    os.replace(tmp, json_path)
+    write_json(json_path, payload)
     write_markdown(out / "RESULTS.md", payload, records, extras)
     log(f"wrote {out / 'RESULTS.md'}, {json_path} and {len(plots)} plots")
     if target:

@@ -1,0 +1,58 @@
+"""What every benchmark script writes the same way: the stamp of its JSON and the JSON itself.
+
+``stamp()`` is the date, machine and versions a result was measured with; ``write_json`` writes a
+result file whole or not at all (a temporary file renamed into place). The scripts import this
+module from their own folder (``sys.path`` holds a script's folder when it is run).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import specsched
+
+
+def versions() -> dict[str, str]:
+    """Versions of specsched, Python, numpy and, where this run imported them, torch and scipy."""
+    out = {"specsched": specsched.__version__, "python": platform.python_version()}
+    out["numpy"] = np.__version__
+    for name in ("torch", "scipy"):
+        module = sys.modules.get(name)
+        if module is not None:
+            out[name] = module.__version__
+    return out
+
+
+def stamp(threads: str | None = None) -> dict[str, Any]:
+    """``{"date", "machine", "versions"}`` of a benchmark result.
+
+    Parameters
+    ----------
+    threads : str, optional
+        How the run used the CPUs (e.g. ``"2 processes x 1 torch thread(s)"``); default: torch's
+        thread count, where torch is imported.
+    """
+    if threads is None and "torch" in sys.modules:
+        threads = f"torch threads {sys.modules['torch'].get_num_threads()}"
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs" + (f", {threads}" if threads else "")
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "versions": versions(),
+    }
+
+
+def write_json(path: Path, payload: Any, indent: int = 1) -> None:
+    """Write ``payload`` as JSON to ``path`` (its folder created), whole or not at all."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=indent) + "\n")
+    os.replace(tmp, path)
