@@ -6,9 +6,12 @@ Errors a user can cause print one line (``error: ...``) and exit with status 2.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -99,6 +102,56 @@ ProgressOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")]
+
+
+#: The options that describe a data source, for every command that reads one: the name of the
+#: parameter -> (its type with the typer option, its default). Given by :func:`with_data_options`.
+DATA_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "size": (SizeOpt, None),
+    "channels": (ChannelsOpt, None),
+    "num_samples": (NumSamplesOpt, None),
+    "seed": (SeedOpt, None),
+    "split": (SplitOpt, None),
+    "exponent": (ExponentOpt, None),
+    "layout": (LayoutOpt, None),
+    "kind": (KindOpt, "fourier"),
+    "crop": (CropOpt, None),
+    "sample_rate": (SampleRateOpt, None),
+    "segment": (SegmentOpt, None),
+    "column": (ColumnOpt, None),
+    "vae": (VaeOpt, None),
+    "vae_scaling_factor": (VaeScalingOpt, None),
+    "limit": (LimitOpt, None),
+    "workers": (WorkersOpt, None),
+    "dask": (DaskOpt, None),
+    "strict": (StrictOpt, None),
+    "batch_size": (BatchSizeOpt, None),
+    "progress": (ProgressOpt, None),
+}
+
+
+def with_data_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the options of :data:`DATA_OPTIONS`, passed to it as one dict, ``data``.
+
+    The command declares a keyword-only ``data`` parameter; in its typer signature the options
+    stand before ``--json`` (or last), in the order of :data:`DATA_OPTIONS`.
+    """
+    sig = inspect.signature(command, eval_str=True)  # typer reads the annotations as objects
+    own = [p for p in sig.parameters.values() if p.name != "data"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d, annotation=a)
+        for name, (a, d) in DATA_OPTIONS.items()
+    ]
+    at = next((i for i, p in enumerate(own) if p.name == "json_out"), len(own))
+
+    @functools.wraps(command)
+    def run(**given: Any) -> None:
+        data = {name: given.pop(name) for name in DATA_OPTIONS}
+        return command(**given, data=data)
+
+    run.__signature__ = sig.replace(parameters=[*own[:at], *shared, *own[at:]])  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+    return run
 
 
 def _source_options(**given: Any) -> dict[str, Any]:
@@ -241,39 +294,22 @@ def _fmt(v: float) -> str:
 
 # ------------------------------------------------------------------------------ spectrum
 @app.command()
+@with_data_options
 def spectrum(
     source: SourceArg,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    num_samples: NumSamplesOpt = None,
-    seed: SeedOpt = None,
-    split: SplitOpt = None,
-    exponent: ExponentOpt = None,
-    layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
-    crop: CropOpt = None,
-    sample_rate: SampleRateOpt = None,
-    segment: SegmentOpt = None,
-    column: ColumnOpt = None,
-    vae: VaeOpt = None,
-    vae_scaling_factor: VaeScalingOpt = None,
-    limit: LimitOpt = None,
-    workers: WorkersOpt = None,
-    dask: DaskOpt = None,
-    strict: StrictOpt = None,
-    batch_size: BatchSizeOpt = None,
-    progress: ProgressOpt = None,
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Write the spectrum to this .npz file.")
     ] = None,
     json_out: JsonOpt = False,
+    *,
+    data: dict[str, Any],
 ) -> None:
     """Estimate the spectrum of a data source and summarise it."""
     if output is not None and output.suffix != ".npz":
         raise SpecschedError(f"--output {output} must end in .npz")
     check_output_path(output, inputs=(source,))
     t0 = time.perf_counter()
-    spec = spectrum_from_params(source, locals())
+    spec = spectrum_from_params(source, data)
     summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
     if output is not None:
         spec.save(output)
@@ -349,6 +385,7 @@ def build_schedule(
 
 
 @app.command()
+@with_data_options
 def response(
     source: SourceArg,
     timesteps: Annotated[
@@ -373,27 +410,9 @@ def response(
         str, typer.Option(help="A sampler of `specsched samplers` (ddim, ddpm, heun, ...).")
     ] = "ddim",
     eta: Annotated[float | None, typer.Option(help="DDIM stochasticity (0..1).")] = None,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    num_samples: NumSamplesOpt = None,
-    seed: SeedOpt = None,
-    split: SplitOpt = None,
-    exponent: ExponentOpt = None,
-    layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
-    crop: CropOpt = None,
-    sample_rate: SampleRateOpt = None,
-    segment: SegmentOpt = None,
-    column: ColumnOpt = None,
-    vae: VaeOpt = None,
-    vae_scaling_factor: VaeScalingOpt = None,
-    limit: LimitOpt = None,
-    workers: WorkersOpt = None,
-    dask: DaskOpt = None,
-    strict: StrictOpt = None,
-    batch_size: BatchSizeOpt = None,
-    progress: ProgressOpt = None,
     json_out: JsonOpt = False,
+    *,
+    data: dict[str, Any],
 ) -> None:
     """The closed-form output spectrum of a sampler under a schedule, with W2 and KL."""
     from .response import response as run_response
@@ -408,7 +427,7 @@ def response(
         train_schedule=train_schedule,
         num_train_timesteps=num_train_timesteps,
     )
-    spec = spectrum_from_params(source, locals())
+    spec = spectrum_from_params(source, data)
     options = {} if eta is None else {"eta": eta}
     r = run_response(spec, sched, sampler=sampler, **options)
     result = {"source": source, **r.to_dict()}
@@ -630,6 +649,7 @@ class FitProgress:
 
 
 @app.command()
+@with_data_options
 def fit(
     source: SourceArg,
     steps: StepsOpt = 10,
@@ -662,27 +682,9 @@ def fit(
         ),
     ] = None,
     plots: PlotsOpt = None,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    num_samples: NumSamplesOpt = None,
-    seed: SeedOpt = None,
-    split: SplitOpt = None,
-    exponent: ExponentOpt = None,
-    layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
-    crop: CropOpt = None,
-    sample_rate: SampleRateOpt = None,
-    segment: SegmentOpt = None,
-    column: ColumnOpt = None,
-    vae: VaeOpt = None,
-    vae_scaling_factor: VaeScalingOpt = None,
-    limit: LimitOpt = None,
-    workers: WorkersOpt = None,
-    dask: DaskOpt = None,
-    strict: StrictOpt = None,
-    batch_size: BatchSizeOpt = None,
-    progress: ProgressOpt = None,
     json_out: JsonOpt = False,
+    *,
+    data: dict[str, Any],
 ) -> None:
     """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
     from .optimize import fit as run_fit
@@ -690,9 +692,10 @@ def fit(
     check_output_path(output, inputs=(source, scheduler_config))
     check_output_path(plots, folder=True, option="--plots")
     lr, sampler, options = model_from_params(locals())
-    spec = spectrum_from_params(source, locals())
+    spec = spectrum_from_params(source, data)
     if spec.calibration is not None:
         lr = spec.calibration.levels or lr  # a calibration is for one model
+    progress = data["progress"]
     bar = FitProgress(progress if progress is not None else (False if json_out else None), steps)
     try:
         result = run_fit(
@@ -746,6 +749,7 @@ def fit(
 
 
 @app.command()
+@with_data_options
 def compare(
     source: SourceArg,
     schedule: Annotated[
@@ -763,27 +767,9 @@ def compare(
     num_train_timesteps: TOpt = 1000,
     sigma_min: SigmaMinOpt = None,
     sigma_max: SigmaMaxOpt = None,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    num_samples: NumSamplesOpt = None,
-    seed: SeedOpt = None,
-    split: SplitOpt = None,
-    exponent: ExponentOpt = None,
-    layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
-    crop: CropOpt = None,
-    sample_rate: SampleRateOpt = None,
-    segment: SegmentOpt = None,
-    column: ColumnOpt = None,
-    vae: VaeOpt = None,
-    vae_scaling_factor: VaeScalingOpt = None,
-    limit: LimitOpt = None,
-    workers: WorkersOpt = None,
-    dask: DaskOpt = None,
-    strict: StrictOpt = None,
-    batch_size: BatchSizeOpt = None,
-    progress: ProgressOpt = None,
     json_out: JsonOpt = False,
+    *,
+    data: dict[str, Any],
 ) -> None:
     """Evaluate schedule files and every applicable heuristic on your data."""
     from .divergence import OBJECTIVES
@@ -794,7 +780,7 @@ def compare(
         raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
     lr, sampler, options = model_from_params(locals())
     schedules = [Schedule.load(p) for p in schedule or []]
-    spec = spectrum_from_params(source, locals())
+    spec = spectrum_from_params(source, data)
     rows = run_compare(
         spec,
         schedules,
@@ -823,6 +809,7 @@ def compare(
 
 
 @app.command()
+@with_data_options
 def plot(
     source: SourceArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path(
@@ -839,26 +826,8 @@ def plot(
     num_train_timesteps: TOpt = 1000,
     sigma_min: SigmaMinOpt = None,
     sigma_max: SigmaMaxOpt = None,
-    size: SizeOpt = None,
-    channels: ChannelsOpt = None,
-    num_samples: NumSamplesOpt = None,
-    seed: SeedOpt = None,
-    split: SplitOpt = None,
-    exponent: ExponentOpt = None,
-    layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
-    crop: CropOpt = None,
-    sample_rate: SampleRateOpt = None,
-    segment: SegmentOpt = None,
-    column: ColumnOpt = None,
-    vae: VaeOpt = None,
-    vae_scaling_factor: VaeScalingOpt = None,
-    limit: LimitOpt = None,
-    workers: WorkersOpt = None,
-    dask: DaskOpt = None,
-    strict: StrictOpt = None,
-    batch_size: BatchSizeOpt = None,
-    progress: ProgressOpt = None,
+    *,
+    data: dict[str, Any],
 ) -> None:
     """Fit and write the plots that show why the schedule is shaped the way it is."""
     from .optimize import fit as run_fit
@@ -866,8 +835,8 @@ def plot(
 
     check_output_path(output, folder=True, inputs=(source,))
     lr, sampler, options = model_from_params(locals())
-    spec = spectrum_from_params(source, locals())
-    bar = FitProgress(progress, steps)
+    spec = spectrum_from_params(source, data)
+    bar = FitProgress(data["progress"], steps)
     try:
         result = run_fit(
             spec, steps, sampler=sampler, objective=objective, levels=lr, progress=bar, **options
