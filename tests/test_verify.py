@@ -221,3 +221,14 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
         rc, _, stderr = call(capsys, *args, "-o", str(out))
         assert_user_error(rc, stderr, *words)
         assert not out.exists()
+
+
+def test_a_fit_without_heuristics_is_measured_and_kept():
+    from specsched.denoisers import GaussianDenoiser
+
+    x = np.random.default_rng(0).standard_normal((300, 1, 4, 4))
+    spec = ss.Spectrum.from_array(x)
+    res = ss.fit(spec, 3, heuristics=False)
+    out = verify(res, GaussianDenoiser(spec), x, shape=(1, 4, 4), num_samples=32)
+    assert out.schedule is res.schedule and out.verification.kept
+    assert out.notes[-1].endswith("no heuristic to compare with")

@@ -264,7 +264,9 @@ def verify(
     which = "fit" if cands[0][0] == "fit" else "fit's fallback"
     best_name = cands[best][1].name
     values = f"{metric} {measured[0][0]:.4g} vs {measured[best][0]:.4g}"
-    if best == 0:
+    if len(cands) == 1:
+        chosen, note = 0, f"{metric} {measured[0][0]:.4g}; no heuristic to compare with"
+    elif best == 0:
         chosen, note = 0, f"measured best of {len(cands)} schedules by {metric} ({fit_name!r})"
     elif ties[0]:
         chosen = 0
