@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_bad_input import assert_user_error, cli
 
 import specsched as ss
-from specsched.cli import main
 from specsched.data.builtin import photos
 from specsched.evaluate import frechet_distance
 from specsched.integrations.diffusers import UNetDenoiser
@@ -128,26 +128,9 @@ def test_bad_input(setup):
 
 
 # ---------------------------------------------------------------------------------------- CLI
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    """``specsched ARGS`` in this process: (exit status, stdout, stderr)."""
-    capsys.readouterr()
-    rc = main(list(args))
-    captured = capsys.readouterr()
-    return rc, captured.out, captured.err
-
-
-def assert_user_error(rc: int, stderr: str, *words: str) -> None:
-    assert rc == 2, (rc, stderr)
-    lines = [ln for ln in stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, stderr  # one clear line
-    assert lines[0].startswith("error: ") and "Traceback" not in stderr
-    for w in words:
-        assert w in lines[0], lines[0]
-
-
 def test_cli_fit_verify_writes_the_verified_choice(capsys, tmp_path):
     out = tmp_path / "s.json"
-    rc, stdout, stderr = call(
+    rc, stdout, stderr = cli(
         capsys, "fit", *DATA, "--steps", "5", "--verify", "--pipeline", str(TINY16),
         "--verify-samples", str(N), "-o", str(out), "--json",
     )  # fmt: skip
@@ -167,7 +150,7 @@ def test_cli_fit_verify_writes_the_verified_choice(capsys, tmp_path):
 def test_cli_fit_verify_on_a_spectrum_file_with_reference(capsys, tmp_path):
     spec_file = tmp_path / "photos16.npz"
     ss.Spectrum.from_source("builtin:photos", size=16, channels=1, n=2000).save(spec_file)
-    rc, stdout, stderr = call(
+    rc, stdout, stderr = cli(
         capsys, "fit", str(spec_file), "--steps", "3", "--verify", "--pipeline", str(TINY16),
         "--reference", "builtin:photos", "--size", "16", "--channels", "1", "--num-samples", "500",
         "--verify-samples", "16",
@@ -218,7 +201,7 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
           "--verify-samples", "8"), ["NaN"]),
     ]  # fmt: skip
     for args, words in cases:
-        rc, _, stderr = call(capsys, *args, "-o", str(out))
+        rc, _, stderr = cli(capsys, *args, "-o", str(out))
         assert_user_error(rc, stderr, *words)
         assert not out.exists()
 
