@@ -11,6 +11,7 @@ The public API::
     res.schedule.timesteps, res.value, res.baselines
     pipe(..., **ss.diffusers_kwargs(res.schedule, pipe.scheduler))  # deploy in diffusers
     x = ss.generate(denoiser, res.schedule, "ddim", num_samples=16, shape=(3, 32, 32))
+    res = ss.verify(res, denoiser, data, shape=(3, 32, 32))  # keep what samples best
 
 The names are imported on first use (PEP 562), so ``import specsched`` and the command line start
 in a fraction of a second, and a Ctrl-C while torch loads lands inside the command, which ends it
@@ -53,6 +54,8 @@ _EXPORTS = {
     "spaced_timesteps": ".schedules",
     "Spectrum": ".spectrum",
     "SpectrumAccumulator": ".spectrum",
+    "Verification": ".verify",
+    "verify": ".verify",
 }
 
 __all__ = [
@@ -68,6 +71,7 @@ __all__ = [
     "Spectrum",
     "SpectrumAccumulator",
     "TrainSchedule",
+    "Verification",
     "__version__",
     "all_heuristics",
     "calibrate",
@@ -81,6 +85,7 @@ __all__ = [
     "pinned_scheduler",
     "response",
     "spaced_timesteps",
+    "verify",
 ]
 
 
@@ -127,3 +132,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and editors
     from .samplers import SAMPLERS
     from .schedules import Schedule, spaced_timesteps
     from .spectrum import Spectrum, SpectrumAccumulator
+    from .verify import Verification, verify

@@ -648,9 +648,117 @@ class FitProgress:
             self.bar.close()
 
 
+# ------------------------------------------------------------------------------ fit --verify
+#: fit's data options that, with a saved spectrum as SOURCE, describe the --reference data instead
+VERIFY_REFERENCE_OPTIONS = ("size", "channels", "num_samples", "seed", "split", "layout", "crop",
+                            "column", "limit")  # fmt: skip
+#: fit's options that describe the model; unless one is given, --pipeline's training levels count
+MODEL_OPTIONS = ("for_model", "scheduler_config", "process", "train_schedule",
+                 "num_train_timesteps", "sigma_min", "sigma_max")  # fmt: skip
+
+
+def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndarray]:
+    """For ``fit --verify``: ``(denoiser, sample shape, reference samples)``, checked.
+
+    Run before the fit: loads the pipeline and the reference data (``--reference``, else the
+    fit's own data source, read with the same data options) and checks that the data's sample
+    shape is the model's.
+    """
+    from .integrations.diffusers import UNetDenoiser
+
+    pipeline, device, source = params["pipeline"], params["device"], params["source"]
+    reference = params["reference"]
+    if params["verify_samples"] < 2:
+        raise SpecschedError(
+            f"--verify-samples {params['verify_samples']} is too small: give at least 2"
+        )
+    if device != "cpu" and not device.startswith("cuda"):
+        raise SpecschedError(f"--device {device!r} is not understood: use cpu or cuda")
+    if device.startswith("cuda") and not _cuda_available():
+        raise SpecschedError("--device cuda: this torch sees no CUDA GPU; use --device cpu")
+    if reference is None and _is_saved_spectrum(Path(source)):
+        raise SpecschedError(
+            f"{source} is a saved spectrum, not data: give --reference DATA (the data the model "
+            "was trained on) to score the samples of --verify against"
+        )
+    if not pipeline.exists():
+        raise SpecschedError(
+            f"pipeline folder {pipeline} does not exist: give the folder written by "
+            "pipeline.save_pretrained(...)"
+        )
+    den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
+    ref_source = source if reference is None else reference
+    opts = _source_options(**{k: params[k] for k in VERIFY_REFERENCE_OPTIONS if k != "limit"})
+    y = load_reference(ref_source, limit=params["limit"], **opts)
+    if tuple(y.shape[1:]) != tuple(shape):
+        raise SpecschedError(
+            f"the data {ref_source} has samples of shape {tuple(y.shape[1:])} but the model in "
+            f"{pipeline} makes samples of shape {tuple(shape)}: give data at the model's "
+            "resolution and channels (--size, --channels)"
+        )
+    if len(y) < 2:
+        raise SpecschedError(f"the data {ref_source} has {len(y)} sample: give at least 2")
+    return den, shape, y
+
+
+def _verify_levels(ctx: typer.Context, params: dict[str, Any], lr: Any, spec: Any, den: Any):
+    """The levels to fit for with ``--verify``: the pipeline's training levels.
+
+    They replace the default model when no option describes one (``--for``,
+    ``--scheduler-config``, ``--process``, ... or a calibration file); a described model that
+    differs from the pipeline's is an error.
+    """
+    from .levels import LevelRange
+
+    model_lr = LevelRange.discrete(den.train)
+    if (lr.process, lr.train) == (model_lr.process, model_lr.train):
+        return lr
+    described = spec.calibration is not None or any(
+        params[k] is not None and ctx.get_parameter_source(k).name != "DEFAULT"
+        for k in MODEL_OPTIONS
+    )
+    if described:
+        have = lr.process + (f" ({lr.train.name}-{lr.train.T})" if lr.train else "")
+        pipeline = params["pipeline"]
+        raise SpecschedError(
+            f"the fit is for a {have} model but {pipeline} was trained on "
+            f"{den.train.name}-{den.train.T} levels: drop the model options (--pipeline "
+            f"describes the model) or pass --scheduler-config {pipeline / 'scheduler'}"
+        )
+    return model_lr
+
+
+def _verify_table(ver: Any, objective: str, pipeline: Path) -> Table:
+    """What ``fit --verify`` measured, one row per candidate (value ± bootstrap sd)."""
+    from rich import box
+    from rich.markup import escape
+
+    table = Table(
+        title=f"--verify on {pipeline.name}: {ver.num_samples} samples per schedule (same "
+        f"starting noise), reference {ver.reference_samples} samples",
+        caption=f"{ver.metric}: value ± bootstrap sd ({ver.n_boot} resamples), lower is better; "
+        "*: best; ≈: tied with the best (paired bootstrap, 2 sd); a tie keeps the fit's choice",
+        box=box.SIMPLE_HEAD,
+    )
+    for col in ("schedule", "role", objective, ver.metric, "kept"):
+        table.add_column(col, justify="left" if col in ("schedule", "role") else "right")
+    for row in ver.rows:
+        mark = "*" if row["best"] else "≈" if row["tie_with_best"] else " "
+        table.add_row(
+            escape(row["schedule"]),
+            row["role"],
+            _fmt(row["objective"]),
+            f"{row['value']:.4g} ± {row['sd']:.2g} {mark}",
+            "yes" if row["chosen"] else "",
+            style="bold green" if row["chosen"] else None,
+        )
+    return table
+
+
 @app.command()
 @with_data_options
 def fit(
+    ctx: typer.Context,
     source: SourceArg,
     steps: StepsOpt = 10,
     sampler: SamplerOpt = None,
@@ -682,6 +790,35 @@ def fit(
         ),
     ] = None,
     plots: PlotsOpt = None,
+    verify: Annotated[
+        bool,
+        typer.Option(
+            "--verify",
+            help="Sample with the fit and the two best heuristics on --pipeline, score them "
+            "against the data (pixel Frechet distance) and keep the best; a tie within the "
+            "noise keeps the fit's choice.",
+        ),
+    ] = False,
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(
+            help="--verify: folder of a diffusers UNet pipeline (model_index.json, unet/, "
+            "scheduler/); the fit is for its training levels."
+        ),
+    ] = None,
+    reference: Annotated[
+        str | None,
+        typer.Option(
+            help="--verify: data to score against (default: SOURCE; required when SOURCE is a "
+            "spectrum file, and then --size, --channels, ... describe this data)."
+        ),
+    ] = None,
+    verify_samples: Annotated[
+        int, typer.Option(help="--verify: samples per schedule (same starting noise for all).")
+    ] = 256,
+    device: Annotated[
+        str, typer.Option(help="--verify: where the network runs: cpu or cuda.")
+    ] = "cpu",
     json_out: JsonOpt = False,
     *,
     data: dict[str, Any],
@@ -689,13 +826,35 @@ def fit(
     """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
     from .optimize import fit as run_fit
 
-    check_output_path(output, inputs=(source, scheduler_config))
+    check_output_path(output, inputs=(source, scheduler_config, pipeline, reference))
     check_output_path(plots, folder=True, option="--plots")
-    lr, sampler, options = model_from_params(locals())
-    spec = spectrum_from_params(source, data)
+    params = {**{k: v for k, v in locals().items() if k != "data"}, **data}
+    progress = data["progress"]
+    if not verify:
+        given = [
+            "--" + k.replace("_", "-")
+            for k in ("pipeline", "reference", "verify_samples", "device")
+            if ctx.get_parameter_source(k).name != "DEFAULT"
+        ]
+        if given:
+            raise SpecschedError(
+                f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} to --verify: "
+                "add --verify or drop them"
+            )
+    elif pipeline is None:
+        raise SpecschedError("--verify samples from a model: give its folder with --pipeline DIR")
+    lr, sampler, options = model_from_params(params)
+    if verify:
+        den, shape, y = _verify_setup(params)
+    spec_params = params
+    if verify and reference is not None and _is_saved_spectrum(Path(source)):
+        # the data options then describe the --reference data
+        spec_params = {**params, **dict.fromkeys(VERIFY_REFERENCE_OPTIONS)}
+    spec = spectrum_from_params(source, spec_params)
     if spec.calibration is not None:
         lr = spec.calibration.levels or lr  # a calibration is for one model
-    progress = data["progress"]
+    if verify:
+        lr = _verify_levels(ctx, params, lr, spec, den)
     bar = FitProgress(progress if progress is not None else (False if json_out else None), steps)
     try:
         result = run_fit(
@@ -711,12 +870,35 @@ def fit(
         )
     finally:
         bar.close()
+    if verify:
+        from .data.stream import ProgressBar
+        from .verify import verify as run_verify
+
+        show = progress if progress is not None else (False if json_out else None)
+        sampling: list[Any] = []
+
+        def advance(done: int, total: int) -> None:
+            if not sampling:
+                sampling.append(ProgressBar(total, show, "verify: sampling"))
+            sampling[0].advance(done - sampling[0].done)
+
+        try:
+            result = run_verify(
+                result, den, y, shape=shape, num_samples=verify_samples, progress=advance
+            )
+        finally:
+            if sampling:
+                sampling[0].close()
+    verified = (
+        {} if result.verification is None else {"verification": result.verification.to_dict()}
+    )
     sched = result.schedule.with_meta(
         value=result.value,
         spectrum=spec.summary(),
         version=_version(),
         command="specsched " + " ".join(sys.argv[1:]),
         table=result.table(),
+        **verified,
     )
     payload = {"source": source, **result.to_dict(), "schedule": sched.to_dict()}
     if plots is not None:
@@ -738,10 +920,14 @@ def fit(
             + f": spectral schedule vs heuristics on {source}",
         )
     )
+    if result.verification is not None:
+        out.print(_verify_table(result.verification, objective, pipeline))
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
     print_schedule(sched, sampler, options)
     out.print(f"\nfitted in {result.seconds:.2f} s ({result.evaluations} evaluations)")
+    if result.verification is not None:
+        out.print(f"verified in {result.verification.seconds:.1f} s", highlight=False)
     for p in payload.get("plots", []):
         out.print(f"wrote {p}")
     if output is not None:

@@ -20,7 +20,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from .response import (
 from .samplers import get_sampler
 from .schedules import Schedule
 from .spectrum import Spectrum
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .verify import Verification
 
 __all__ = ["FitResult", "compare", "compress_modes", "fit", "level_range"]
 
@@ -106,9 +109,13 @@ class FitResult:
         schedule must beat the heuristic by more than this to be returned.
     fallback : str or None
         Name of the heuristic returned instead of the fit when the fit did not beat it by more
-        than ``uncertainty`` (then ``schedule`` is that heuristic).
+        than ``uncertainty`` (then ``schedule`` is that heuristic, unless a verification replaced
+        it).
     calibrated : bool
         Whether the objective is that of the calibrated response model.
+    verification : Verification or None
+        Set by :func:`specsched.verify.verify`: what sampling with the candidates measured; then
+        ``schedule`` is the candidate it kept.
     """
 
     schedule: Schedule
@@ -126,6 +133,7 @@ class FitResult:
     uncertainty: float = 0.0
     fallback: str | None = None
     calibrated: bool = False
+    verification: Verification | None = None
 
     @property
     def best_baseline(self) -> tuple[Schedule, Response] | None:
@@ -140,7 +148,9 @@ class FitResult:
         rows = [(self.schedule, self.response), *list(self.baselines)]
         best = self.baselines[0][1].value(self.objective) if self.baselines else math.nan  # type: ignore[arg-type]
         names = [s.name for s, _ in rows]
-        if self.fallback is not None:
+        if self.verification is not None and not self.verification.kept:
+            names[0] += " (verified)"
+        elif self.fallback is not None:
             names[0] += " (fallback)"
         return comparison_rows(rows, self.objective, best, names=names)  # type: ignore[arg-type]
 
@@ -160,6 +170,7 @@ class FitResult:
             "uncertainty": self.uncertainty,
             "fallback": self.fallback,
             "calibrated": self.calibrated,
+            "verification": None if self.verification is None else self.verification.to_dict(),
             "notes": self.notes,
         }
 

@@ -1,0 +1,323 @@
+"""Verification of a fit by sampling: the fitted schedule against the best heuristics, measured.
+
+:func:`verify` takes a :class:`~specsched.optimize.FitResult` and a denoiser (a trained network,
+say), samples a few hundred images with the fit's own choice and the best heuristics by the fit's
+objective, all from the same seeded starting noise (:func:`~specsched.generation.generate`), scores
+each against reference data (:func:`~specsched.evaluate.score`: by default the pixel Fréchet
+distance with a paired bootstrap) and keeps the schedule that measures best. A difference within
+the paired noise (:func:`~specsched.evaluate.paired_tie`) keeps the fit's choice: the measurement
+has to show that another schedule is better before it overrides the design.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .errors import SpecschedError, check_int
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .evaluate import Reference
+    from .optimize import FitResult
+    from .response import Response
+    from .samplers import Denoiser
+    from .schedules import Schedule
+
+__all__ = ["Verification", "verify", "verify_candidates"]
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What :func:`verify` measured, and what it chose.
+
+    Attributes
+    ----------
+    metric : str
+        The metric's name in :data:`specsched.evaluate.METRICS` (lower is better).
+    rows : list of dict
+        One row per candidate, the fit's own choice first: ``schedule`` (name), ``role``
+        (``"fit"``, ``"fallback"`` when the fit had already returned a heuristic, or
+        ``"heuristic"``), ``objective`` (the fit's objective value), ``value`` and ``sd`` (the
+        metric and its bootstrap standard deviation), ``best`` (lowest value),
+        ``tie_with_best`` (within 2 sd of the paired bootstrap differences; true for the best),
+        ``chosen``, ``timesteps`` (None for continuous schedules), ``log_snr`` (``None`` for the
+        clean end) and ``seconds`` (sampling and scoring).
+    chosen : str
+        Name of the schedule kept.
+    kept : bool
+        Whether the fit's own choice was kept (it measured best, or tied with the best).
+    note : str
+        One sentence on the outcome (also appended to :attr:`FitResult.notes`).
+    num_samples, seed, n_boot, reference_samples : int
+        The sampling and bootstrap settings, and the number of reference samples.
+    seconds : float
+        Wall time of the verification.
+    """
+
+    metric: str
+    rows: list[dict[str, Any]]
+    chosen: str
+    kept: bool
+    note: str
+    num_samples: int
+    seed: int
+    n_boot: int
+    reference_samples: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Everything, JSON-ready."""
+        return {
+            "metric": self.metric,
+            "lower_is_better": True,
+            "tie_rule": "tie_with_best: |value - best| < 2 sd of the paired bootstrap differences "
+            "(same starting noise and resamples for every candidate); a tie keeps the fit's choice",
+            "chosen": self.chosen,
+            "kept_fit_choice": self.kept,
+            "note": self.note,
+            "num_samples": self.num_samples,
+            "seed": self.seed,
+            "n_boot": self.n_boot,
+            "reference_samples": self.reference_samples,
+            "seconds": self.seconds,
+            "candidates": self.rows,
+        }
+
+
+def _same_levels(a: Schedule, b: Schedule) -> bool:
+    """Whether two schedules have the same levels (names aside)."""
+    if a.timesteps is not None and b.timesteps is not None:
+        return bool(np.array_equal(a.timesteps, b.timesteps))
+    la, lb = a.log_snr, b.log_snr
+    return la.shape == lb.shape and bool(np.allclose(la, lb, rtol=1e-12, atol=1e-12))
+
+
+def verify_candidates(
+    result: FitResult, candidates: int = 3
+) -> list[tuple[str, Schedule, Response]]:
+    """The schedules :func:`verify` samples: the fit's choice, then the best other heuristics.
+
+    Parameters
+    ----------
+    result : FitResult
+        A fit with its heuristic baselines (``fit(..., heuristics=True)``, the default).
+    candidates : int, default 3
+        How many schedules in all (at least 1): the fit's choice and ``candidates - 1``
+        heuristics, best by the fit's objective first. Heuristics with the same levels as a
+        schedule already taken (the fit's fallback, or another heuristic under another name) are
+        skipped, so the next ones come in.
+
+    Returns
+    -------
+    list of (role, Schedule, Response)
+        ``role`` is ``"fit"``, ``"fallback"`` (the fit had already returned a heuristic) or
+        ``"heuristic"``; the responses are those of the fit (objective values).
+    """
+    check_int("candidates", candidates)
+    role = "fit" if result.fallback is None else "fallback"
+    out = [(role, result.schedule, result.response)]
+    for sched, resp in result.baselines:
+        if len(out) >= candidates:
+            break
+        if not any(_same_levels(sched, s) for _, s, _ in out):
+            out.append(("heuristic", sched, resp))
+    return out
+
+
+def verify(
+    result: FitResult,
+    denoiser: Denoiser,
+    reference: np.ndarray | Reference,
+    *,
+    shape: tuple[int, ...],
+    num_samples: int = 256,
+    candidates: int = 3,
+    seed: int = 0,
+    metric: str = "fd",
+    n_boot: int = 20,
+    batch_size: int = 256,
+    progress: Callable[[int, int], None] | None = None,
+) -> FitResult:
+    """Sample with the fit's choice and the best heuristics, and keep what measures best.
+
+    Every candidate (:func:`verify_candidates`) is sampled with the fit's sampler and options from
+    the same seeded starting noise (paired samples), and scored against ``reference`` with
+    ``metric`` and a bootstrap whose resamples are shared by all candidates. The candidate with
+    the lowest value is kept unless the fit's own choice ties with it within the paired noise
+    (:func:`~specsched.evaluate.paired_tie`, 2 sd): then the fit's choice stays.
+
+    Parameters
+    ----------
+    result : FitResult
+        The output of :func:`specsched.fit` for the model ``denoiser`` samples from.
+    denoiser : callable
+        ``denoise(x, alpha, s) -> x0_hat``, e.g. from
+        :meth:`specsched.integrations.diffusers.UNetDenoiser.from_pipeline`.
+    reference : ndarray, shape (m, *shape), or Reference
+        Data to score the samples against (at least 2 samples, in the denoiser's value range).
+    shape : tuple of int
+        Shape of one sample, e.g. ``(1, 16, 16)``.
+    num_samples : int, default 256
+        Samples per candidate (at least 2). The metric's noise falls like ``1/sqrt(num_samples)``.
+    candidates : int, default 3
+        Schedules to compare: the fit's choice and the ``candidates - 1`` best other heuristics.
+    seed : int, default 0
+        Seed of the starting noise (the same for every candidate) and of the bootstrap.
+    metric : str, default "fd"
+        A name from :data:`specsched.evaluate.METRICS` ("fd": pixel Fréchet distance).
+    n_boot : int, default 20
+        Bootstrap resamples (at least 2).
+    batch_size : int, default 256
+        Samples per denoiser call.
+    progress : callable, optional
+        ``progress(done, total)`` in samples, after each batch.
+
+    Returns
+    -------
+    FitResult
+        A copy of ``result`` whose ``schedule`` (with ``value`` and ``response``) is the
+        candidate kept, with ``verification`` (:class:`Verification`) set and the outcome
+        appended to ``notes``.
+
+    Raises
+    ------
+    SpecschedError
+        On bad settings, a reference of another sample shape, a schedule the denoiser cannot
+        run, or samples with NaN or Inf values.
+
+    Examples
+    --------
+    >>> import numpy as np, specsched as ss
+    >>> from specsched.denoisers import GaussianDenoiser
+    >>> x = np.random.default_rng(0).standard_normal((500, 1, 4, 4))
+    >>> spec = ss.Spectrum.from_array(x)
+    >>> res = ss.fit(spec, 4, sampler="ddim")
+    >>> out = verify(res, GaussianDenoiser(spec), x, shape=(1, 4, 4), num_samples=64)
+    >>> [row["schedule"] for row in out.verification.rows][0] == res.schedule.name
+    True
+    """
+    from .evaluate import METRICS, Reference, paired_tie, score
+    from .generation import generate
+
+    t_start = time.perf_counter()
+    num_samples = check_int("num_samples", num_samples, 2)
+    n_boot = check_int("n_boot", n_boot, 2)
+    seed = check_int("seed", seed, 0)
+    batch_size = check_int("batch_size", batch_size)
+    if metric not in METRICS:
+        raise SpecschedError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
+    shape = tuple(int(n) for n in shape)
+    ref = reference if isinstance(reference, Reference) else Reference(reference)
+    if ref.sample_shape != shape:
+        raise SpecschedError(
+            f"the reference has samples of shape {ref.sample_shape}, but the model makes samples "
+            f"of shape {shape}: give reference data of the model's size and channels"
+        )
+    train = getattr(denoiser, "train", None)
+    if train is not None and result.levels.train is not None and train != result.levels.train:
+        raise SpecschedError(
+            f"the fit is for a model trained on {result.levels.train.name}-"
+            f"{result.levels.train.T} levels but the denoiser's were {train.name}-{train.T}: fit "
+            "for the denoiser's model (e.g. --scheduler-config PIPELINE/scheduler)"
+        )
+    cands = verify_candidates(result, candidates)
+    total = num_samples * len(cands)
+    done = 0
+
+    def advance(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(done, total)
+
+    measured = []
+    for _, sched, _ in cands:
+        t0 = time.perf_counter()
+        try:
+            x = generate(
+                denoiser,
+                sched,
+                result.sampler,
+                num_samples=num_samples,
+                shape=shape,
+                batch_size=batch_size,
+                seed=seed,
+                progress=advance,
+                **result.options,
+            )
+        except SpecschedError as exc:
+            raise SpecschedError(f"verifying schedule {sched.name!r}: {exc}") from None
+        value, boot = score(x, ref, [metric], n_boot=n_boot, seed=seed)[metric]
+        measured.append((value, boot, time.perf_counter() - t0))
+
+    best = int(np.argmin([m[0] for m in measured]))
+    ties = [
+        i == best or measured[i][0] == measured[best][0] or paired_tie(m[:2], measured[best][:2])
+        for i, m in enumerate(measured)
+    ]
+    fit_name = cands[0][1].name
+    which = "fit" if cands[0][0] == "fit" else "fit's fallback"
+    best_name = cands[best][1].name
+    values = f"{metric} {measured[0][0]:.4g} vs {measured[best][0]:.4g}"
+    if len(cands) == 1:
+        chosen, note = 0, f"{metric} {measured[0][0]:.4g}; no heuristic to compare with"
+    elif best == 0:
+        chosen, note = 0, f"measured best of {len(cands)} schedules by {metric} ({fit_name!r})"
+    elif ties[0]:
+        chosen = 0
+        note = (
+            f"kept the {which} {fit_name!r}: {best_name!r} measured lower ({values}) but within "
+            "the paired noise (2 sd)"
+        )
+    else:
+        chosen = best
+        note = (
+            f"replaced the {which} {fit_name!r} by {best_name!r}: it measured better beyond the "
+            f"paired noise ({values})"
+        )
+    note = f"verified on {num_samples} samples per schedule: {note}"
+    rows = []
+    for i, ((role, sched, resp), (value, boot, secs)) in enumerate(
+        zip(cands, measured, strict=True)
+    ):
+        rows.append(
+            {
+                "schedule": sched.name,
+                "role": role,
+                "objective": resp.value(result.objective),  # type: ignore[arg-type]
+                "value": float(value),
+                "sd": float(np.std(boot, ddof=1)),
+                "best": i == best,
+                "tie_with_best": bool(ties[i]),
+                "chosen": i == chosen,
+                "timesteps": None if sched.timesteps is None else [int(t) for t in sched.timesteps],
+                "log_snr": [float(v) if np.isfinite(v) else None for v in sched.log_snr],
+                "seconds": secs,
+            }
+        )
+    ver = Verification(
+        metric=metric,
+        rows=rows,
+        chosen=cands[chosen][1].name,
+        kept=chosen == 0,
+        note=note,
+        num_samples=num_samples,
+        seed=seed,
+        n_boot=n_boot,
+        reference_samples=ref.n,
+        seconds=time.perf_counter() - t_start,
+    )
+    _, sched, resp = cands[chosen]
+    return dataclasses.replace(
+        result,
+        schedule=sched,
+        value=resp.value(result.objective),  # type: ignore[arg-type]
+        response=resp,
+        notes=[*result.notes, note],
+        verification=ver,
+    )
