@@ -316,39 +316,39 @@ class _MarkovMoves:
     """
 
     def __init__(self, prob: _Problem, table: np.ndarray):
-        self.prob, self.table = prob, table
+        self.prob = prob
         self.spec = get_sampler(prob.sampler)
+        # the levels of every timestep and, at index len(table), of the clean level
+        lam = torch.from_numpy(np.append(table, np.inf))
+        self.alpha_of, self.s_of = (v.numpy() for v in levels_from_log_snr(lam, prob.lr.process))
+        self.clean = len(table)
         self.t: np.ndarray | None = None
         self.last: tuple[int, np.ndarray, Any, Any] | None = None  # the last query's step maps
 
-    def _levels(self, lam: np.ndarray) -> tuple[Tensor, Tensor]:
-        alpha, s = levels_from_log_snr(torch.from_numpy(lam), self.prob.lr.process)
-        return alpha.reshape(*lam.shape, 1, 1), s.reshape(*lam.shape, 1, 1)
-
-    def _maps(self, a: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        p = self.prob
+    def _maps(self, start: np.ndarray, end: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """Maps of the steps from timesteps ``start`` to ``end`` (1-D, same length), (K, M)."""
+        p, idx = self.prob, np.stack([start, end])[..., None, None]
+        a, s = torch.from_numpy(self.alpha_of[idx]), torch.from_numpy(self.s_of[idx])
         return step_maps(self.spec, p.S, p.m, a, s, p.lr.process, p.options)
 
-    def _step_maps(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
-        """The map of step ``k`` (level ``k`` to ``k + 1``) of the current schedule, shape (M,)."""
-        a, s = (torch.stack([v[k], v[k + 1]])[:, None] for v in (self.alpha, self.s))
-        return tuple(x[0] for x in self._maps(a, s))  # type: ignore[return-value]
+    def _start_var(self, t0: np.ndarray) -> Tensor:
+        """Variance of the start at first timesteps ``t0``, shape (len(t0), M)."""
+        p = self.prob
+        std = start_std(p.lr.process, torch.from_numpy(self.s_of[t0])[:, None])
+        return std**2 * torch.ones(len(t0), p.S.shape[-1], dtype=torch.float64)
 
     def _prepare(self, t: np.ndarray) -> None:
         """Every step's map of ``t`` (one batched call for the steps between noisy levels)."""
         self.t, self.last = t.copy(), None
-        self.alpha, self.s = self._levels(np.append(self.table[t], np.inf))
         n = len(t)
         parts = []
         if n > 1:
-            pairs = (torch.stack([v[:-2], v[1:-1]]) for v in (self.alpha, self.s))
-            parts.append(self._maps(*pairs))
-        parts.append(tuple(v[None] for v in self._maps(self.alpha[-2:], self.s[-2:])))
+            parts.append(self._maps(t[:-1], t[1:]))
+        parts.append(self._maps(t[-1:], np.array([self.clean])))
         A, B, V = (torch.cat(x) for x in zip(*parts, strict=True))  # (N, M)
         self.A, self.B, self.V = list(A), list(B), list(V)
         self.mean = [torch.zeros_like(A[0])] + [A[0]] * n  # valid up to self.fwd
-        self.var = [start_std(self.prob.lr.process, self.s[0, 0]) ** 2 * torch.ones_like(A[0])]
-        self.var += [A[0]] * n
+        self.var = [self._start_var(t[:1])[0]] + [A[0]] * n
         self.fwd = 0
         # level k -> end: mean P_k mean_k + Q_k, var P_k^2 var_k + R_k (valid from self.bwd on)
         one = torch.ones_like(A[0])
@@ -361,32 +361,25 @@ class _MarkovMoves:
         changed = np.flatnonzero(t != self.t)
         if changed.size == 0:
             return
-        lo, hi = int(changed[0]), int(changed[-1])
-        lam = self.table[t[changed]]
-        a_new, s_new = self._levels(lam)
-        alpha, s = list(self.alpha), list(self.s)
-        for j, k in enumerate(changed):
-            alpha[k], s[k] = a_new[j], s_new[j]
-        self.alpha, self.s = torch.stack(alpha), torch.stack(s)
-        steps = sorted({k for j in changed for k in (j - 1, j) if k >= 0})
+        lo, hi, n = int(changed[0]), int(changed[-1]), len(t)
         reuse = None
         if self.last is not None and changed.size == 1 and self.last[0] == lo:
             hit = np.flatnonzero(self.last[1] == t[lo])
             reuse = None if hit.size == 0 else int(hit[0])
-        for k in steps:
+        ends = np.append(t, self.clean)
+        for k in sorted({k for j in changed for k in (j - 1, j) if k >= 0}):
             if reuse is not None:  # the maps of the accepted candidate, computed by the query
                 _, _, into, out = self.last  # type: ignore[misc]
                 src = into if k == lo - 1 else out
                 self.A[k], self.B[k], self.V[k] = (x[reuse] for x in src)
             else:
-                self.A[k], self.B[k], self.V[k] = self._step_maps(k)
+                maps = self._maps(ends[k : k + 1], ends[k + 1 : k + 2])
+                self.A[k], self.B[k], self.V[k] = (x[0] for x in maps)
         self.t, self.last = t.copy(), None  # the query's maps belong to the old neighbours
         if lo == 0:
-            self.var[0] = start_std(self.prob.lr.process, self.s[0, 0]) ** 2 * torch.ones_like(
-                self.var[0]
-            )
+            self.var[0] = self._start_var(t[:1])[0]
         self.fwd = max(min(self.fwd, lo - 1), 0)  # moments at levels >= lo are stale
-        self.bwd = max(self.bwd, hi + 1)  # maps from levels <= hi are stale
+        self.bwd = max(self.bwd, min(hi + 1, n))  # maps from levels <= hi are stale
 
     def _moments_at(self, k: int) -> tuple[Tensor, Tensor]:
         while self.fwd < k:
@@ -413,32 +406,20 @@ class _MarkovMoves:
         else:
             self._update(t)
         p, K, n = self.prob, len(values), len(t)
-        a_i, s_i = self._levels(self.table[values])  # (K, 1, 1)
-
-        def fixed(v: Tensor, k: int) -> Tensor:
-            return v[k].expand(K, 1, 1)
-
+        after = np.full(K, t[i + 1] if i + 1 < n else self.clean)
         with torch.no_grad():
-            # the steps into and out of level i: (from, to) levels of each, batched over K
-            out_step = ((a_i, fixed(self.alpha, i + 1)), (s_i, fixed(self.s, i + 1)))
+            # the steps into and out of level i, batched over the K values
             if i == 0:
-                into = None
-                out = self._maps(*(torch.stack(pair) for pair in out_step))
-            else:
-                into_step = ((fixed(self.alpha, i - 1), a_i), (fixed(self.s, i - 1), s_i))
-                if i + 1 < n:  # neither step ends at the clean level: one call for both
-                    a, s = (
-                        torch.stack([torch.cat([x[0], y[0]]), torch.cat([x[1], y[1]])])
-                        for x, y in zip(into_step, out_step, strict=True)
-                    )
-                    both = [v.split(K) for v in self._maps(a, s)]
-                    into, out = tuple(v[0] for v in both), tuple(v[1] for v in both)
-                else:  # the sampler treats the step to the clean level on its own
-                    into = self._maps(*(torch.stack(pair) for pair in into_step))
-                    out = self._maps(*(torch.stack(pair) for pair in out_step))
+                into, out = None, self._maps(values, after)
+            elif i + 1 < n:  # neither step ends at the clean level: one call for both
+                before = np.full(K, t[i - 1])
+                both = self._maps(np.append(before, values), np.append(values, after))
+                into, out = tuple(v[:K] for v in both), tuple(v[K:] for v in both)
+            else:  # the sampler treats the step to the clean level on its own
+                into, out = self._maps(np.full(K, t[i - 1]), values), self._maps(values, after)
             if into is None:
                 mean = torch.zeros(K, p.S.shape[-1], dtype=torch.float64)
-                var = start_std(p.lr.process, s_i[:, 0]) ** 2 * torch.ones_like(mean)
+                var = self._start_var(values)
             else:
                 A, B, V = into
                 mean_prev, var_prev = self._moments_at(i - 1)
