@@ -456,9 +456,8 @@ def _polish_integers(
     is evaluated as one batch and the best improving one is taken. Stops once every level has been
     evaluated without improvement since the last accepted move (where sweeping on until a whole
     sweep brings none would only repeat those evaluations): the result is a local minimum over all
-    such single-level moves. ``level_moves``,
-    where given, evaluates the moves of one level faster than ``evaluate`` (the same values up to
-    rounding).
+    such single-level moves. ``level_moves``, where given, evaluates the moves of one level faster
+    than ``evaluate`` (the same values up to rounding).
     """
     t = t0.copy()
     best = float(evaluate(t[None])[0])
