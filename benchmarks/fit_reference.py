@@ -102,11 +102,13 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=1e-9, help="relative loss counted as worse")
     ap.add_argument("--only", help="one spectrum of the set (photos32, photos16, ...)")
     args = ap.parse_args()
+    # read first: --json may name the same file
+    before = None if args.against is None else json.loads(args.against.read_text())
     rows = run(args.only)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(rows, indent=1))
-    if args.against is not None:
-        sys.exit(1 if compare(rows, json.loads(args.against.read_text()), args.tol) else 0)
+    if before is not None:
+        sys.exit(1 if compare(rows, before, args.tol) else 0)
 
 
 if __name__ == "__main__":
