@@ -85,3 +85,47 @@ def test_composed_one_step_maps_equal_the_n_step_run(monkeypatch, sampler, optio
         np.testing.assert_array_equal(torch.isnan(a), torch.isnan(b))
         scale = float(np.nanmax(np.abs(b.numpy())))
         np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize("pinned", [False, True])
+@pytest.mark.parametrize("sampler, objective", [("ddim", "w2"), ("ddpm", "kl")])
+def test_polish_moves_equal_full_evaluations(sampler, objective, pinned):
+    """The polish's incremental move values (``optimize._MarkovMoves``) equal full N-step
+    evaluations of the moved schedules, while the schedule changes under the cache: one level
+    at a time (an accepted move), several at once, the first and the last level."""
+    from specsched.optimize import _MarkovMoves, _Problem
+
+    rng = np.random.default_rng(1)
+    M = 48
+    S = np.exp(rng.uniform(-8, 3, M))
+    m = np.where(np.arange(M) < 3, rng.normal(size=M), 0.0)
+    w = rng.uniform(1, 2, M)
+    lr = RANGES["vp"]
+    table = lr.train.log_snr
+    prob = _Problem(S, w, m, lr, 6, sampler, objective, {}, table[999] if pinned else None)
+    moves = _MarkovMoves(prob, table)
+
+    def full(ts: np.ndarray) -> np.ndarray:
+        lam = np.concatenate([table[ts], np.full((len(ts), 1), np.inf)], 1).T
+        with torch.no_grad():
+            return prob.value_of_levels(torch.from_numpy(np.ascontiguousarray(lam))).numpy()
+
+    t = np.array([999, 800, 620, 400, 150, 20])
+    checked = 0
+    for step in range(40):
+        i = int(rng.integers(1 if pinned else 0, len(t)))
+        hi = t[i - 1] - 1 if i > 0 else 999
+        lo = t[i + 1] + 1 if i + 1 < len(t) else 0
+        values = np.unique(rng.integers(lo, hi + 1, 5))
+        got = moves(t, i, values)
+        cands = np.repeat(t[None], len(values), 0)
+        cands[:, i] = values
+        np.testing.assert_allclose(got, full(cands), rtol=1e-12, err_msg=f"query {step}")
+        checked += len(values)
+        if step % 5 == 4:  # several levels at once
+            t = np.sort(rng.choice(np.arange(1, 999), len(t), replace=False))[::-1]
+            if pinned:
+                t[0] = 999
+        else:  # a candidate of the query, as the polish accepts one
+            t = cands[int(rng.integers(len(values)))]
+    assert checked > 100

@@ -313,74 +313,133 @@ class _MarkovMoves:
 
     Moving level ``i`` changes only the two steps into and out of it. With every step's affine map
     (:func:`specsched.response.step_maps`) of the current schedule, the moments at each level
-    before ``i`` and the composed map from each level to the end are cached; a candidate then costs
-    two single steps and an O(M) composition instead of an N-step run (the same values up to
-    rounding). The cache is rebuilt when the schedule changes (an accepted move).
+    and the composed map from each level to the end are cached; a candidate then costs two single
+    steps (one batched :func:`~specsched.response.step_maps` call) and an O(M) composition instead
+    of an N-step run (the same values up to rounding).
+
+    The cache follows the schedule incrementally: when levels change (an accepted move), only the
+    maps of the steps touching them are recomputed (taken from the candidates just evaluated,
+    where the change is one of them), the moments after the first changed level and the composed
+    maps before the last one are marked stale, and stale entries are recomputed as a query needs
+    them. A forward sweep of the polish thus propagates the moments one step per level and
+    recomposes the maps to the end once per sweep, instead of rebuilding all of them after every
+    accepted move.
     """
 
     def __init__(self, prob: _Problem, table: np.ndarray):
-        self.prob, self.table = prob, table
+        self.prob = prob
         self.spec = get_sampler(prob.sampler)
-        self.key: bytes | None = None
+        # the levels of every timestep and, at index len(table), of the clean level
+        lam = torch.from_numpy(np.append(table, np.inf))
+        self.alpha_of, self.s_of = (v.numpy() for v in levels_from_log_snr(lam, prob.lr.process))
+        self.clean = len(table)
+        self.t: np.ndarray | None = None
+        self.last: tuple[int, np.ndarray, Any, Any] | None = None  # the last query's step maps
 
-    def _levels(self, lam: np.ndarray) -> tuple[Tensor, Tensor]:
-        alpha, s = levels_from_log_snr(torch.from_numpy(lam), self.prob.lr.process)
-        return alpha.reshape(*lam.shape, 1, 1), s.reshape(*lam.shape, 1, 1)
-
-    def _maps(self, a: Tensor, s: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        p = self.prob
+    def _maps(self, start: np.ndarray, end: np.ndarray) -> tuple[Tensor, Tensor, Tensor]:
+        """Maps of the steps from timesteps ``start`` to ``end`` (1-D, same length), (K, M)."""
+        p, idx = self.prob, np.stack([start, end])[..., None, None]
+        a, s = torch.from_numpy(self.alpha_of[idx]), torch.from_numpy(self.s_of[idx])
         return step_maps(self.spec, p.S, p.m, a, s, p.lr.process, p.options)
 
+    def _start_var(self, t0: np.ndarray) -> Tensor:
+        """Variance of the start at first timesteps ``t0``, shape (len(t0), M)."""
+        p = self.prob
+        std = start_std(p.lr.process, torch.from_numpy(self.s_of[t0])[:, None])
+        return std**2 * torch.ones(len(t0), p.S.shape[-1], dtype=torch.float64)
+
     def _prepare(self, t: np.ndarray) -> None:
-        self.key = t.tobytes()
-        self.alpha, self.s = self._levels(np.append(self.table[t], np.inf))
+        """Every step's map of ``t`` (one batched call for the steps between noisy levels)."""
+        self.t, self.last = t.copy(), None
         n = len(t)
         parts = []
         if n > 1:
-            pairs = (torch.stack([v[:-2], v[1:-1]]) for v in (self.alpha, self.s))
-            parts.append(self._maps(*pairs))
-        parts.append(tuple(v[None] for v in self._maps(self.alpha[-2:], self.s[-2:])))
+            parts.append(self._maps(t[:-1], t[1:]))
+        parts.append(self._maps(t[-1:], np.array([self.clean])))
         A, B, V = (torch.cat(x) for x in zip(*parts, strict=True))  # (N, M)
-        mean = [torch.zeros_like(A[0])]
-        var = [start_std(self.prob.lr.process, self.s[0, 0]) ** 2 * torch.ones_like(A[0])]
-        for k in range(n):  # the moments at every level
-            mean.append(A[k] * mean[k] + B[k])
-            var.append(A[k] ** 2 * var[k] + V[k])
-        self.mean, self.var = mean, var
-        # level k -> end: mean P_k mean_k + Q_k, var P_k^2 var_k + R_k, with P_k = prod_{j>=k} A_j,
-        # Q_k = sum_{j>=k} after_j B_j, R_k = sum_{j>=k} after_j^2 V_j, after_j = prod_{l>j} A_l
-        one = torch.ones_like(A[:1])
-        P = torch.cat([torch.flip(torch.cumprod(torch.flip(A, [0]), 0), [0]), one])
-        after = P[1:]
+        self.A, self.B, self.V = list(A), list(B), list(V)
+        self.mean = [torch.zeros_like(A[0])] + [A[0]] * n  # valid up to self.fwd
+        self.var = [self._start_var(t[:1])[0]] + [A[0]] * n
+        self.fwd = 0
+        # level k -> end: mean P_k mean_k + Q_k, var P_k^2 var_k + R_k (valid from self.bwd on)
+        one = torch.ones_like(A[0])
+        self.P, self.Q, self.R = [one] * (n + 1), [0 * one] * (n + 1), [0 * one] * (n + 1)
+        self.bwd = n
 
-        def tail_sum(x: Tensor) -> Tensor:
-            return torch.cat([torch.flip(torch.cumsum(torch.flip(x, [0]), 0), [0]), 0 * one])
+    def _update(self, t: np.ndarray) -> None:
+        """Follow a change of the schedule to ``t`` (same length)."""
+        assert self.t is not None
+        changed = np.flatnonzero(t != self.t)
+        if changed.size == 0:
+            return
+        lo, hi, n = int(changed[0]), int(changed[-1]), len(t)
+        reuse = None
+        if self.last is not None and changed.size == 1 and self.last[0] == lo:
+            hit = np.flatnonzero(self.last[1] == t[lo])
+            reuse = None if hit.size == 0 else int(hit[0])
+        ends = np.append(t, self.clean)
+        for k in sorted({k for j in changed for k in (j - 1, j) if k >= 0}):
+            if reuse is not None:  # the maps of the accepted candidate, computed by the query
+                _, _, into, out = self.last  # type: ignore[misc]
+                src = into if k == lo - 1 else out
+                self.A[k], self.B[k], self.V[k] = (x[reuse] for x in src)
+            else:
+                maps = self._maps(ends[k : k + 1], ends[k + 1 : k + 2])
+                self.A[k], self.B[k], self.V[k] = (x[0] for x in maps)
+        self.t, self.last = t.copy(), None  # the query's maps belong to the old neighbours
+        if lo == 0:
+            self.var[0] = self._start_var(t[:1])[0]
+        self.fwd = max(min(self.fwd, lo - 1), 0)  # moments at levels >= lo are stale
+        self.bwd = max(self.bwd, min(hi + 1, n))  # maps from levels <= hi are stale
 
-        self.P, self.Q, self.R = P, tail_sum(after * B), tail_sum(after**2 * V)
+    def _moments_at(self, k: int) -> tuple[Tensor, Tensor]:
+        while self.fwd < k:
+            j = self.fwd
+            self.mean[j + 1] = self.A[j] * self.mean[j] + self.B[j]
+            self.var[j + 1] = self.A[j] ** 2 * self.var[j] + self.V[j]
+            self.fwd += 1
+        return self.mean[k], self.var[k]
+
+    def _to_end(self, k: int) -> tuple[Tensor, Tensor, Tensor]:
+        while self.bwd > k:
+            j = self.bwd - 1
+            P = self.P[j + 1]
+            self.P[j] = P * self.A[j]
+            self.Q[j] = P * self.B[j] + self.Q[j + 1]
+            self.R[j] = P**2 * self.V[j] + self.R[j + 1]
+            self.bwd -= 1
+        return self.P[k], self.Q[k], self.R[k]
 
     def __call__(self, t: np.ndarray, i: int, values: np.ndarray) -> np.ndarray:
         """Objective of ``t`` with level ``i`` set to each of ``values``."""
-        if self.key != t.tobytes():
+        if self.t is None or len(self.t) != len(t):
             self._prepare(t)
-        p, K = self.prob, len(values)
-        a_i, s_i = self._levels(self.table[values])  # (K, 1, 1)
-
-        def fixed(v: Tensor, k: int) -> Tensor:
-            return v[k].expand(K, 1, 1)
-
+        else:
+            self._update(t)
+        p, K, n = self.prob, len(values), len(t)
+        after = np.full(K, t[i + 1] if i + 1 < n else self.clean)
         with torch.no_grad():
+            # the steps into and out of level i, batched over the K values
             if i == 0:
+                into, out = None, self._maps(values, after)
+            elif i + 1 < n:  # neither step ends at the clean level: one call for both
+                before = np.full(K, t[i - 1])
+                both = self._maps(np.append(before, values), np.append(values, after))
+                into, out = tuple(v[:K] for v in both), tuple(v[K:] for v in both)
+            else:  # the sampler treats the step to the clean level on its own
+                into, out = self._maps(np.full(K, t[i - 1]), values), self._maps(values, after)
+            if into is None:
                 mean = torch.zeros(K, p.S.shape[-1], dtype=torch.float64)
-                var = start_std(p.lr.process, s_i[:, 0]) ** 2 * torch.ones_like(mean)
-            else:  # the step into level i
-                a = torch.stack([fixed(self.alpha, i - 1), a_i])
-                A, B, V = self._maps(a, torch.stack([fixed(self.s, i - 1), s_i]))
-                mean, var = A * self.mean[i - 1] + B, A**2 * self.var[i - 1] + V
-            a = torch.stack([a_i, fixed(self.alpha, i + 1)])  # the step out of level i
-            A, B, V = self._maps(a, torch.stack([s_i, fixed(self.s, i + 1)]))
+                var = self._start_var(values)
+            else:
+                A, B, V = into
+                mean_prev, var_prev = self._moments_at(i - 1)
+                mean, var = A * mean_prev + B, A**2 * var_prev + V
+            A, B, V = out
             mean, var = A * mean + B, A**2 * var + V
-            mean = self.P[i + 1] * mean + self.Q[i + 1]
-            var = self.P[i + 1] ** 2 * var + self.R[i + 1]
+            P, Q, R = self._to_end(i + 1)
+            mean, var = P * mean + Q, P**2 * var + R
+            self.last = (i, values.copy(), into, out)
             per = divergence.per_mode(p.objective, p.S_obj, p.m_obj, var, mean)
             return (p.w * per).sum(-1).numpy()
 
@@ -405,19 +464,27 @@ def _polish_integers(
     """Coordinate descent over integer timesteps.
 
     Sweeps over the levels; for each, every move by +-1, +-2, +-4, ..., +-32 that keeps the order
-    is evaluated as one batch and the best improving one is taken. Stops after a sweep without
-    improvement: the result is a local minimum over all such single-level moves. ``level_moves``,
-    where given, evaluates the moves of one level faster than ``evaluate`` (the same values up to
-    rounding).
+    is evaluated as one batch and the best improving one is taken. Stops once every level has been
+    evaluated without improvement since the last accepted move (where sweeping on until a whole
+    sweep brings none would only repeat those evaluations): the result is a local minimum over all
+    such single-level moves. ``level_moves``, where given, evaluates the moves of one level faster
+    than ``evaluate`` (the same values up to rounding).
     """
     t = t0.copy()
     best = float(evaluate(t[None])[0])
     moves = np.array([1, 2, 4, 8, 16, 32])
     moves = np.concatenate([moves, -moves])
-    improved = True
-    while improved:
-        improved = False
-        for i in range(1 if pinned else 0, len(t)):
+    levels = list(range(1 if pinned else 0, len(t)))
+    # levels evaluated in a row without an accepted move: once every level has been, the schedule
+    # is a local minimum (a level's moves only need evaluating again after a change), so the
+    # sweep that would repeat them is skipped: the same result as sweeping until a sweep without
+    # improvement, with fewer evaluations
+    unchanged = 0
+    while unchanged < len(levels):
+        for i in levels:
+            if unchanged >= len(levels):
+                break
+            unchanged += 1
             hi = t[i - 1] - 1 if i > 0 else T - 1
             lo = t[i + 1] + 1 if i + 1 < len(t) else 0
             vals_i = t[i] + moves
@@ -429,7 +496,7 @@ def _polish_integers(
             vals = evaluate(cands) if level_moves is None else level_moves(t, i, vals_i)
             k = int(np.argmin(vals))
             if vals[k] < best * (1 - 1e-13):
-                t, best, improved = cands[k], float(vals[k]), True
+                t, best, unchanged = cands[k], float(vals[k]), 0
     return t, best
 
 
