@@ -63,7 +63,13 @@ SplitOpt = Annotated[str | None, typer.Option(help="builtin:mnist: train (defaul
 LayoutOpt = Annotated[
     str | None, typer.Option(help="Array layout when ambiguous: NL, NCL, NHW, NCHW, NHWC.")
 ]
-KindOpt = Annotated[str, typer.Option(help="fourier (shift-invariant) or pca (full covariance).")]
+KindOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (fourier if the data are close to stationary, else pca), fourier "
+        "(shift-invariant) or pca (full covariance, d <= 4096)."
+    ),
+]
 CropOpt = Annotated[
     str | None, typer.Option(help="Images with --size: center (default) or random crop.")
 ]
@@ -121,7 +127,7 @@ def spectrum_from_params(source: str, params: dict[str, Any]):
     """The spectrum a command was asked for: its source and the source options it was given."""
     opts = _source_options(**{k: params[k] for k in SOURCE_OPTIONS if k in params})
     return load_spectrum(
-        source, kind=params.get("kind", "fourier"), layout=params.get("layout"), **opts
+        source, kind=params.get("kind", "auto"), layout=params.get("layout"), **opts
     )
 
 
@@ -135,7 +141,7 @@ def _is_saved_spectrum(p: Path) -> bool:
     return is_saved_spectrum(p)
 
 
-def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
+def load_spectrum(source: str, *, kind: str = "auto", layout: str | None = None, **opts: Any):
     """A spectrum file as saved, or the spectrum of a data source estimated now.
 
     Unreadable items skipped on the way are reported on stderr (one line).
@@ -250,7 +256,7 @@ def spectrum(
     split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     sample_rate: SampleRateOpt = None,
     segment: SegmentOpt = None,
@@ -294,8 +300,11 @@ def spectrum(
         "radial_slope",
         "zero_variance_modes",
         "relative_standard_error",
+        "mean_image_share",
+        "variance_spread",
+        "kind_reason",
     ):
-        if key in summary:
+        if key in summary and summary[key] is not None:
             v = summary[key]
             table.add_row(key.replace("_", " "), _fmt(v) if isinstance(v, float) else str(v))
     out.print(table)
@@ -380,7 +389,7 @@ def response(
     split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     sample_rate: SampleRateOpt = None,
     segment: SegmentOpt = None,
@@ -669,7 +678,7 @@ def fit(
     split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     sample_rate: SampleRateOpt = None,
     segment: SegmentOpt = None,
@@ -770,7 +779,7 @@ def compare(
     split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     sample_rate: SampleRateOpt = None,
     segment: SegmentOpt = None,
@@ -846,7 +855,7 @@ def plot(
     split: SplitOpt = None,
     exponent: ExponentOpt = None,
     layout: LayoutOpt = None,
-    kind: KindOpt = "fourier",
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     sample_rate: SampleRateOpt = None,
     segment: SegmentOpt = None,
