@@ -174,8 +174,9 @@ def test_calibration_bad_input(rgb):
     with pytest.raises(SpecschedError, match="NaN"):
         calibrate(spec, nan_denoiser, x, levels=LR, num_levels=3, num_samples=10)
     pca = ss.Spectrum.from_array(x[:500], layout="NCHW", kind="pca")
-    with pytest.raises(SpecschedError, match="Fourier"):
-        calibrate(pca, den, x, levels=LR)
+    old = dataclasses.replace(pca, eigenvectors=None)  # as saved before eigenvectors were kept
+    with pytest.raises(SpecschedError, match="eigenvectors"):
+        calibrate(old, den, x, levels=LR)
     cal = calibrate(spec, den, x, levels=LR, num_levels=3, num_samples=10)
     other = ss.Spectrum.from_array(photos(size=4, channels=3, n=100), layout="NCHW")
     with pytest.raises(SpecschedError, match="does not match"):
@@ -258,3 +259,37 @@ def test_calibrated_fits_target_the_networks_converged_output():
         ss.fit(spec, 6, target="converged")
     with pytest.raises(SpecschedError, match="target"):
         ss.fit(cal, 6, target="model")
+
+
+@pytest.fixture(scope="module")
+def digits_pca():
+    from specsched.data.builtin import digits
+
+    x = digits()  # centred: kind='auto' chooses PCA
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    assert spec.kind == "pca"
+    return x, spec
+
+
+def test_calibrating_the_gaussian_denoiser_in_pca_modes(digits_pca):
+    x, spec = digits_pca
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=6, num_samples=40)
+    c = cal.calibration
+    assert c.gain.shape == (6, spec.n_modes)
+    live = spec.variances > 0  # modes with no variance have no regression to measure
+    np.testing.assert_allclose(
+        c.gain[:, live], gauss_gain(spec, c.log_snr)[:, live], rtol=1e-9, atol=1e-12
+    )
+    assert np.max(c.residual[:, live] / spec.variances[live]) < 1e-12
+    assert np.max(np.abs(c.bias)) < 1e-9
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m", "heun"])
+def test_calibrated_gaussian_response_in_pca_modes_is_the_closed_form(digits_pca, sampler):
+    x, spec = digits_pca
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=5, num_samples=20)
+    sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(7, "trailing"))
+    r0, r1 = ss.response(spec, sched, sampler), ss.response(cal, sched, sampler)
+    np.testing.assert_allclose(r1.output_var, r0.output_var, rtol=1e-9, atol=1e-14)
+    np.testing.assert_allclose(r1.output_mean, r0.output_mean, rtol=1e-9, atol=1e-12)
+    assert r1.w2 == pytest.approx(r0.w2, rel=1e-9)

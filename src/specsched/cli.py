@@ -1383,6 +1383,7 @@ def calibrate(
     size: SizeOpt = None,
     channels: ChannelsOpt = None,
     layout: LayoutOpt = None,
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     column: ColumnOpt = None,
     limit: LimitOpt = None,
@@ -1423,7 +1424,7 @@ def calibrate(
             f"{source} gave {len(x)} samples, fewer than --num-samples {num_samples}: give more "
             "data or a smaller --num-samples"
         )
-    spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None)
+    spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None, kind=kind)  # type: ignore[arg-type]
     show = progress if progress is not None else (False if json_out else None)
     bar = ProgressBar(levels * num_samples, show, "calibrating")
     try:
@@ -1469,6 +1470,10 @@ def calibrate(
     out.print(
         f"{summary['evaluations']:,} network evaluations in {payload['seconds']:.1f} s; "
         f"fit on it with `specsched fit {output} --sampler SAMPLER --steps N`"
+    )
+    reason = payload["spectrum"].get("kind_reason")
+    out.print(
+        f"modes: {spec.kind}" + (f" ({reason})" if reason else ""), highlight=False, markup=False
     )
     out.print(f"wrote {output}")
 
