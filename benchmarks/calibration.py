@@ -89,7 +89,7 @@ def data_for(name: str, n: int) -> tuple[np.ndarray, object]:
 
 def run(name: str, cfg: dict, log) -> dict:
     x, den = data_for(name, cfg["spectrum_n"])
-    spec = Spectrum.from_array(x, layout="NCHW")
+    spec = Spectrum.from_array(x, layout="NCHW", kind="fourier")
     t0 = time.perf_counter()
     cal = calibrate(spec, den, x, levels=LR, num_levels=cfg["levels"], num_samples=cfg["cal_n"])
     cal_seconds = time.perf_counter() - t0

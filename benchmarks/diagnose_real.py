@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
             fd = frechet_distance(x, setup.reference)
             mean_term = float(np.sum((x.reshape(n, -1).mean(0) - setup.reference.mean) ** 2))
-            gen = Spectrum.from_array(x, layout="NCHW")
+            gen = Spectrum.from_array(x, layout="NCHW", kind="fourier")
             e = {
                 "schedule": label,
                 "timesteps": None if sched is None else [int(t) for t in sched.timesteps],

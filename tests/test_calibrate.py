@@ -55,7 +55,12 @@ def test_calibrating_the_gaussian_denoiser_measures_its_gain(rgb):
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp_2m", "heun", "unipc"])
 def test_calibrated_gaussian_response_is_the_closed_form(rgb, sampler):
-    x, spec = rgb
+    assert_calibrated_gaussian_response_is_closed_form(*rgb, sampler)
+
+
+def assert_calibrated_gaussian_response_is_closed_form(
+    x: np.ndarray, spec: ss.Spectrum, sampler: str
+) -> None:
     cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=5, num_samples=20)
     sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(7, "trailing"))
     r0, r1 = ss.response(spec, sched, sampler), ss.response(cal, sched, sampler)
@@ -97,7 +102,8 @@ def test_calibrated_model_predicts_sampling_with_a_mismatched_linear_denoiser(sa
 def test_mixture_gain_is_the_gaussian_gain_and_residual_is_positive():
     gm = random_mixture(3, 4, (1, 4, 4), spread=1.5)
     x = gm.sample(4000, seed=0)
-    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    # a random mixture is not stationary (kind='auto' takes PCA); the check is in Fourier modes
+    spec = ss.Spectrum.from_array(x, layout="NCHW", kind="fourier")
     cal = calibrate(spec, MixtureDenoiser(gm), x, levels=LR, num_levels=8, num_samples=1500)
     c = cal.calibration
     # the population variance of every Fourier mode, from the mixture's own parameters
@@ -174,8 +180,9 @@ def test_calibration_bad_input(rgb):
     with pytest.raises(SpecschedError, match="NaN"):
         calibrate(spec, nan_denoiser, x, levels=LR, num_levels=3, num_samples=10)
     pca = ss.Spectrum.from_array(x[:500], layout="NCHW", kind="pca")
-    with pytest.raises(SpecschedError, match="Fourier"):
-        calibrate(pca, den, x, levels=LR)
+    old = dataclasses.replace(pca, eigenvectors=None)  # as saved before eigenvectors were kept
+    with pytest.raises(SpecschedError, match="eigenvectors"):
+        calibrate(old, den, x, levels=LR)
     cal = calibrate(spec, den, x, levels=LR, num_levels=3, num_samples=10)
     other = ss.Spectrum.from_array(photos(size=4, channels=3, n=100), layout="NCHW")
     with pytest.raises(SpecschedError, match="does not match"):
@@ -258,3 +265,31 @@ def test_calibrated_fits_target_the_networks_converged_output():
         ss.fit(spec, 6, target="converged")
     with pytest.raises(SpecschedError, match="target"):
         ss.fit(cal, 6, target="model")
+
+
+@pytest.fixture(scope="module")
+def digits_pca():
+    from specsched.data.builtin import digits
+
+    x = digits()  # centred: kind='auto' chooses PCA
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    assert spec.kind == "pca"
+    return x, spec
+
+
+def test_calibrating_the_gaussian_denoiser_in_pca_modes(digits_pca):
+    x, spec = digits_pca
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=6, num_samples=40)
+    c = cal.calibration
+    assert c.gain.shape == (6, spec.n_modes)
+    live = spec.variances > 0  # modes with no variance have no regression to measure
+    np.testing.assert_allclose(
+        c.gain[:, live], gauss_gain(spec, c.log_snr)[:, live], rtol=1e-9, atol=1e-12
+    )
+    assert np.max(c.residual[:, live] / spec.variances[live]) < 1e-12
+    assert np.max(np.abs(c.bias)) < 1e-9
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m", "heun"])
+def test_calibrated_gaussian_response_in_pca_modes_is_the_closed_form(digits_pca, sampler):
+    assert_calibrated_gaussian_response_is_closed_form(*digits_pca, sampler)

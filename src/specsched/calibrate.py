@@ -198,14 +198,40 @@ class Calibration:
 
 
 # ----------------------------------------------------------------------------- the mode basis
+def _basis(spectrum: Any) -> _Basis | _PCABasis:
+    """The coefficient map of ``spectrum``'s modes (Fourier or PCA)."""
+    if spectrum.kind == "pca":
+        return _PCABasis(spectrum)
+    return _Basis(spectrum)
+
+
+class _PCABasis:
+    """Coefficients of signals in a PCA spectrum's modes: ``V^T x.ravel()`` (real)."""
+
+    def __init__(self, spectrum: Any):
+        if spectrum.eigenvectors is None:
+            raise SpecschedError(
+                "calibration in PCA modes needs the spectrum's eigenvectors, which this spectrum "
+                "lacks (saved by an older specsched): estimate it again with `specsched spectrum`"
+            )
+        V = np.asarray(spectrum.eigenvectors, dtype=np.float64)
+        self.V = torch.from_numpy(V)  # (d, d), one column per mode
+        # the mean image: V is orthonormal and the modes' means are V^T mean
+        self.mean = torch.from_numpy(V @ np.asarray(spectrum.means, dtype=np.float64))
+
+    def __call__(self, x: Tensor, shift: float) -> Tensor:
+        """Mode coefficients of ``x - shift * mean``, shape ``(B, d)``, real."""
+        return (x.reshape(x.shape[0], -1) - shift * self.mean) @ self.V
+
+
 class _Basis:
     """Coefficients of signals in a Fourier spectrum's modes: ``U(k)^H FFT_ortho(x)``."""
 
     def __init__(self, spectrum: Any):
         if spectrum.kind != "fourier" or spectrum.cross_spectrum is None:
             raise SpecschedError(
-                "calibration needs a Fourier spectrum with cross-spectra (kind='fourier'); "
-                "estimate the spectrum with `specsched spectrum` without --kind pca"
+                "calibration needs a Fourier spectrum with cross-spectra or a PCA spectrum; "
+                "estimate the spectrum again with `specsched spectrum`"
             )
         self.signal_shape = tuple(spectrum.signal_shape)
         self.channels = int(spectrum.channels)
@@ -253,7 +279,9 @@ def calibrate(
     Parameters
     ----------
     spectrum : Spectrum
-        The data's Fourier spectrum; its modes are the basis of the measurement.
+        The data's spectrum; its modes are the basis of the measurement: Fourier frequencies
+        and the eigenvectors of their cross-spectra, or the covariance's eigenvectors (PCA:
+        ``X = V^T (x - alpha m)``, ``Y = V^T (x0_hat - m)`` with ``m`` the mean image).
     denoiser : callable
         ``denoise(x, alpha, s) -> x0_hat`` on float64 tensors ``(B, C, *signal_shape)``, e.g. a
         :class:`~specsched.integrations.networks.ModelDenoiser`.
@@ -294,7 +322,7 @@ def calibrate(
     num_levels = _check_count("num_levels", num_levels, 2)
     num_samples = _check_count("num_samples", num_samples, 2)
     batch_size = _check_count("batch_size", batch_size, 1)
-    basis = _Basis(spectrum)
+    basis = _basis(spectrum)
     x0_all = np.asarray(data)
     want = (spectrum.channels, *spectrum.signal_shape)
     if x0_all.ndim != len(want) + 1 or tuple(x0_all.shape[1:]) != want:

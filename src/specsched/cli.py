@@ -66,7 +66,13 @@ SplitOpt = Annotated[str | None, typer.Option(help="builtin:mnist: train (defaul
 LayoutOpt = Annotated[
     str | None, typer.Option(help="Array layout when ambiguous: NL, NCL, NHW, NCHW, NHWC.")
 ]
-KindOpt = Annotated[str, typer.Option(help="fourier (shift-invariant) or pca (full covariance).")]
+KindOpt = Annotated[
+    str,
+    typer.Option(
+        help="auto (fourier if the data are close to stationary, else pca), fourier "
+        "(shift-invariant) or pca (full covariance, d <= 4096)."
+    ),
+]
 CropOpt = Annotated[
     str | None, typer.Option(help="Images with --size: center (default) or random crop.")
 ]
@@ -114,7 +120,7 @@ DATA_OPTIONS: dict[str, tuple[Any, Any]] = {
     "split": (SplitOpt, None),
     "exponent": (ExponentOpt, None),
     "layout": (LayoutOpt, None),
-    "kind": (KindOpt, "fourier"),
+    "kind": (KindOpt, "auto"),
     "crop": (CropOpt, None),
     "sample_rate": (SampleRateOpt, None),
     "segment": (SegmentOpt, None),
@@ -174,7 +180,7 @@ def spectrum_from_params(source: str, params: dict[str, Any]):
     """The spectrum a command was asked for: its source and the source options it was given."""
     opts = _source_options(**{k: params[k] for k in SOURCE_OPTIONS if k in params})
     return load_spectrum(
-        source, kind=params.get("kind", "fourier"), layout=params.get("layout"), **opts
+        source, kind=params.get("kind", "auto"), layout=params.get("layout"), **opts
     )
 
 
@@ -188,7 +194,7 @@ def _is_saved_spectrum(p: Path) -> bool:
     return is_saved_spectrum(p)
 
 
-def load_spectrum(source: str, *, kind: str = "fourier", layout: str | None = None, **opts: Any):
+def load_spectrum(source: str, *, kind: str = "auto", layout: str | None = None, **opts: Any):
     """A spectrum file as saved, or the spectrum of a data source estimated now.
 
     Unreadable items skipped on the way are reported on stderr (one line).
@@ -330,8 +336,11 @@ def spectrum(
         "radial_slope",
         "zero_variance_modes",
         "relative_standard_error",
+        "mean_image_share",
+        "variance_spread",
+        "kind_reason",
     ):
-        if key in summary:
+        if key in summary and summary[key] is not None:
             v = summary[key]
             table.add_row(key.replace("_", " "), _fmt(v) if isinstance(v, float) else str(v))
     out.print(table)
@@ -1501,6 +1510,7 @@ def calibrate(
     size: SizeOpt = None,
     channels: ChannelsOpt = None,
     layout: LayoutOpt = None,
+    kind: KindOpt = "auto",
     crop: CropOpt = None,
     column: ColumnOpt = None,
     limit: LimitOpt = None,
@@ -1541,7 +1551,7 @@ def calibrate(
             f"{source} gave {len(x)} samples, fewer than --num-samples {num_samples}: give more "
             "data or a smaller --num-samples"
         )
-    spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None)
+    spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None, kind=kind)  # type: ignore[arg-type]
     show = progress if progress is not None else (False if json_out else None)
     bar = ProgressBar(levels * num_samples, show, "calibrating")
     try:
@@ -1587,6 +1597,10 @@ def calibrate(
     out.print(
         f"{summary['evaluations']:,} network evaluations in {payload['seconds']:.1f} s; "
         f"fit on it with `specsched fit {output} --sampler SAMPLER --steps N`"
+    )
+    reason = payload["spectrum"].get("kind_reason")
+    out.print(
+        f"modes: {spec.kind}" + (f" ({reason})" if reason else ""), highlight=False, markup=False
     )
     out.print(f"wrote {output}")
 

@@ -19,16 +19,21 @@ Tensor = torch.Tensor
 
 
 class GaussianDenoiser:
-    """Exact ``E[x0 | x]`` for stationary Gaussian data, in the Fourier domain.
+    """Exact ``E[x0 | x]`` for Gaussian data with a spectrum's covariance.
 
-    With ``X = FFT_ortho(x - alpha mu)`` per channel and the cross-spectrum ``Sigma(k)``::
+    Fourier spectra (stationary data): with ``X = FFT_ortho(x - alpha mu)`` per channel and the
+    cross-spectrum ``Sigma(k)``::
 
         x0_hat = mu + IFFT( alpha Sigma(k) (alpha^2 Sigma(k) + s^2 I)^-1 X(k) )
+
+    PCA spectra: with the eigenvectors ``V``, variances ``S`` and mean image ``m``::
+
+        x0_hat = m + V diag(alpha S / (alpha^2 S + s^2)) V^T (x - alpha m)
 
     Parameters
     ----------
     spectrum : Spectrum
-        A Fourier spectrum (it stores the cross-spectra).
+        A Fourier spectrum (it stores the cross-spectra) or a PCA spectrum with eigenvectors.
 
     Examples
     --------
@@ -40,18 +45,33 @@ class GaussianDenoiser:
     """
 
     def __init__(self, spectrum: Spectrum):
-        if spectrum.kind != "fourier" or spectrum.cross_spectrum is None:
-            raise SpecschedError(
-                "a Gaussian pixel denoiser needs a Fourier spectrum with cross-spectra"
-            )
         self.signal_shape = spectrum.signal_shape
         self.channels = spectrum.channels
+        self.pca: tuple[Tensor, Tensor, Tensor] | None = None
+        if spectrum.kind == "pca" and spectrum.eigenvectors is not None:
+            V = spectrum.eigenvectors
+            self.pca = (
+                torch.from_numpy(V),
+                torch.from_numpy(spectrum.variances.astype("float64")),
+                torch.from_numpy(V @ spectrum.means),
+            )
+            return
+        if spectrum.kind != "fourier" or spectrum.cross_spectrum is None:
+            raise SpecschedError(
+                "a Gaussian pixel denoiser needs a Fourier spectrum with cross-spectra or a PCA "
+                "spectrum with eigenvectors: estimate the spectrum again with Spectrum.from_source"
+            )
         self.sigma = torch.from_numpy(spectrum.cross_spectrum)  # (*F, C, C)
         self.mu = torch.from_numpy(spectrum.channel_means).to(torch.float64)
         self._axes = tuple(range(-len(self.signal_shape), 0))
         self._eye = torch.eye(self.channels, dtype=torch.complex128)
 
     def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
+        if self.pca is not None:
+            V, S, m = self.pca
+            a, s2 = float(alpha), float(s) ** 2
+            coef = (x.reshape(x.shape[0], -1) - a * m) @ V
+            return (m + (coef * (a * S / (a**2 * S + s2))) @ V.T).reshape(x.shape)
         mu = self.mu.reshape(1, -1, *([1] * len(self.signal_shape)))
         X = torch.fft.rfftn(x - alpha * mu, dim=self._axes, norm="ortho")  # (B, C, *F)
         a, s2 = complex(float(alpha)), complex(float(s) ** 2)

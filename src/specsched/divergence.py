@@ -24,6 +24,7 @@ from typing import Literal, get_args
 import torch
 
 from .errors import SpecschedError
+from .spectrum import zero_variance_mask  # the one definition, shared with Spectrum.summary
 
 __all__ = ["OBJECTIVES", "Objective", "per_mode", "total", "zero_variance_mask"]
 
@@ -31,11 +32,6 @@ Objective = Literal["w2", "kl", "kl-data"]
 OBJECTIVES: tuple[str, ...] = get_args(Objective)
 Tensor = torch.Tensor
 _TINY = 1e-300
-
-
-def zero_variance_mask(S: Tensor, rel: float = 1e-12) -> Tensor:
-    """Modes whose variance is zero to working precision (relative to the largest mode)."""
-    return S <= rel * S.max()
 
 
 def per_mode(objective: Objective, S: Tensor, m: Tensor, P: Tensor, mu: Tensor) -> Tensor:

@@ -187,7 +187,9 @@ class Reference:
     def spectrum(self) -> Spectrum:
         """The Fourier spectrum of the samples (:meth:`Spectrum.from_array`, NCHW)."""
         if "spectrum" not in self._cache:
-            self._cache["spectrum"] = Spectrum.from_array(self.samples, layout="NCHW")
+            self._cache["spectrum"] = Spectrum.from_array(
+                self.samples, layout="NCHW", kind="fourier"
+            )
         return self._cache["spectrum"]
 
 
@@ -349,7 +351,7 @@ def spectral_w2(x: np.ndarray, y: np.ndarray) -> float:
             f"spectral_w2 needs image arrays (n, C, H, W), got shape {xa.shape}: add the "
             "missing channel axis with x[:, None]"
         )
-    sx = Spectrum.from_array(xa, layout="NCHW")
+    sx = Spectrum.from_array(xa, layout="NCHW", kind="fourier")
     sy = ref.spectrum()
     px, wx, _ = sx.modes()
     py, _, _ = sy.modes()

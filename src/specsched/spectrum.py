@@ -13,7 +13,7 @@ estimates exactly.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -31,13 +31,22 @@ __all__ = [
     "Spectrum",
     "SpectrumAccumulator",
     "as_channels_first",
+    "choose_kind",
     "infer_layout",
+    "stationarity",
+    "zero_variance_mask",
 ]
 
 Layout = Literal["NL", "NCL", "NHW", "NCHW", "NHWC"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
 Kind = Literal["fourier", "pca"]
+#: what a caller may ask for: a kind, or ``"auto"`` (chosen by :func:`choose_kind`)
+KindRequest = Literal["auto", "fourier", "pca"]
 PCA_MAX_DIM = 4096
+#: a mode is zero-variance when its variance is at most this fraction of the largest mode's (the
+#: rounding of an eigendecomposition, or of a rank-deficient covariance, n <= d); the one
+#: definition used by the summary, the estimator and the objectives
+ZERO_VARIANCE_REL = 1e-12
 _FORMAT = "specsched.spectrum/1"
 
 
@@ -117,6 +126,159 @@ def to_float(x: np.ndarray) -> tuple[np.ndarray, str]:
     return x.astype(np.float64, copy=False), "as given"
 
 
+# ------------------------------------------------------------------------------------- stationarity
+#: :func:`choose_kind`'s limits (see there for the measurements they come from)
+MEAN_SHARE_LIMIT = 0.01
+VARIANCE_SPREAD_LIMIT = 0.15
+
+
+def zero_variance_mask(S: Any, rel: float = ZERO_VARIANCE_REL) -> Any:
+    """Modes whose variance is zero to working precision: at most ``rel`` times the largest.
+
+    The one definition of a zero-variance mode (the summary's count, the PCA estimate's exact
+    zeros, the KL objectives' exclusions); works on numpy arrays and torch tensors alike.
+    """
+    return S <= rel * S.max()
+
+
+def stationarity(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, channels: int) -> dict[str, float]:
+    """How far data are from shift invariance, from per-pixel sums of ``x`` and ``x**2``.
+
+    Parameters
+    ----------
+    sum_x, sum_xx : ndarray, shape (C * P,)
+        Per-pixel sums over ``n`` samples of ``x`` and of ``x**2`` (pixels flattened channels
+        first). Any common power-of-two scaling gives the same figures (they are ratios).
+    n : int
+        Samples summed.
+    channels : int
+
+    Returns
+    -------
+    dict
+        ``mean_image_share``: ``sum_p (m_p - mu_c)^2 / (sum_p (m_p - mu_c)^2 + sum_p v_p)``, the
+        share of a Fourier spectrum's variance that is really the fixed structure of the mean
+        image ``m`` (a stationary mean is constant: ``mu_c`` per channel); ``variance_spread``:
+        the coefficient of variation of the per-pixel variances ``v_p`` about their channel's
+        mean (a stationary variance is the same at every pixel); ``n_samples``.
+    """
+    m = (sum_x / n).reshape(channels, -1)
+    v = np.clip((sum_xx / n).reshape(channels, -1) - m**2, 0, None)
+    mean_var = float(np.sum((m - m.mean(1, keepdims=True)) ** 2))
+    total = mean_var + float(v.sum())
+    vbar = v.mean(1, keepdims=True)
+    den = float(np.sum(vbar**2) * v.shape[1])
+    return {
+        "mean_image_share": mean_var / total if total > 0 else 0.0,
+        "variance_spread": float(np.sqrt(np.sum((v - vbar) ** 2) / den)) if den > 0 else 0.0,
+        "n_samples": int(n),
+    }
+
+
+def choose_kind(stats: dict[str, float], dim: int, *, can_reread: bool = True) -> tuple[Kind, str]:
+    """The spectrum kind for data with these :func:`stationarity` figures, and why.
+
+    Fourier when the data are close to stationary: a mean-image share at most
+    ``max(0.01, 5 / n)`` and a per-pixel variance spread at most ``max(0.15, 4 sqrt(2 / n))``.
+    Otherwise PCA (the full covariance), if ``d <= PCA_MAX_DIM`` and the data can be read a
+    second time; else Fourier, saying why.
+
+    The limits come from measurements (``benchmarks/stationarity.py``, n = 5,000 unless given):
+
+    ========================  ======  ================  ===============  =======
+    data                      d       mean-image share  variance spread  chosen
+    ========================  ======  ================  ===============  =======
+    photos 16x16 RGB          768     0.00002           0.005            fourier
+    photos 32x32 RGB          3072    0.00002           0.007            fourier
+    photos 64x64 RGB          12288   0.00004           0.012            fourier
+    power-law fields 32x32    1024    0.0002            0.020            fourier
+    power-law, n = 500 (x3)   1024    0.0015-0.0018     0.060-0.070      fourier
+    power-law, n = 50 (x3)    1024    0.015-0.019       0.19-0.22        fourier
+    gmm16 (mixture samples)   256     0.00003           0.013            fourier
+    LFW faces 25x25, n = 200  625     0.050             0.198            pca
+    MNIST (n = 10,000)        784     0.294             1.140            pca
+    MNIST (n = 1,000)         784     0.293             1.151            pca
+    sklearn digits 8x8        64      0.481             0.788            pca
+    centred discs 32x32       1024    0.452             1.255            pca
+    ========================  ======  ================  ===============  =======
+
+    Stationary data sit at their sampling noise (the share about ``1 / n``, the spread about
+    ``sqrt(2 / n)`` or less: neighbouring pixels' estimates are correlated), centred data one to
+    three orders of magnitude above; the limits lie between the two groups, about a factor 3
+    from the nearest of each (the share's 0.01 is geometrically between 0.0015 and 0.05, the
+    spread's 0.15 between 0.07 and 0.2), and grow with the noise at small ``n`` so that a few
+    hundred stationary samples never look centred (at n = 50 the fixed limits alone would call
+    power-law fields non-stationary). The issue's pretrained model of centred
+    objects had a mean-image share of 0.57 (0.26 of 0.46 per-pixel variance).
+
+    Both figures come from per-pixel sums, ``O(d)`` per sample at any size. A direct comparison
+    of the Fourier (block-diagonal) model with the full covariance needs that covariance: 14x
+    the Fourier pass's time on 10,000 32x32 RGB patches (24 s against 1.7 s, plus 17 s for the
+    eigendecomposition), too much to pay on every estimate when most data are stationary, so
+    ``"auto"`` pays it only in the second pass, when PCA is chosen. There is no hybrid (PCA on
+    the leading components) for ``d > PCA_MAX_DIM``: it would need a streaming sketch of the
+    covariance, a second estimator; such data get the Fourier spectrum and the reason says so.
+    """
+    n = max(int(stats.get("n_samples", 0)), 1)
+    share, spread = float(stats["mean_image_share"]), float(stats["variance_spread"])
+    share_max = max(MEAN_SHARE_LIMIT, 5.0 / n)
+    spread_max = max(VARIANCE_SPREAD_LIMIT, 4.0 * np.sqrt(2.0 / n))
+    figures = (
+        f"mean image {share:.3g} of the variance (limit {share_max:.3g}), per-pixel variance "
+        f"spread {spread:.3g} (limit {spread_max:.3g})"
+    )
+    if share <= share_max and spread <= spread_max:
+        return "fourier", f"close to stationary: {figures}"
+    if dim > PCA_MAX_DIM:
+        return "fourier", (
+            f"not stationary ({figures}), but d = {dim} > {PCA_MAX_DIM} is too large for the "
+            "full covariance: the Fourier modes count the mean image's structure as variance"
+        )
+    if not can_reread:
+        return "fourier", (
+            f"not stationary ({figures}), but a one-pass source cannot be read again for the "
+            "full covariance: pass kind='pca' (--kind pca)"
+        )
+    return "pca", f"not stationary: {figures}"
+
+
+def estimate_kind(
+    kind: KindRequest, one_pass: Callable[[Kind], Spectrum], *, can_reread: bool = True
+) -> Spectrum:
+    """The spectrum of ``kind``, made by ``one_pass(kind)`` (one pass over the data).
+
+    ``"auto"`` makes the Fourier spectrum, then, if :func:`choose_kind` says PCA, the PCA one (a
+    second pass). ``meta["kind_choice"]`` records what was requested, chosen, and why.
+    """
+    if kind not in get_args(KindRequest):
+        raise SpecschedError(f"unknown spectrum kind {kind!r}: use 'auto', 'fourier' or 'pca'")
+    spec = one_pass("fourier" if kind == "auto" else kind)
+    chosen, reason = choose_kind(spec.meta["stationarity"], spec.dim, can_reread=can_reread)
+    if kind == "auto":
+        if chosen == "pca":
+            spec = one_pass("pca")
+    elif chosen == kind:
+        reason = f"requested; auto agrees ({reason})"
+    else:
+        reason = f"requested; auto would choose {chosen} ({reason})"
+    spec.meta["kind_choice"] = {"requested": kind, "chosen": spec.kind, "reason": reason}
+    return spec
+
+
+def _kind_summary(meta: dict[str, Any]) -> dict[str, Any]:
+    """The stationarity figures and the kind's reason, for :meth:`Spectrum.summary`."""
+    out: dict[str, Any] = {}
+    st = meta.get("stationarity")
+    if isinstance(st, dict):
+        out["mean_image_share"] = st.get("mean_image_share")
+        out["variance_spread"] = st.get("variance_spread")
+    choice = meta.get("kind_choice")
+    if isinstance(choice, dict):
+        out["kind_requested"] = choice.get("requested")
+        out["kind_reason"] = choice.get("reason")
+    return out
+
+
 # ------------------------------------------------------------------------------------- spectrum
 @dataclass(frozen=True, eq=False)
 class Spectrum:
@@ -146,10 +308,15 @@ class Spectrum:
     cross_spectrum : ndarray or None
         Fourier spectra: the ``(*freq_shape, C, C)`` Hermitian cross-spectra the modes come from.
     meta : dict
-        Provenance: source, scaling and options.
+        Provenance: source, scaling and options; ``"stationarity"`` (:func:`stationarity`) and,
+        when the kind was chosen automatically, ``"kind_choice"`` (:func:`choose_kind`).
     calibration : Calibration or None
         What a real denoiser does to these modes (:func:`specsched.calibrate`); when set, the
         response, ``fit`` and ``compare`` use the calibrated response model.
+    eigenvectors : ndarray or None
+        PCA spectra: the ``(d, d)`` orthonormal eigenvectors of the covariance, one column per
+        mode in the order of ``variances`` (pixels flattened channels first); the modes'
+        coefficients of ``x`` are ``eigenvectors.T @ x.ravel()``.
     """
 
     variances: np.ndarray
@@ -164,6 +331,7 @@ class Spectrum:
     cross_spectrum: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     calibration: Calibration | None = None
+    eigenvectors: np.ndarray | None = None
 
     # ---------------------------------------------------------------- construction
     @classmethod
@@ -172,7 +340,7 @@ class Spectrum:
         x: np.ndarray,
         *,
         layout: Layout | None = None,
-        kind: Kind = "fourier",
+        kind: KindRequest = "auto",
         batch_size: int = 512,
         source: str = "array",
     ) -> Spectrum:
@@ -186,9 +354,11 @@ class Spectrum:
             are scaled to [-1, 1]. A ``np.memmap`` streams in batches.
         layout : {"NL", "NCL", "NHW", "NCHW", "NHWC"}, optional
             Needed only when the shape is ambiguous.
-        kind : {"fourier", "pca"}, default "fourier"
+        kind : {"auto", "fourier", "pca"}, default "auto"
             ``"fourier"`` assumes shift invariance (cross-spectra per frequency); ``"pca"`` takes
-            the eigenvalues of the full covariance (small, non-stationary data; ``d <= 4096``).
+            the eigenvalues of the full covariance (small, non-stationary data; ``d <= 4096``);
+            ``"auto"`` measures how stationary the data are and chooses (:func:`choose_kind`;
+            a second pass over the data when it chooses PCA).
         batch_size : int, default 512
             Samples per FFT batch; bounds the working memory.
 
@@ -205,12 +375,16 @@ class Spectrum:
             raise SpecschedError(f"batch_size must be at least 1 (got {batch_size})")
         batch_size = int(batch_size)
         xc = as_channels_first(x, layout)
-        acc = SpectrumAccumulator(xc.shape[2:], xc.shape[1], kind=kind)
-        scaling = "as given"
-        for i in range(0, xc.shape[0], batch_size):
-            batch, scaling = to_float(np.asarray(xc[i : i + batch_size]))
-            acc.update(batch, channels_first=True)
-        return acc.finalize(source=source, scaling=scaling)
+
+        def one_pass(kind: Kind) -> Spectrum:
+            acc = SpectrumAccumulator(xc.shape[2:], xc.shape[1], kind=kind)
+            scaling = "as given"
+            for i in range(0, xc.shape[0], batch_size):
+                batch, scaling = to_float(np.asarray(xc[i : i + batch_size]))
+                acc.update(batch, channels_first=True)
+            return acc.finalize(source=source, scaling=scaling)
+
+        return estimate_kind(kind, one_pass)
 
     @classmethod
     def from_source(cls, source: Any, **options: Any) -> Spectrum:
@@ -372,7 +546,7 @@ class Spectrum:
             "channel_means": [float(v) for v in self.channel_means],
             "max_variance": float(S.max()),
             "min_positive_variance": float(pos.min()) if pos.size else 0.0,
-            "zero_variance_modes": int(np.sum(S <= 0)),
+            "zero_variance_modes": int(np.sum(zero_variance_mask(S))),
             "dynamic_range_db": float(10 * np.log10(S.max() / pos.min())) if pos.size else 0.0,
             "relative_standard_error": float(np.sqrt(2.0 / max(self.n_samples, 1))),
         }
@@ -383,6 +557,7 @@ class Spectrum:
                 out["radial_slope"] = float(np.polyfit(np.log(f[sel]), np.log(p[sel, 0]), 1)[0])
         keep = ("source", "scaling", "items", "skipped")
         out.update({k: v for k, v in self.meta.items() if k in keep})
+        out.update(_kind_summary(self.meta))
         return out
 
     # ---------------------------------------------------------------- persistence
@@ -406,6 +581,8 @@ class Spectrum:
         arrays = self._mode_arrays()
         if self.cross_spectrum is not None:
             arrays["cross_spectrum"] = self.cross_spectrum
+        if self.eigenvectors is not None:
+            arrays["eigenvectors"] = self.eigenvectors
         if self.calibration is not None:
             meta["calibration"] = self.calibration.header()
             arrays.update({f"cal_{k}": v for k, v in self.calibration.arrays().items()})
@@ -443,6 +620,7 @@ class Spectrum:
                 cross_spectrum=arrays.get("cross_spectrum"),
                 meta=meta.get("meta", {}),
                 calibration=_load_calibration(meta, arrays),
+                eigenvectors=arrays.get("eigenvectors"),
             )
         except SpecschedError:
             raise
@@ -505,6 +683,12 @@ class Spectrum:
                 return f"{name} contain NaN or Inf"
         if self.cross_spectrum is not None and not np.all(np.isfinite(self.cross_spectrum)):
             return "cross_spectrum contains NaN or Inf"
+        if self.eigenvectors is not None and (
+            self.kind != "pca"
+            or np.shape(self.eigenvectors) != (shape[0], shape[0])
+            or not np.all(np.isfinite(self.eigenvectors))
+        ):
+            return f"eigenvectors of shape {np.shape(self.eigenvectors)} (or not finite)"
         if np.any(self.variances < 0):
             return "negative variances"
         if np.any(self.weights <= 0):
@@ -645,6 +829,9 @@ class SpectrumAccumulator:
         # per-channel extremes: a constant channel's variances are exactly zero, not rounding
         self.lo = np.full(C, np.inf)
         self.hi = np.full(C, -np.inf)
+        # per-pixel sums of x and x^2: O(d) per sample, for :func:`stationarity` at any size
+        self.sum_px = np.zeros(C * int(np.prod(self.signal_shape)))
+        self.sum_px2 = np.zeros_like(self.sum_px)
         if kind == "fourier":
             freq = (*self.signal_shape[:-1], self.signal_shape[-1] // 2 + 1)
             self.sum_xx = np.zeros((*freq, C, C), dtype=np.complex128)
@@ -687,6 +874,9 @@ class SpectrumAccumulator:
         if self.exp:
             x = np.ldexp(x, -self.exp)
         n = x.shape[0]
+        pixels = x.reshape(n, -1)
+        self.sum_px += pixels.sum(0)
+        self.sum_px2 += np.einsum("ij,ij->j", pixels, pixels)
         if self.kind == "fourier":
             import scipy.fft  # here, not at the top: it costs ~0.3 s of `import specsched`
 
@@ -710,6 +900,7 @@ class SpectrumAccumulator:
         if self.n:
             k = self.exp - exp
             self.sum_xx = _ldexp(self.sum_xx, 2 * k)
+            self.sum_px, self.sum_px2 = np.ldexp(self.sum_px, k), np.ldexp(self.sum_px2, 2 * k)
             if self.kind == "fourier":
                 self.sum_dc = np.ldexp(self.sum_dc, k)
             else:
@@ -720,6 +911,7 @@ class SpectrumAccumulator:
         out = SpectrumAccumulator(self.signal_shape, self.channels, kind=self.kind)
         out.n, out.exp, out.sum_xx = self.n, self.exp, self.sum_xx.copy()
         out.lo, out.hi = self.lo.copy(), self.hi.copy()
+        out.sum_px, out.sum_px2 = self.sum_px.copy(), self.sum_px2.copy()
         if self.kind == "fourier":
             out.sum_dc = self.sum_dc.copy()
         else:
@@ -744,6 +936,7 @@ class SpectrumAccumulator:
         out.n, out.exp = a.n + b.n, exp
         out.lo, out.hi = np.minimum(a.lo, b.lo), np.maximum(a.hi, b.hi)
         out.sum_xx = a.sum_xx + b.sum_xx
+        out.sum_px, out.sum_px2 = a.sum_px + b.sum_px, a.sum_px2 + b.sum_px2
         if self.kind == "fourier":
             out.sum_dc = a.sum_dc + b.sum_dc
         else:
@@ -760,6 +953,8 @@ class SpectrumAccumulator:
             )
         n, C = self.n, self.channels
         P = int(np.prod(self.signal_shape))
+        # scale-free ratios: the scaled sums give the data's figures
+        meta = {**meta, "stationarity": stationarity(self.sum_px, self.sum_px2, n, C)}
         if self.kind == "pca":
             mean = self.sum_x / n
             cov = self.sum_xx / n - np.outer(mean, mean)
@@ -767,10 +962,13 @@ class SpectrumAccumulator:
                 cov[c * P : (c + 1) * P] = 0.0
                 cov[:, c * P : (c + 1) * P] = 0.0
             evals, evecs = np.linalg.eigh(cov)
-            evals, evecs = evals[::-1], evecs[:, ::-1]
+            evals, evecs = evals[::-1], np.ascontiguousarray(evecs[:, ::-1])
             d = evals.size
+            # rounding (and a rank-deficient covariance, n <= d) leaves +-1e-16 x the largest
+            # eigenvalue where the variance is zero: make those exact zeros
+            evals = np.where(zero_variance_mask(evals), 0.0, evals)
             scaled = Spectrum(
-                variances=np.clip(evals, 0, None),
+                variances=evals,
                 weights=np.ones(d),
                 means=evecs.T @ mean,
                 frequencies=np.full(d, np.nan),
@@ -780,6 +978,7 @@ class SpectrumAccumulator:
                 n_samples=n,
                 channel_means=mean.reshape(C, P).mean(1),
                 meta=dict(meta),
+                eigenvectors=evecs,
             )
         else:
             dc_mean = self.sum_dc / n  # = sqrt(P) * mu

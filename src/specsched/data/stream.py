@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..errors import SpecschedError, check_int
-from ..spectrum import Kind, Spectrum, SpectrumAccumulator
+from ..spectrum import Kind, KindRequest, Spectrum, SpectrumAccumulator, estimate_kind
 from .sources import Source
 
 __all__ = ["Partial", "accumulate_partition", "estimate", "partitions"]
@@ -342,7 +342,7 @@ def _nothing_read(source: Source, failed: int, examples, *, dask: bool) -> Specs
 def estimate(
     source: Source,
     *,
-    kind: Kind = "fourier",
+    kind: KindRequest = "auto",
     workers: int = 1,
     dask: Any = None,
     limit: int | None = None,
@@ -357,7 +357,9 @@ def estimate(
     ----------
     source : Source
         From :func:`specsched.data.open_source`.
-    kind : {"fourier", "pca"}, default "fourier"
+    kind : {"auto", "fourier", "pca"}, default "auto"
+        ``"auto"``: Fourier if the data are close to stationary, else PCA (a second pass over
+        the source), see :func:`specsched.spectrum.choose_kind`.
     workers : int, default 1
         Local worker processes. Each reads and accumulates its own partitions; the partial sums
         are merged exactly. Ignored with ``dask``.
@@ -415,6 +417,27 @@ def estimate(
     if stop == 0:
         raise SpecschedError(f"{source.name} holds no items: give some data")
 
+    def one_pass(kind: Kind) -> Spectrum:
+        return _estimate_pass(
+            source, kind, stop, workers, dask, batch_size, strict, progress, dask_timeout
+        )
+
+    return estimate_kind(kind, one_pass, can_reread=source.splittable)
+
+
+def _estimate_pass(
+    source: Source,
+    kind: Kind,
+    stop: int | None,
+    workers: int,
+    dask: Any,
+    batch_size: int,
+    strict: bool,
+    progress: bool | None,
+    dask_timeout: float,
+) -> Spectrum:
+    """One pass of :func:`estimate` over the first ``stop`` items, for one kind."""
+    distributed = workers > 1 or dask is not None
     job = _Job(source, kind, batch_size, strict, None)
     where: dict[str, Any] = {"workers": workers}
     bar = ProgressBar(stop, progress, f"spectrum of {source.name}")
