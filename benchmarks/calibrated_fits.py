@@ -12,8 +12,13 @@ Usage::
 
     python benchmarks/calibrated_fits.py --denoiser unet            # 15 cells, ~25 min
     python benchmarks/calibrated_fits.py --denoiser gmm --samplers ddim --steps 5 10
+    python benchmarks/calibrated_fits.py --denoiser mnist --stored results/real_denoisers_mnist.json \
+        --steps 10 --samplers ddim dpmpp_2m unipc heun --kind auto --fits calibrated plain
 
-Writes ``results/calibrated_fits_<denoiser>.json`` and prints a table.
+``--stored`` names the run whose heuristic rows (and config: sample count, seeds) the fits pair
+with; ``--kind`` the spectrum kind the fits use (the stored runs used ``fourier``; ``auto`` is
+``specsched``'s default); ``--fits plain`` adds the fit on the plain spectrum (no calibration).
+Writes ``results/calibrated_fits_<denoiser>[_<kind>].json`` and prints a table.
 """
 
 from __future__ import annotations
@@ -37,12 +42,27 @@ from specsched import fit  # noqa: E402
 from specsched.calibrate import calibrate  # noqa: E402
 from specsched.generation import generate  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
-from specsched.samplers import get_sampler  # noqa: E402
+
+OUTCOMES = ("win", "tie", "loss")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--denoiser", choices=["gmm", "unet"], required=True)
+    ap.add_argument("--denoiser", choices=list(rd.SETUPS), required=True)
+    ap.add_argument(
+        "--stored",
+        type=Path,
+        default=HERE / "results" / "real_denoisers.json",
+        help="the real_denoisers.py run to pair with (its heuristic rows and config)",
+    )
+    ap.add_argument("--kind", choices=["fourier", "auto", "pca"], default="fourier")
+    ap.add_argument(
+        "--fits",
+        nargs="+",
+        choices=["calibrated", "plain"],
+        default=["calibrated"],
+        help="calibrated: fit on the calibration; plain: fit on the spectrum alone",
+    )
     ap.add_argument("--samplers", nargs="+", default=list(rd.PRESETS["full"]["samplers"]))
     ap.add_argument("--steps", nargs="+", type=int, default=list(rd.PRESETS["full"]["steps"]))
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -50,86 +70,101 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
-    stored = json.loads((HERE / "results" / "real_denoisers.json").read_text())
-    cfg = dict(stored["config"])
+    stored = json.loads(args.stored.read_text())
+    cfg = {**stored["config"], "kind": args.kind, "fid": False}
     setup = rd.SETUPS[args.denoiser](cfg)
-    cal = calibrate(
-        setup.spectrum,
-        setup.denoise,
-        setup.calibration_data,
-        levels=LevelRange.discrete(setup.train),
-        seed=rd.SEED,
-    )
-    t_cal = time.perf_counter() - t0
-    print(f"calibrated: {cal.calibration.evaluations:,} evaluations, {t_cal:.0f} s", flush=True)
-    ref_sol, _ = rd.reference_solution(setup, cfg)
+    print(f"spectrum: {setup.spectrum.kind} ({args.kind} asked)", flush=True)
+    cal, cal_info = None, None
+    if "calibrated" in args.fits:
+        cal = calibrate(
+            setup.spectrum,
+            setup.denoise,
+            setup.calibration_data,
+            levels=LevelRange.discrete(setup.train),
+            seed=rd.SEED,
+        )
+        cal_info = {
+            "evaluations": cal.calibration.evaluations,
+            "seconds": time.perf_counter() - t0,
+        }
+        print(f"calibrated: {cal_info['evaluations']:,} evaluations, {cal_info['seconds']:.0f} s")
     rows = []
-    for sampler in args.samplers:
-        deterministic = get_sampler(sampler).noise_draws(10) == 0
-        for steps in args.steps:
-            t1 = time.perf_counter()
-            res = fit(cal, steps, sampler=sampler, train_schedule=setup.train)
-            t_fit = time.perf_counter() - t1
-            x = generate(
-                setup.denoise,
-                res.schedule,
-                sampler,
-                num_samples=cfg["num_samples"],
-                shape=setup.shape,
-                seed=rd.SEED,
-            )
-            m = rd.scored(x, setup, cfg, ref_sol if deterministic else None)
-            group = [
-                r
-                for r in stored["records"]
-                if (r["denoiser"], r["sampler"], r["steps"]) == (args.denoiser, sampler, steps)
-            ]
-            heur = min(
-                (r for r in group if r["kind"] == "heuristic"),
-                key=lambda r: r["metrics"]["fd"]["value"],
-            )
-            gauss = next(r for r in group if r["schedule"] == "spectral-w2")
-            hb = (heur["metrics"]["fd"]["value"], np.array(heur["metrics"]["fd"]["bootstrap"]))
-            gb = (gauss["metrics"]["fd"]["value"], np.array(gauss["metrics"]["fd"]["bootstrap"]))
-            result = rd.outcome(m["fd"], hb)
-            row = {
-                "sampler": sampler,
-                "steps": steps,
-                "timesteps": [int(t) for t in res.schedule.timesteps],
-                "fallback": res.fallback,
-                "uncertainty": res.uncertainty,
-                "fit_seconds": t_fit,
-                "fd": m["fd"][0],
-                "fd_sd": float(np.std(m["fd"][1], ddof=1)),
-                "best_heuristic": heur["schedule"],
-                "heuristic_fd": hb[0],
-                "gaussian_fit_fd": gb[0],
-                "result": result,
-                "gaussian_fit_result": rd.outcome(gb, hb),
-            }
-            rows.append(row)
-            print(
-                f"{sampler:9s} {steps:2d}: calibrated {row['fd']:.3f} ± {row['fd_sd']:.3f}"
-                f"{' (fallback ' + res.fallback + ')' if res.fallback else ''} vs "
-                f"{heur['schedule']} {hb[0]:.3f}: {result}; Gaussian fit {gb[0]:.3f} "
-                f"({row['gaussian_fit_result']}); fit {t_fit:.0f} s",
-                flush=True,
-            )
-    counts = {k: sum(r["result"] == k for r in rows) for k in ("win", "tie", "loss")}
-    gcounts = {k: sum(r["gaussian_fit_result"] == k for r in rows) for k in ("win", "tie", "loss")}
-    print(f"calibrated fit: {counts}; Gaussian fit (stored run): {gcounts}")
+    cells = [(a, b, c) for a in args.samplers for b in args.steps for c in args.fits]
+    for sampler, steps, which in cells:
+        t1 = time.perf_counter()
+        source = cal if which == "calibrated" else setup.spectrum
+        res = fit(source, steps, sampler=sampler, train_schedule=setup.train)
+        t_fit = time.perf_counter() - t1
+        x = generate(
+            setup.denoise,
+            res.schedule,
+            sampler,
+            num_samples=cfg["num_samples"],
+            shape=setup.shape,
+            seed=rd.SEED,
+        )
+        m = rd.scored(x, setup, cfg, None)
+        group = [
+            r
+            for r in stored["records"]
+            if (r["denoiser"], r["sampler"], r["steps"]) == (args.denoiser, sampler, steps)
+        ]
+        heur = min(
+            (r for r in group if r["kind"] == "heuristic"),
+            key=lambda r: r["metrics"]["fd"]["value"],
+        )
+        gauss = next(r for r in group if r["schedule"] == "spectral-w2")
+        hb = (heur["metrics"]["fd"]["value"], np.array(heur["metrics"]["fd"]["bootstrap"]))
+        gb = (gauss["metrics"]["fd"]["value"], np.array(gauss["metrics"]["fd"]["bootstrap"]))
+        result = rd.outcome(m["fd"], hb)
+        row = {
+            "fit": which,
+            "kind": setup.spectrum.kind,
+            "sampler": sampler,
+            "steps": steps,
+            "timesteps": [int(t) for t in res.schedule.timesteps],
+            "fallback": res.fallback,
+            "uncertainty": res.uncertainty,
+            "fit_seconds": t_fit,
+            "fd": m["fd"][0],
+            "fd_sd": float(np.std(m["fd"][1], ddof=1)),
+            "best_heuristic": heur["schedule"],
+            "heuristic_fd": hb[0],
+            "gaussian_fit_fd": gb[0],
+            "result": result,
+            "gaussian_fit_result": rd.outcome(gb, hb),
+        }
+        rows.append(row)
+        print(
+            f"{sampler:9s} {steps:2d}: {which} {row['fd']:.3f} ± {row['fd_sd']:.3f}"
+            f"{' (fallback ' + res.fallback + ')' if res.fallback else ''} vs "
+            f"{heur['schedule']} {hb[0]:.3f}: {result}; Gaussian fit {gb[0]:.3f} "
+            f"({row['gaussian_fit_result']}); fit {t_fit:.0f} s",
+            flush=True,
+        )
+    counts = {
+        which: {k: sum(r["result"] == k for r in rows if r["fit"] == which) for k in OUTCOMES}
+        for which in args.fits
+    }
+    gcounts = {
+        k: sum(r["gaussian_fit_result"] == k for r in rows if r["fit"] == args.fits[0])
+        for k in OUTCOMES
+    }
+    print(f"fits ({setup.spectrum.kind} spectrum): {counts}; Gaussian fit (stored run): {gcounts}")
     payload = {
         "command": "python benchmarks/calibrated_fits.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         **stamp(),
         "stored_run": stored["date"],
-        "calibration": {"evaluations": cal.calibration.evaluations, "seconds": t_cal},
+        "kind": setup.spectrum.kind,
+        "calibration": cal_info,
         "counts": counts,
         "gaussian_counts": gcounts,
         "wall_seconds": time.perf_counter() - t0,
         "rows": rows,
     }
-    path = args.out / f"calibrated_fits_{args.denoiser}.json"
+    suffix = "" if args.kind == "fourier" else f"_{args.kind}"
+    path = args.out / f"calibrated_fits_{args.denoiser}{suffix}.json"
     write_json(path, payload)
     print(f"wrote {path}")
     return 0

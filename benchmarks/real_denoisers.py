@@ -170,7 +170,9 @@ def setup_gmm(cfg: dict[str, Any]) -> Setup:
         f"Gaussian-mixture oracle (K={gm.n_components}, exact denoiser)",
         MixtureDenoiser(gm),
         Reference(gm.sample(cfg["n_ref"], seed=100)),
-        Spectrum.from_array(gm.sample(cfg["spectrum_n"], seed=101), layout="NCHW", kind="fourier"),
+        Spectrum.from_array(
+            gm.sample(cfg["spectrum_n"], seed=101), layout="NCHW", kind=cfg.get("kind", "fourier")
+        ),
         gm.sample(n, seed=102),
         f"reference: {cfg['n_ref']:,} exact mixture samples (seed 100); spectrum from "
         f"{cfg['spectrum_n']:,} mixture samples (seed 101), calibration on mixture samples "
@@ -189,7 +191,9 @@ def setup_unet(cfg: dict[str, Any]) -> Setup:
         den,
         Reference(photos(size=16, channels=1, n=cfg["n_ref"], seed=0)),
         Spectrum.from_array(
-            photos(size=16, channels=1, n=cfg["spectrum_n"], seed=1), layout="NCHW", kind="fourier"
+            photos(size=16, channels=1, n=cfg["spectrum_n"], seed=1),
+            layout="NCHW",
+            kind=cfg.get("kind", "fourier"),
         ),
         photos(size=16, channels=1, n=n, seed=3),
         f"reference: {cfg['n_ref']:,} held-out photo patches (seed 0); spectrum from "
@@ -224,7 +228,9 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
         den,
         Reference(reference),
         Spectrum.from_array(
-            mnist(split="train", n=cfg["spectrum_n"]), layout="NCHW", kind="fourier"
+            mnist(split="train", n=cfg["spectrum_n"]),
+            layout="NCHW",
+            kind=cfg.get("kind", "fourier"),
         ),
         mnist(split="train")[-n:],  # real images the spectrum was not estimated from
         f"reference: the first {len(reference):,} MNIST test images; spectrum from the first "
