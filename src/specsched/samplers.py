@@ -18,7 +18,7 @@ so the same code runs
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,28 @@ class Denoiser(Protocol):
 
 Noise = Callable[[Tensor], Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
+
+
+def _steps(*levels: Tensor) -> Iterator[tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]:
+    """The levels each step goes from and to: ``(alpha[i], s[i], ...), (alpha[i+1], s[i+1], ...)``.
+
+    Like ``itertools.pairwise(zip(alpha, s, ...))`` (smalldiffusion's and EDM's loops), but each
+    step indexes its own two levels: a level shared by two steps is two autograd nodes, so the
+    gradients are those of indexing by hand to the last bit (a shared node sums its gradients in
+    another order).
+
+    Parameters
+    ----------
+    *levels : Tensor
+        Per-level tensors of the same first dimension ``N + 1`` (``alpha``, ``s``, ...).
+
+    Yields
+    ------
+    (tuple of Tensor, tuple of Tensor)
+        The ``N`` pairs of level tuples, noisiest step first.
+    """
+    for i in range(levels[0].shape[0] - 1):
+        yield tuple(v[i] for v in levels), tuple(v[i + 1] for v in levels)
 
 
 def ddim(
@@ -79,18 +101,18 @@ def ddim(
         raise SpecschedError(f"eta must lie in [0, 1] (got {eta})")
     if eta > 0 and noise is None:
         raise SpecschedError("a stochastic sampler (eta > 0) needs a noise source")
-    for i in range(alpha.shape[0] - 1):
-        a, sc, a2, s2 = alpha[i], s[i], alpha[i + 1], s[i + 1]
-        x0 = denoise(x, a, sc)
-        if bool(torch.all(s2 == 0)):  # to the clean level: no noise left to keep or add
-            x = a2 * x0
+    for i, ((a, s_cur), (a_next, s_next)) in enumerate(_steps(alpha, s)):
+        x0 = denoise(x, a, s_cur)
+        if _is_clean(s_next):  # to the clean level: no noise left to keep or add
+            x = a_next * x0
         else:
-            eps = (x - a * x0) / sc
+            eps = (x - a * x0) / s_cur
             # 1 - sigma'^2 / sigma^2, clamped so that coinciding levels keep a finite gradient
-            gap = (1.0 - (s2 * a / (a2 * sc)) ** 2).clamp_min(1e-300)
-            x = a2 * x0 + s2 * torch.sqrt(1.0 - eta**2 * gap) * eps  # sqrt(s'^2 - sigma_eta^2)
+            gap = (1.0 - (s_next * a / (a_next * s_cur)) ** 2).clamp_min(1e-300)
+            # sqrt(s'^2 - sigma_eta^2) eps_hat
+            x = a_next * x0 + s_next * torch.sqrt(1.0 - eta**2 * gap) * eps
             if eta > 0:
-                x = x + eta * s2 * torch.sqrt(gap) * noise(x)
+                x = x + eta * s_next * torch.sqrt(gap) * noise(x)
         if callback is not None:
             callback(i, x, x0)
     return x
@@ -182,15 +204,16 @@ def ipndm(
     c, tau = _ode_coords(alpha, s, process)
     z = x / c[0]
     history: list[Tensor] = []
-    for i in range(alpha.shape[0] - 1):
-        x0 = denoise(c[i] * z, alpha[i], s[i])
-        history.insert(0, (z - x0) / tau[i])
+    levels = _steps(alpha, s, c, tau)
+    for i, ((a, s_cur, c_cur, tau_cur), (_, _, c_next, tau_next)) in enumerate(levels):
+        x0 = denoise(c_cur * z, a, s_cur)
+        history.insert(0, (z - x0) / tau_cur)
         history = history[:max_order]
         b = coeffs[len(history) - 1]
         slope = sum(bj * dj for bj, dj in zip(b, history, strict=True))
-        z = z + (tau[i + 1] - tau[i]) * slope
+        z = z + (tau_next - tau_cur) * slope
         if callback is not None:
-            callback(i, c[i + 1] * z, x0)
+            callback(i, c_next * z, x0)
     return c[-1] * z
 
 
@@ -226,23 +249,23 @@ def dpmpp_2m(
         raise SpecschedError("dpmpp_2m_sde needs a noise source")
     lam = _half_lambda(alpha, s)
     d_prev, h_prev = None, None
-    for i in range(alpha.shape[0] - 1):
-        d = denoise(x, alpha[i], s[i])
-        a2, s2 = alpha[i + 1], s[i + 1]
-        if _is_clean(s2):
-            x = a2 * d
+    levels = _steps(alpha, s, lam)
+    for i, ((a, s_cur, lam_cur), (a_next, s_next, lam_next)) in enumerate(levels):
+        d = denoise(x, a, s_cur)
+        if _is_clean(s_next):
+            x = a_next * d
         else:
-            h = lam[i + 1] - lam[i]
+            h = lam_next - lam_cur
             d_eff = d if d_prev is None else d + (d - d_prev) * (h / (2 * h_prev))
             if sde:
                 e2 = -torch.expm1(-2 * h)  # 1 - e^-2h
                 x = (
-                    (s2 / s[i]) * torch.exp(-h) * x
-                    + a2 * e2 * d_eff
-                    + s2 * torch.sqrt(e2) * noise(x)
+                    (s_next / s_cur) * torch.exp(-h) * x
+                    + a_next * e2 * d_eff
+                    + s_next * torch.sqrt(e2) * noise(x)
                 )  # type: ignore[misc]
             else:
-                x = (s2 / s[i]) * x - a2 * torch.expm1(-h) * d_eff
+                x = (s_next / s_cur) * x - a_next * torch.expm1(-h) * d_eff
             h_prev = h
         d_prev = d
         if callback is not None:
