@@ -161,6 +161,8 @@ def heun(
     """
     c, tau = _ode_coords(alpha, s, process)
     z = x / c[0]
+    # indexed by hand: with named levels (_steps) a level used several times in a step is one
+    # autograd node, and the gradients of multi-step runs change in the last bits
     for i in range(alpha.shape[0] - 1):
         x0 = denoise(c[i] * z, alpha[i], s[i])
         d = (z - x0) / tau[i]
@@ -391,7 +393,31 @@ def _unipc_rhos(rks: list[Tensor], hh: Tensor, b_h: Tensor, k: int) -> list[Tens
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A named sampler: the function, its fixed options, the processes it runs on, its noise."""
+    """A named sampler: the function, its fixed options, the processes it runs on, its noise.
+
+    Attributes
+    ----------
+    name : str
+    fn : callable
+        The sampler function (module notes).
+    description : str
+    fixed : dict
+        Options always passed to ``fn`` (``ddpm`` is ``ddim`` with ``eta=1``).
+    options : tuple of str
+        The options a caller may set.
+    processes : tuple of str
+        The processes it runs on.
+    draws_per_step : int
+        ``noise()`` calls per step when the sampler injects noise, at most (the step to the
+        clean level may draw none); 0 for deterministic samplers.
+    noise_scale : str
+        The option that scales the injected noise (DDIM's ``eta``): at 0, or when not given,
+        the sampler draws none. Empty when the draws do not depend on an option.
+    diffusers : str
+        The diffusers scheduler it matches.
+    markov : bool
+        The next state depends on the current state and the two levels alone (no history).
+    """
 
     name: str
     fn: Callable[..., Tensor]
@@ -399,7 +425,8 @@ class SamplerSpec:
     fixed: dict[str, Any] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     processes: tuple[str, ...] = ("vp", "ve", "flow")
-    stochastic: bool = False
+    draws_per_step: int = 0
+    noise_scale: str = ""
     diffusers: str = ""
     # the next state depends on the current state and the two levels alone (no history): an
     # N-step run is N one-step runs, which output_moments composes (O(N M) for stochastic ones)
@@ -415,7 +442,7 @@ class SamplerSpec:
                 f"(its options: {accepted})"
             )
         for key, v in options.items():
-            if key in ("eta",):
+            if key == "eta":
                 if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
                     raise SpecschedError(f"{key} must be a number (got {v!r})")
             elif key in ("order", "max_order"):
@@ -425,12 +452,23 @@ class SamplerSpec:
                 raise SpecschedError(f"{key} must be True or False (got {v!r})")
 
     def noise_draws(self, steps: int, **options: Any) -> int:
-        """Upper bound on the number of ``noise()`` calls in ``steps`` steps."""
+        """Upper bound on the number of ``noise()`` calls in ``steps`` steps with ``options``.
+
+        ``steps x draws_per_step``, or 0 when the :attr:`noise_scale` option is 0 or not given.
+
+        Examples
+        --------
+        >>> get_sampler("ddim").noise_draws(10), get_sampler("ddim").noise_draws(10, eta=0.5)
+        (0, 10)
+        >>> get_sampler("ddpm").noise_draws(10), get_sampler("dpmpp_2m_sde").noise_draws(10)
+        (10, 10)
+        """
         self.check_options(options)
-        opts = {**options, **self.fixed}
-        if "eta" in opts:
-            return steps if float(opts["eta"]) > 0 else 0
-        return steps if self.stochastic else 0
+        if self.noise_scale:
+            scale = {**options, **self.fixed}.get(self.noise_scale, 0.0)
+            if not float(scale) > 0:
+                return 0
+        return steps * self.draws_per_step
 
     def __call__(
         self,
@@ -476,6 +514,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "DDIM(eta), deterministic at eta=0",
             options=("eta",),
             diffusers="DDIMScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -484,6 +524,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)",
             fixed={"eta": 1.0},
             diffusers="DDPMScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -493,6 +535,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("vp", "ve"),
             diffusers="EulerDiscreteScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -502,6 +546,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 1.0},
             processes=("vp", "ve"),
             diffusers="EulerAncestralDiscreteScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -511,6 +557,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("flow",),
             diffusers="FlowMatchEulerDiscreteScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -530,7 +578,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             dpmpp_2m,
             "DPM-Solver++(2M) SDE (midpoint), first-order final step",
             fixed={"sde": True},
-            stochastic=True,
+            draws_per_step=1,
             diffusers='DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")',
         ),
         SamplerSpec(
