@@ -90,11 +90,10 @@ def decode_only(folder: Path, workers: int) -> tuple[float, float]:
 
 
 def estimate_folder(folder: Path, workers: int) -> tuple[float, float]:
-    from specsched.data import open_source
-    from specsched.data.stream import estimate
+    from specsched import Spectrum
 
     t0 = _clock()
-    estimate(open_source(folder), workers=workers, progress=False)
+    Spectrum.from_source(folder, workers=workers, progress=False)
     return _since(t0)
 
 
@@ -145,8 +144,7 @@ _CHILD = """
 import sys, time, numpy as np
 mode, path, bs = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "estimate":
-    from specsched.data import open_source
-    from specsched.data.stream import estimate
+    from specsched import Spectrum
 
 def peak_rss():
     # VmHWM: this process's own peak (ru_maxrss can carry the parent's peak over a fork)
@@ -159,7 +157,7 @@ def peak_rss():
 rss0 = peak_rss()
 t0, c0 = time.perf_counter(), time.process_time()
 if mode == "estimate":
-    n = estimate(open_source(path), batch_size=bs, progress=False).n_samples
+    n = Spectrum.from_source(path, batch_size=bs, progress=False).n_samples
 else:
     x = np.load(path, mmap_mode="r")
     n = len(x)

@@ -7,6 +7,7 @@ diffusers alone costs seconds at start-up, for the Align Your Steps lists that a
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -82,3 +83,48 @@ code = main(sys.argv[1:])
 assert code == 0, code
 """
     assert loaded_after(code, "fit", str(path), "--steps", "5", "--json") == []
+
+
+SPECTRUM = "specsched.spectrum"
+
+
+def _imported_modules(path: Path, package: str) -> set[str]:
+    """Absolute names of the modules ``path`` imports (anywhere in it: lazy imports too), for a
+    module of ``package``."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+            module = ".".join(p for p in (base, node.module or "") if p)
+            found.add(module)
+            # ``from .. import spectrum`` imports a module by name
+            found.update(f"{module}.{alias.name}" for alias in node.names)
+    return found
+
+
+def test_data_sources_do_not_import_the_spectrum_module():
+    """One-way dependency (issue 10): ``specsched.spectrum`` uses ``specsched.data`` (to estimate
+    from a source), never the reverse; the shared array helpers live in ``specsched._arrays``."""
+    data = Path(ss.__file__).resolve().parent / "data"
+    files = sorted(data.glob("*.py"))
+    assert len(files) >= 5
+    back_edges = {
+        f.name: sorted(m for m in _imported_modules(f, "specsched.data") if m.startswith(SPECTRUM))
+        for f in files
+    }
+    assert {name: mods for name, mods in back_edges.items() if mods} == {}
+
+
+def test_import_scan_sees_relative_and_lazy_imports(tmp_path):
+    """The scan above catches the circle as it was: relative imports inside functions."""
+    module = tmp_path / "m.py"
+    module.write_text(
+        "def f():\n    from ..spectrum import to_float\n    from .. import spectrum\n"
+    )
+    found = _imported_modules(module, "specsched.data")
+    assert {"specsched.spectrum", "specsched.spectrum.to_float"} <= found
+    module.write_text("from .._arrays import to_float\nfrom .sources import Source\n")
+    assert not any(m.startswith(SPECTRUM) for m in _imported_modules(module, "specsched.data"))

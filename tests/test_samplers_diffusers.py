@@ -1002,3 +1002,29 @@ def test_k_diffusion_ve_dpmpp_2m_sde_moments(record):
     )
     r = ss.response(spec, sched, "dpmpp_2m_sde")
     check_moments(record, out, spec, r.output_mean, r.output_var, N_MC)
+
+
+@pytest.mark.parametrize("name", list(ss.SAMPLERS))
+def test_declared_noise_draws_bound_the_draws(name):
+    """``SamplerSpec.noise_draws`` (the rows the closed-form response allocates) bounds the
+    ``noise()`` calls of a run, and a stochastic sampler draws on every step but the last."""
+    sampler = ss.SAMPLERS[name]
+    den = ss.GaussianDenoiser(field(1))
+    process = sampler.processes[0]
+    if process == "flow":
+        sched = ss.Schedule.from_sigmas(np.linspace(0.95, 0, 7), process="flow")
+    else:
+        sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(6, "trailing"))
+    alpha, s = torch.from_numpy(sched.alpha.copy()), torch.from_numpy(sched.s.copy())
+    g = torch.Generator().manual_seed(0)
+    for options in [{}, {"eta": 0.5}] if "eta" in sampler.options else [{}]:
+        draws = []
+
+        def noise(like, draws=draws):
+            draws.append(1)
+            return torch.randn(like.shape, generator=g, dtype=like.dtype)
+
+        sampler(den, start_noise(2, 1), alpha, s, noise=noise, process=process, **options)
+        declared = sampler.noise_draws(6, **options)
+        assert declared in (0, 6), (name, options)  # none, or one per step
+        assert len(draws) == (5 if declared else 0), (name, options)  # the clean step draws none

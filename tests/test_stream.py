@@ -17,7 +17,7 @@ from test_sources import assert_same_spectrum, smooth_images
 
 from specsched import Spectrum
 from specsched.data import open_source
-from specsched.data.stream import estimate, partitions
+from specsched.data.stream import accumulate, partitions
 from specsched.errors import SpecschedError
 
 
@@ -51,6 +51,35 @@ def test_workers_give_the_single_process_estimate(folder):
         Spectrum.from_source(folder, size=12, strict=True, workers=2)
     with pytest.raises(SpecschedError, match=r"workers=0 is too small.*--workers"):
         Spectrum.from_source(folder, size=12, workers=0)
+
+
+class SumAccumulator:
+    """The least an accumulator needs: a count, updates, exact merges and a result."""
+
+    def __init__(self, signal_shape: tuple[int, ...], channels: int):
+        self.shape, self.n, self.total = (channels, *signal_shape), 0, 0.0
+
+    def update(self, x: np.ndarray) -> SumAccumulator:
+        assert x.shape[1:] == self.shape
+        self.n, self.total = self.n + len(x), self.total + float(x.sum())
+        return self
+
+    def merge(self, other: SumAccumulator) -> SumAccumulator:
+        out = SumAccumulator(self.shape[1:], self.shape[0])
+        out.n, out.total = self.n + other.n, self.total + other.total
+        return out
+
+    def finalize(self, **meta):
+        return self.n, self.total, meta
+
+
+def test_the_stream_takes_any_accumulator():
+    """The estimator streams whatever accumulator it is given (the spectrum's is one)."""
+    x = np.arange(300 * 2 * 4 * 4, dtype=np.float64).reshape(300, 2, 4, 4) % 7
+    for workers in (1, 2):
+        n, total, meta = accumulate(open_source(x), SumAccumulator, workers=workers, batch_size=16)
+        assert (n, total) == (300, x.sum())
+        assert meta["items"] == 300 and meta["workers"] == workers and meta["skipped"] == 0
 
 
 def test_workers_on_arrays_and_datasets(tmp_path):
@@ -126,15 +155,14 @@ def test_memory_stays_bounded_on_a_file_larger_than_the_address_space_cap(tmp_pa
     script = textwrap.dedent(
         f"""
         import resource, sys, numpy as np
-        from specsched.data import open_source
-        from specsched.data.stream import estimate
+        from specsched import Spectrum
         # load the code the estimate runs (its libraries are imported lazily) before capping:
         # the cap bounds what the data take, not the size of the libraries
-        estimate(open_source(np.zeros((2, 1, 64, 64), np.float32)), batch_size=64)
+        Spectrum.from_source(np.zeros((2, 1, 64, 64), np.float32), batch_size=64)
         vm = [int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmSize")][0]
         cap = vm + 64 * 2**20  # 64 MiB more address space than this process has now
         resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        spec = estimate(open_source({str(tmp_path / "big.npy")!r}), batch_size=64)
+        spec = Spectrum.from_source({str(tmp_path / "big.npy")!r}, batch_size=64)
         np.save({str(tmp_path / "variances.npy")!r}, spec.variances)
         try:
             np.load({str(tmp_path / "big.npy")!r}, mmap_mode="r")
@@ -157,10 +185,10 @@ def test_memory_stays_bounded_on_a_file_larger_than_the_address_space_cap(tmp_pa
 
 def test_progress_bar_on_request(capsys):
     x = np.random.default_rng(14).standard_normal((40, 1, 8, 8))
-    estimate(open_source(x), batch_size=10, progress=True)
+    Spectrum.from_source(x, batch_size=10, progress=True)
     err = capsys.readouterr().err
     assert "40/40" in err and "items/s" in err
-    estimate(open_source(x), batch_size=10)  # not a terminal, and short: no bar
+    Spectrum.from_source(x, batch_size=10)  # not a terminal, and short: no bar
     assert capsys.readouterr().err == ""
 
 

@@ -1051,7 +1051,7 @@ def samplers(json_out: JsonOpt = False) -> None:
         {
             "name": s.name,
             "processes": list(s.processes),
-            "stochastic": s.stochastic or s.fixed.get("eta", 0) > 0,
+            "stochastic": s.noise_draws(1) > 0,
             "options": list(s.options),
             "diffusers": s.diffusers,
             "description": s.description,
@@ -1268,13 +1268,12 @@ def evaluate(
             "--device cuda, but this torch sees no CUDA GPU: use --device cpu, or install a CUDA "
             "build of torch on a machine with a GPU"
         )
-    spec = get_sampler(sampler)
-    spec.check_process("vp")
+    sampler_spec = get_sampler(sampler)
+    sampler_spec.check_process("vp")
     options: dict[str, Any] = {} if eta is None else {"eta": eta}
-    if set(options) - set(spec.options):
-        raise SpecschedError(
-            f"sampler {sampler!r} takes no --eta (its options: {', '.join(spec.options) or 'none'})"
-        )
+    if set(options) - set(sampler_spec.options):
+        accepted = ", ".join(sampler_spec.options) or "none"
+        raise SpecschedError(f"sampler {sampler!r} takes no --eta (its options: {accepted})")
     if not schedule and not heuristics:
         raise SpecschedError(
             "nothing to evaluate: give one or more --schedule FILE, or --heuristics, or both"

@@ -96,8 +96,8 @@ def generate(
     >>> generate(GaussianDenoiser(spec), sched, num_samples=8, shape=(1, 4, 4)).shape
     (8, 1, 4, 4)
     """
-    spec = get_sampler(sampler)
-    spec.check_process(schedule.process)
+    sampler_spec = get_sampler(sampler)
+    sampler_spec.check_process(schedule.process)
     num_samples = check_int("num_samples", num_samples)
     batch_size = check_int("batch_size", batch_size)
     shape = tuple(int(n) for n in shape)
@@ -117,7 +117,7 @@ def generate(
     out = np.empty((num_samples, *shape), dtype=np.float64)
     for lo in range(0, num_samples, batch_size):
         hi = min(lo + batch_size, num_samples)
-        x = spec(
+        x = sampler_spec(
             denoise,
             x_start[lo:hi].to(torch.float64),
             alpha,

@@ -328,7 +328,7 @@ class _MarkovMoves:
 
     def __init__(self, prob: _Problem, table: np.ndarray):
         self.prob = prob
-        self.spec = get_sampler(prob.sampler)
+        self.sampler_spec = get_sampler(prob.sampler)
         # the levels of every timestep and, at index len(table), of the clean level
         lam = torch.from_numpy(np.append(table, np.inf))
         self.alpha_of, self.s_of = (v.numpy() for v in levels_from_log_snr(lam, prob.lr.process))
@@ -340,7 +340,7 @@ class _MarkovMoves:
         """Maps of the steps from timesteps ``start`` to ``end`` (1-D, same length), (K, M)."""
         p, idx = self.prob, np.stack([start, end])[..., None, None]
         a, s = torch.from_numpy(self.alpha_of[idx]), torch.from_numpy(self.s_of[idx])
-        return step_maps(self.spec, p.S, p.m, a, s, p.lr.process, p.options)
+        return step_maps(self.sampler_spec, p.S, p.m, a, s, p.lr.process, p.options)
 
     def _start_var(self, t0: np.ndarray) -> Tensor:
         """Variance of the start at first timesteps ``t0``, shape (len(t0), M)."""

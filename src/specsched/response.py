@@ -143,10 +143,10 @@ def output_moments(
     -------
     dict with ``mean``, ``var``, ``transfer`` (and ``trace_mean``, ``trace_var``).
     """
-    spec = get_sampler(sampler)
+    sampler_spec = get_sampler(sampler)
     steps = alpha.shape[0] - 1
     batch = alpha.shape[1:]
-    draws = spec.noise_draws(steps, **options)
+    draws = sampler_spec.noise_draws(steps, **options)
     # the calibrated model draws one non-linear source per denoiser call (at most 2 per step)
     extra = 2 * steps if calibration is not None and calibration.nonlinear else 0
     rows = 2 + draws + extra
@@ -154,8 +154,10 @@ def output_moments(
     alpha_b = alpha.reshape(steps + 1, *batch, 1, 1)
     s_b = s.reshape(steps + 1, *batch, 1, 1)
     c = start_std(process, s_b[0]) * torch.ones_like(s_b[0])  # (*batch, 1, 1)
-    if spec.markov and steps > 0 and calibration is None:
-        return _markov_moments(spec, variances, means, alpha_b, s_b, c, trace, process, options)
+    if sampler_spec.markov and steps > 0 and calibration is None:
+        return _markov_moments(
+            sampler_spec, variances, means, alpha_b, s_b, c, trace, process, options
+        )
     M = variances.shape[-1]
     zeros = torch.zeros((*batch, 1, M), dtype=torch.float64)
     x = torch.cat(
@@ -176,7 +178,7 @@ def output_moments(
             if calibration is None
             else CalibratedModeDenoiser(variances, means, calibration, first_row=2 + draws)
         )
-        out = spec(
+        out = sampler_spec(
             denoiser,
             x,
             alpha_b,
@@ -198,7 +200,7 @@ def output_moments(
 
 
 def step_maps(
-    spec: SamplerSpec,
+    sampler_spec: SamplerSpec,
     variances: Tensor,
     means: Tensor,
     alpha: Tensor,
@@ -211,16 +213,16 @@ def step_maps(
     ``alpha`` and ``s`` have shape ``(2, *batch, 1, 1)``; a mode's state moves as
     ``x' = A x + B + sigma z`` (:func:`_markov_moments`). Results have shape ``(*batch, M)``.
     """
-    rows = 2 + spec.noise_draws(1, **options)
+    rows = 2 + sampler_spec.noise_draws(1, **options)
     x = torch.zeros((*alpha.shape[1:-2], rows, variances.shape[-1]), dtype=torch.float64)
     x[..., 1, :] = 1.0  # the unit state: row 0 (constant) 0, row 1 (the incoming state) 1
     denoiser = ModeDenoiser(variances, means)
-    y = spec(denoiser, x, alpha, s, noise=CoefficientNoise(2), process=process, **options)
+    y = sampler_spec(denoiser, x, alpha, s, noise=CoefficientNoise(2), process=process, **options)
     return y[..., 1, :], y[..., 0, :], (y[..., 2:, :] ** 2).sum(-2)
 
 
 def _markov_moments(
-    spec: SamplerSpec,
+    sampler_spec: SamplerSpec,
     variances: Tensor,
     means: Tensor,
     alpha_b: Tensor,
@@ -230,7 +232,8 @@ def _markov_moments(
     process: Process,
     options: dict[str, Any],
 ) -> dict[str, Tensor]:
-    """:func:`output_moments` of a Markov sampler (``spec.markov``), in O(N M) work and O(1) ops.
+    """:func:`output_moments` of a Markov sampler (``sampler_spec.markov``), in O(N M) work and
+    O(1) ops.
 
     Each step of such a sampler maps a mode's state affinely, ``x' = A_i x + B_i + sigma_i z``
     (the same ``A_i`` for every source, as the Gaussian denoiser and the step are linear). One
@@ -246,8 +249,8 @@ def _markov_moments(
     if steps > 1:
         a_pairs = torch.stack([alpha_b[:-2], alpha_b[1:-1]])
         s_pairs = torch.stack([s_b[:-2], s_b[1:-1]])
-        maps.append(step_maps(spec, variances, means, a_pairs, s_pairs, process, options))
-    last = step_maps(spec, variances, means, alpha_b[-2:], s_b[-2:], process, options)
+        maps.append(step_maps(sampler_spec, variances, means, a_pairs, s_pairs, process, options))
+    last = step_maps(sampler_spec, variances, means, alpha_b[-2:], s_b[-2:], process, options)
     maps.append(tuple(v[None] for v in last))
     A, B, noise_var = (torch.cat(parts) for parts in zip(*maps, strict=True))  # (N, *batch, M)
     c2 = c[..., 0] ** 2  # (*batch, 1)

@@ -18,7 +18,7 @@ so the same code runs
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -40,6 +40,28 @@ class Denoiser(Protocol):
 
 Noise = Callable[[Tensor], Tensor]
 Callback = Callable[[int, Tensor, Tensor], None]
+
+
+def _steps(*levels: Tensor) -> Iterator[tuple[tuple[Tensor, ...], tuple[Tensor, ...]]]:
+    """The levels each step goes from and to: ``(alpha[i], s[i], ...), (alpha[i+1], s[i+1], ...)``.
+
+    Like ``itertools.pairwise(zip(alpha, s, ...))`` (smalldiffusion's and EDM's loops), but each
+    step indexes its own two levels: a level shared by two steps is two autograd nodes, so the
+    gradients are those of indexing by hand to the last bit (a shared node sums its gradients in
+    another order).
+
+    Parameters
+    ----------
+    *levels : Tensor
+        Per-level tensors of the same first dimension ``N + 1`` (``alpha``, ``s``, ...).
+
+    Yields
+    ------
+    (tuple of Tensor, tuple of Tensor)
+        The ``N`` pairs of level tuples, noisiest step first.
+    """
+    for i in range(levels[0].shape[0] - 1):
+        yield tuple(v[i] for v in levels), tuple(v[i + 1] for v in levels)
 
 
 def ddim(
@@ -79,18 +101,18 @@ def ddim(
         raise SpecschedError(f"eta must lie in [0, 1] (got {eta})")
     if eta > 0 and noise is None:
         raise SpecschedError("a stochastic sampler (eta > 0) needs a noise source")
-    for i in range(alpha.shape[0] - 1):
-        a, sc, a2, s2 = alpha[i], s[i], alpha[i + 1], s[i + 1]
-        x0 = denoise(x, a, sc)
-        if bool(torch.all(s2 == 0)):  # to the clean level: no noise left to keep or add
-            x = a2 * x0
+    for i, ((a, s_cur), (a_next, s_next)) in enumerate(_steps(alpha, s)):
+        x0 = denoise(x, a, s_cur)
+        if _is_clean(s_next):  # to the clean level: no noise left to keep or add
+            x = a_next * x0
         else:
-            eps = (x - a * x0) / sc
+            eps = (x - a * x0) / s_cur
             # 1 - sigma'^2 / sigma^2, clamped so that coinciding levels keep a finite gradient
-            gap = (1.0 - (s2 * a / (a2 * sc)) ** 2).clamp_min(1e-300)
-            x = a2 * x0 + s2 * torch.sqrt(1.0 - eta**2 * gap) * eps  # sqrt(s'^2 - sigma_eta^2)
+            gap = (1.0 - (s_next * a / (a_next * s_cur)) ** 2).clamp_min(1e-300)
+            # sqrt(s'^2 - sigma_eta^2) eps_hat
+            x = a_next * x0 + s_next * torch.sqrt(1.0 - eta**2 * gap) * eps
             if eta > 0:
-                x = x + eta * s2 * torch.sqrt(gap) * noise(x)
+                x = x + eta * s_next * torch.sqrt(gap) * noise(x)
         if callback is not None:
             callback(i, x, x0)
     return x
@@ -139,6 +161,8 @@ def heun(
     """
     c, tau = _ode_coords(alpha, s, process)
     z = x / c[0]
+    # indexed by hand: with named levels (_steps) a level used several times in a step is one
+    # autograd node, and the gradients of multi-step runs change in the last bits
     for i in range(alpha.shape[0] - 1):
         x0 = denoise(c[i] * z, alpha[i], s[i])
         d = (z - x0) / tau[i]
@@ -182,15 +206,16 @@ def ipndm(
     c, tau = _ode_coords(alpha, s, process)
     z = x / c[0]
     history: list[Tensor] = []
-    for i in range(alpha.shape[0] - 1):
-        x0 = denoise(c[i] * z, alpha[i], s[i])
-        history.insert(0, (z - x0) / tau[i])
+    levels = _steps(alpha, s, c, tau)
+    for i, ((a, s_cur, c_cur, tau_cur), (_, _, c_next, tau_next)) in enumerate(levels):
+        x0 = denoise(c_cur * z, a, s_cur)
+        history.insert(0, (z - x0) / tau_cur)
         history = history[:max_order]
         b = coeffs[len(history) - 1]
         slope = sum(bj * dj for bj, dj in zip(b, history, strict=True))
-        z = z + (tau[i + 1] - tau[i]) * slope
+        z = z + (tau_next - tau_cur) * slope
         if callback is not None:
-            callback(i, c[i + 1] * z, x0)
+            callback(i, c_next * z, x0)
     return c[-1] * z
 
 
@@ -226,23 +251,23 @@ def dpmpp_2m(
         raise SpecschedError("dpmpp_2m_sde needs a noise source")
     lam = _half_lambda(alpha, s)
     d_prev, h_prev = None, None
-    for i in range(alpha.shape[0] - 1):
-        d = denoise(x, alpha[i], s[i])
-        a2, s2 = alpha[i + 1], s[i + 1]
-        if _is_clean(s2):
-            x = a2 * d
+    levels = _steps(alpha, s, lam)
+    for i, ((a, s_cur, lam_cur), (a_next, s_next, lam_next)) in enumerate(levels):
+        d = denoise(x, a, s_cur)
+        if _is_clean(s_next):
+            x = a_next * d
         else:
-            h = lam[i + 1] - lam[i]
+            h = lam_next - lam_cur
             d_eff = d if d_prev is None else d + (d - d_prev) * (h / (2 * h_prev))
             if sde:
                 e2 = -torch.expm1(-2 * h)  # 1 - e^-2h
                 x = (
-                    (s2 / s[i]) * torch.exp(-h) * x
-                    + a2 * e2 * d_eff
-                    + s2 * torch.sqrt(e2) * noise(x)
+                    (s_next / s_cur) * torch.exp(-h) * x
+                    + a_next * e2 * d_eff
+                    + s_next * torch.sqrt(e2) * noise(x)
                 )  # type: ignore[misc]
             else:
-                x = (s2 / s[i]) * x - a2 * torch.expm1(-h) * d_eff
+                x = (s_next / s_cur) * x - a_next * torch.expm1(-h) * d_eff
             h_prev = h
         d_prev = d
         if callback is not None:
@@ -368,7 +393,31 @@ def _unipc_rhos(rks: list[Tensor], hh: Tensor, b_h: Tensor, k: int) -> list[Tens
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """A named sampler: the function, its fixed options, the processes it runs on, its noise."""
+    """A named sampler: the function, its fixed options, the processes it runs on, its noise.
+
+    Attributes
+    ----------
+    name : str
+    fn : callable
+        The sampler function (module notes).
+    description : str
+    fixed : dict
+        Options always passed to ``fn`` (``ddpm`` is ``ddim`` with ``eta=1``).
+    options : tuple of str
+        The options a caller may set.
+    processes : tuple of str
+        The processes it runs on.
+    draws_per_step : int
+        ``noise()`` calls per step when the sampler injects noise, at most (the step to the
+        clean level may draw none); 0 for deterministic samplers.
+    noise_scale : str
+        The option that scales the injected noise (DDIM's ``eta``): at 0, or when not given,
+        the sampler draws none. Empty when the draws do not depend on an option.
+    diffusers : str
+        The diffusers scheduler it matches.
+    markov : bool
+        The next state depends on the current state and the two levels alone (no history).
+    """
 
     name: str
     fn: Callable[..., Tensor]
@@ -376,7 +425,8 @@ class SamplerSpec:
     fixed: dict[str, Any] = field(default_factory=dict)
     options: tuple[str, ...] = ()
     processes: tuple[str, ...] = ("vp", "ve", "flow")
-    stochastic: bool = False
+    draws_per_step: int = 0
+    noise_scale: str = ""
     diffusers: str = ""
     # the next state depends on the current state and the two levels alone (no history): an
     # N-step run is N one-step runs, which output_moments composes (O(N M) for stochastic ones)
@@ -392,7 +442,7 @@ class SamplerSpec:
                 f"(its options: {accepted})"
             )
         for key, v in options.items():
-            if key in ("eta",):
+            if key == "eta":
                 if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
                     raise SpecschedError(f"{key} must be a number (got {v!r})")
             elif key in ("order", "max_order"):
@@ -402,12 +452,23 @@ class SamplerSpec:
                 raise SpecschedError(f"{key} must be True or False (got {v!r})")
 
     def noise_draws(self, steps: int, **options: Any) -> int:
-        """Upper bound on the number of ``noise()`` calls in ``steps`` steps."""
+        """Upper bound on the number of ``noise()`` calls in ``steps`` steps with ``options``.
+
+        ``steps x draws_per_step``, or 0 when the :attr:`noise_scale` option is 0 or not given.
+
+        Examples
+        --------
+        >>> get_sampler("ddim").noise_draws(10), get_sampler("ddim").noise_draws(10, eta=0.5)
+        (0, 10)
+        >>> get_sampler("ddpm").noise_draws(10), get_sampler("dpmpp_2m_sde").noise_draws(10)
+        (10, 10)
+        """
         self.check_options(options)
-        opts = {**options, **self.fixed}
-        if "eta" in opts:
-            return steps if float(opts["eta"]) > 0 else 0
-        return steps if self.stochastic else 0
+        if self.noise_scale:
+            scale = {**options, **self.fixed}.get(self.noise_scale, 0.0)
+            if not float(scale) > 0:
+                return 0
+        return steps * self.draws_per_step
 
     def __call__(
         self,
@@ -453,6 +514,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "DDIM(eta), deterministic at eta=0",
             options=("eta",),
             diffusers="DDIMScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -461,6 +524,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)",
             fixed={"eta": 1.0},
             diffusers="DDPMScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -470,6 +535,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("vp", "ve"),
             diffusers="EulerDiscreteScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -479,6 +546,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 1.0},
             processes=("vp", "ve"),
             diffusers="EulerAncestralDiscreteScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -488,6 +557,8 @@ SAMPLERS: dict[str, SamplerSpec] = {
             fixed={"eta": 0.0},
             processes=("flow",),
             diffusers="FlowMatchEulerDiscreteScheduler",
+            draws_per_step=1,
+            noise_scale="eta",
             markov=True,
         ),
         SamplerSpec(
@@ -507,7 +578,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             dpmpp_2m,
             "DPM-Solver++(2M) SDE (midpoint), first-order final step",
             fixed={"sde": True},
-            stochastic=True,
+            draws_per_step=1,
             diffusers='DPMSolverMultistepScheduler(algorithm_type="sde-dpmsolver++")',
         ),
         SamplerSpec(

@@ -1,7 +1,7 @@
 """Data sources: built-in datasets and loaders that feed the spectrum estimator.
 
 :func:`open_source` turns what the user has into a :class:`~.sources.Source`, which
-:func:`~.stream.estimate` streams (on one process, local workers or a Dask cluster):
+:func:`~.stream.accumulate` streams (on one process, local workers or a Dask cluster):
 
 - ``builtin:photos``, ``builtin:digits``, ``builtin:faces``, ``builtin:mnist``,
   ``synthetic:powerlaw`` (see :mod:`specsched.data.builtin`);
@@ -30,7 +30,8 @@ from .sources import Source
 
 __all__ = ["ESTIMATE_OPTIONS", "Source", "load", "open_source"]
 
-#: Options of :func:`specsched.data.stream.estimate` (the rest describe the source).
+#: Options of the estimate (:meth:`specsched.Spectrum.from_source`: ``kind`` and the options of
+#: :func:`specsched.data.stream.accumulate`); the rest describe the source.
 ESTIMATE_OPTIONS = (
     "kind",
     "workers",
@@ -112,7 +113,7 @@ def open_source(source: Any, **options: Any) -> Source:
         )
     if isinstance(source, str | Path):
         return _open_path(Path(source), options)
-    from ..spectrum import is_tensor, to_numpy
+    from .._arrays import is_tensor, to_numpy
 
     if isinstance(source, np.ndarray) or is_tensor(source):
         return ArraySource.open(to_numpy(source), **_take(options, ("layout",), "arrays"))

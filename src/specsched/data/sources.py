@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from .._arrays import as_channels_first, to_float, to_numpy
 from ..errors import ItemError, SpecschedError
-from ..spectrum import as_channels_first, to_float, to_numpy
 
 __all__ = [
     "ArraySource",

@@ -1,11 +1,14 @@
 """The one estimation path: a source's items, split into partitions, accumulated and merged.
 
-:func:`estimate` splits a :class:`~specsched.data.sources.Source`'s items into contiguous
+:func:`accumulate` splits a :class:`~specsched.data.sources.Source`'s items into contiguous
 partitions, runs :func:`accumulate_partition` on each (in this process, in local worker processes,
-or on a Dask cluster: the same function in all three) and merges the partial
-:class:`~specsched.spectrum.SpectrumAccumulator`s exactly, in partition order. The estimate is a
-sum over samples (count, sum of ``X X^H`` per frequency, sum of the DC coefficients), so the
-result does not depend on where the partitions ran, up to the rounding of the sums' order.
+or on a Dask cluster: the same function in all three) and merges the partial accumulators exactly,
+in partition order. The accumulator is a parameter (an :class:`Accumulator`, made by the caller's
+factory): :meth:`specsched.Spectrum.from_source` passes
+:class:`~specsched.spectrum.SpectrumAccumulator`, so this module needs nothing from
+:mod:`specsched.spectrum` (the dependency runs one way). The estimate is a sum over samples
+(count, sum of ``X X^H`` per frequency, sum of the DC coefficients), so the result does not
+depend on where the partitions ran, up to the rounding of the sums' order.
 """
 
 from __future__ import annotations
@@ -19,13 +22,21 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
 
 from ..errors import SpecschedError, check_int
-from ..spectrum import Kind, KindRequest, Spectrum, SpectrumAccumulator, estimate_kind
 from .sources import Source
 
-__all__ = ["Partial", "accumulate_partition", "estimate", "partitions"]
+__all__ = [
+    "Accumulator",
+    "NewAccumulator",
+    "Partial",
+    "accumulate",
+    "accumulate_partition",
+    "partitions",
+]
 
 #: Samples go through the FFT in chunks of about this many bytes of float64 input: the FFT and
 #: the per-frequency products then run in cache, 2-3x faster than on large batches.
@@ -35,12 +46,45 @@ MAX_EXAMPLES = 5
 #: Partitions per worker: enough for load balance and a live progress bar.
 PARTITIONS_PER_WORKER = 8
 
+Estimate_co = TypeVar("Estimate_co", covariant=True)
+
+
+class Accumulator(Protocol[Estimate_co]):
+    """What the streaming estimator needs of an accumulator: a streaming, mergeable sum over
+    samples (:class:`specsched.spectrum.SpectrumAccumulator` is one).
+
+    Attributes
+    ----------
+    n : int
+        Samples added so far.
+    """
+
+    n: int
+
+    def update(self, x: np.ndarray) -> Any:
+        """Add a batch ``x`` of shape ``(n, C, *signal_shape)``."""
+        ...
+
+    def merge(self, other: Any) -> Any:
+        """The exact union of this partial estimate and ``other`` (a new accumulator)."""
+        ...
+
+    def finalize(self, **meta: Any) -> Estimate_co:
+        """The estimate of everything added so far, with ``meta`` as its provenance."""
+        ...
+
+
+#: Makes an empty accumulator for samples of shape ``(C, *signal_shape)``, called as
+#: ``new_accumulator(signal_shape, C)`` (for example ``partial(SpectrumAccumulator, kind="pca")``);
+#: it is sent to every worker, so it must pickle.
+NewAccumulator = Callable[[tuple[int, ...], int], Accumulator[Estimate_co]]
+
 
 @dataclass
 class Partial:
     """What one partition gives back: its accumulator and its account of the items."""
 
-    accumulator: SpectrumAccumulator | None
+    accumulator: Accumulator[Any] | None
     items: int = 0
     failed: int = 0
     examples: list[tuple[str, str]] = field(default_factory=list)
@@ -59,8 +103,8 @@ def partitions(start: int, stop: int, parts: int, *, min_size: int = 1) -> list[
 def accumulate_partition(
     source: Source,
     partition: tuple[int, int | None],
+    new_accumulator: NewAccumulator[Any],
     *,
-    kind: Kind = "fourier",
     batch_size: int = 64,
     strict: bool = False,
     sample_shape: tuple[int, ...] | None = None,
@@ -76,7 +120,8 @@ def accumulate_partition(
     source : Source
     partition : (int, int or None)
         Item range; ``stop=None`` reads to the end.
-    kind : {"fourier", "pca"}
+    new_accumulator : callable
+        Makes the partition's accumulator from the first sample's shape (:data:`NewAccumulator`).
     batch_size : int
         Items read per batch. Memory is ``O(batch_size x sample size)`` for the batch plus
         ``O(C^2 x frequencies)`` for the accumulator.
@@ -104,7 +149,7 @@ def accumulate_partition(
         if x is not None and len(x):
             if out.accumulator is None:
                 sample_shape = x.shape[1:]
-                out.accumulator = SpectrumAccumulator(sample_shape[1:], sample_shape[0], kind=kind)
+                out.accumulator = new_accumulator(sample_shape[1:], sample_shape[0])
                 out.scaling = batch.scaling
             chunk = max(1, CHUNK_BYTES // (8 * math.prod(sample_shape)))
             for i in range(0, len(x), chunk):
@@ -181,7 +226,7 @@ class _Job:
     """Everything a partition needs besides its range (sent once per worker)."""
 
     source: Source
-    kind: Kind
+    new_accumulator: NewAccumulator[Any]
     batch_size: int
     strict: bool
     sample_shape: tuple[int, ...] | None
@@ -190,7 +235,7 @@ class _Job:
         return accumulate_partition(
             self.source,
             partition,
-            kind=self.kind,
+            self.new_accumulator,
             batch_size=self.batch_size,
             strict=self.strict,
             sample_shape=self.sample_shape,
@@ -339,10 +384,10 @@ def _nothing_read(source: Source, failed: int, examples, *, dask: bool) -> Specs
     )
 
 
-def estimate(
+def accumulate(
     source: Source,
+    new_accumulator: NewAccumulator[Estimate_co],
     *,
-    kind: KindRequest = "auto",
     workers: int = 1,
     dask: Any = None,
     limit: int | None = None,
@@ -350,16 +395,20 @@ def estimate(
     strict: bool = False,
     progress: bool | None = None,
     dask_timeout: float = 10.0,
-) -> Spectrum:
-    """Estimate the spectrum of a source, streamed, on one or more processes or a Dask cluster.
+) -> Estimate_co:
+    """Accumulate a source's items, streamed, on one or more processes or a Dask cluster.
+
+    One pass over the source; :meth:`specsched.Spectrum.from_source` makes a spectrum with it
+    (one pass per spectrum kind).
 
     Parameters
     ----------
     source : Source
         From :func:`specsched.data.open_source`.
-    kind : {"auto", "fourier", "pca"}, default "auto"
-        ``"auto"``: Fourier if the data are close to stationary, else PCA (a second pass over
-        the source), see :func:`specsched.spectrum.choose_kind`.
+    new_accumulator : callable
+        Makes an empty accumulator for the samples' shape (:data:`NewAccumulator`), e.g.
+        ``functools.partial(SpectrumAccumulator, kind="fourier")``; it must pickle to reach
+        workers.
     workers : int, default 1
         Local worker processes. Each reads and accumulates its own partitions; the partial sums
         are merged exactly. Ignored with ``dask``.
@@ -380,9 +429,11 @@ def estimate(
 
     Returns
     -------
-    Spectrum
-        ``meta`` holds the source, the scaling, the items read and the items skipped
-        (``"skipped"``, with up to five examples and their reasons in ``"skipped_examples"``).
+    estimate
+        What the merged accumulator's ``finalize`` returns, given as ``meta`` the source, the
+        scaling, the items read and the items skipped (``"skipped"``, with up to five examples
+        and their reasons in ``"skipped_examples"``) and where it ran (``"workers"``, or
+        ``"dask"`` and ``"dask_threads"``).
 
     Notes
     -----
@@ -395,10 +446,13 @@ def estimate(
 
     Examples
     --------
+    >>> import functools
     >>> import numpy as np
     >>> from specsched.data import open_source
+    >>> from specsched.spectrum import SpectrumAccumulator
     >>> x = np.random.default_rng(0).standard_normal((200, 1, 8, 8))
-    >>> spec = estimate(open_source(x), batch_size=50)
+    >>> new = functools.partial(SpectrumAccumulator, kind="fourier")
+    >>> spec = accumulate(open_source(x), new, batch_size=50)
     >>> spec.n_samples, spec.signal_shape
     (200, (8, 8))
     """
@@ -417,35 +471,14 @@ def estimate(
     if stop == 0:
         raise SpecschedError(f"{source.name} holds no items: give some data")
 
-    def one_pass(kind: Kind) -> Spectrum:
-        return _estimate_pass(
-            source, kind, stop, workers, dask, batch_size, strict, progress, dask_timeout
-        )
-
-    return estimate_kind(kind, one_pass, can_reread=source.splittable)
-
-
-def _estimate_pass(
-    source: Source,
-    kind: Kind,
-    stop: int | None,
-    workers: int,
-    dask: Any,
-    batch_size: int,
-    strict: bool,
-    progress: bool | None,
-    dask_timeout: float,
-) -> Spectrum:
-    """One pass of :func:`estimate` over the first ``stop`` items, for one kind."""
-    distributed = workers > 1 or dask is not None
-    job = _Job(source, kind, batch_size, strict, None)
+    job = _Job(source, new_accumulator, batch_size, strict, None)
     where: dict[str, Any] = {"workers": workers}
     bar = ProgressBar(stop, progress, f"spectrum of {source.name}")
     try:
         if not distributed:
             total = job((0, stop), on_batch=bar.advance)
         else:
-            job = _Job(source, kind, batch_size, strict, _probe(job, stop))
+            job = _Job(source, new_accumulator, batch_size, strict, _probe(job, stop))
             if dask is not None:
                 client, owned = connect_dask(dask, dask_timeout)
                 try:
