@@ -39,9 +39,7 @@ import real_denoisers as rd  # noqa: E402
 from _common import stamp, write_json  # noqa: E402
 
 from specsched import fit  # noqa: E402
-from specsched.calibrate import calibrate  # noqa: E402
 from specsched.generation import generate  # noqa: E402
-from specsched.levels import LevelRange  # noqa: E402
 
 OUTCOMES = ("win", "tie", "loss")
 
@@ -76,13 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"spectrum: {setup.spectrum.kind} ({args.kind} asked)", flush=True)
     cal, cal_info = None, None
     if "calibrated" in args.fits:
-        cal = calibrate(
-            setup.spectrum,
-            setup.denoise,
-            setup.calibration_data,
-            levels=LevelRange.discrete(setup.train),
-            seed=rd.SEED,
-        )
+        cal = rd.calibrate_setup(setup)
         cal_info = {
             "evaluations": cal.calibration.evaluations,
             "seconds": time.perf_counter() - t0,

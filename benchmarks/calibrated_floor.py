@@ -32,8 +32,7 @@ import real_denoisers as rd  # noqa: E402
 from _common import stamp, write_json  # noqa: E402
 
 from specsched import divergence  # noqa: E402
-from specsched.calibrate import ModeTables, calibrate  # noqa: E402
-from specsched.levels import LevelRange  # noqa: E402
+from specsched.calibrate import ModeTables  # noqa: E402
 from specsched.response import converged_moments, response  # noqa: E402
 from specsched.schedules import Schedule  # noqa: E402
 
@@ -49,13 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.denoiser:
         fits = json.loads((HERE / "results" / f"calibrated_fits_{name}.json").read_text())
         setup = rd.SETUPS[name](dict(stored["config"]))
-        cal = calibrate(
-            setup.spectrum,
-            setup.denoise,
-            setup.calibration_data,
-            levels=LevelRange.discrete(setup.train),
-            seed=rd.SEED,
-        )
+        cal = rd.calibrate_setup(setup)
         S, w, m = (torch.from_numpy(np.asarray(a, dtype=np.float64)) for a in cal.modes())
         conv_var, conv_mean = converged_moments(S, m, ModeTables(cal.calibration, S.numpy()), "vp")
         floor = float(divergence.total("w2", S, w, m, conv_var, conv_mean))

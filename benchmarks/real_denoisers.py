@@ -285,6 +285,17 @@ def schedules_for(
     return out, info
 
 
+def calibrate_setup(setup: Setup) -> Spectrum:
+    """The set-up's spectrum calibrated on its denoiser (``specsched.calibrate`` defaults)."""
+    return calibrate(
+        setup.spectrum,
+        setup.denoise,
+        setup.calibration_data,
+        levels=LevelRange.discrete(setup.train),
+        seed=SEED,
+    )
+
+
 def reference_solution(setup: Setup, cfg: dict[str, Any]) -> tuple[np.ndarray, dict]:
     """A many-step DPM-Solver++(2M) run from the shared x_T, and its own accuracy."""
     n, steps = cfg["num_samples"], cfg["ref_steps"]
@@ -348,13 +359,7 @@ def run_setup(setup: Setup, cfg: dict[str, Any], log) -> tuple[list[dict], dict,
     calibrated = None
     if setup.calibration_data is not None:
         t_cal = time.perf_counter()
-        calibrated = calibrate(
-            setup.spectrum,
-            setup.denoise,
-            setup.calibration_data,
-            levels=LevelRange.discrete(setup.train),
-            seed=SEED,
-        )
+        calibrated = calibrate_setup(setup)
         cal_info = {
             "seconds": time.perf_counter() - t_cal,
             "evaluations": calibrated.calibration.evaluations,
