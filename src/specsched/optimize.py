@@ -732,14 +732,19 @@ def _fit(
         return response(spec, sched, sampler=sampler, target=target_moments, **sampler_options)
 
     # baselines -------------------------------------------------------------------------------
-    baselines: list[tuple[Schedule, Response]] = []
-    if heuristics:
-        from .heuristics import all_heuristics
-
-        res_side = max(spec.signal_shape) if spec.kind == "fourier" else None
-        for sched in all_heuristics(steps, lr, resolution=res_side):
-            baselines.append((sched, exact(sched)))
-        baselines.sort(key=lambda br: br[1].value(objective))
+    baselines = (
+        compare(
+            spec,
+            steps=steps,
+            sampler=sampler,
+            levels=lr,
+            objective=objective,
+            target=target_moments,
+            **sampler_options,
+        )
+        if heuristics
+        else []
+    )
 
     # continuous optimisation from several starts ------------------------------------------------
     inits = [_lam_free(b.log_snr, prob) for b, _ in baselines[: max(starts - 1, 0)]]
@@ -1042,6 +1047,7 @@ def compare(
     levels: LevelRange | None = None,
     heuristics: bool = True,
     objective: Objective = "w2",
+    target: tuple[np.ndarray, np.ndarray] | None = None,
     **sampler_options: Any,
 ) -> list[tuple[Schedule, Response]]:
     """Evaluate schedules (and every applicable heuristic) on a spectrum, best first.
@@ -1055,6 +1061,9 @@ def compare(
         Step count of the heuristics; defaults to that of the first schedule.
     levels : LevelRange, optional
         The model (see :func:`level_range`); defaults to the discrete linear-1000 VP model.
+    target : (variances, means), optional
+        Moments the objectives compare the output with instead of the data's (see
+        :func:`~specsched.response.response`).
     """
     from .response import check_inputs
 
@@ -1072,14 +1081,13 @@ def compare(
         if not schedules:
             raise SpecschedError("give steps (the heuristics' step count) or at least one schedule")
         steps = schedules[0].steps
-    rows = [(s, response(spec, s, sampler=sampler, **sampler_options)) for s in schedules]
     if heuristics:
         from .heuristics import all_heuristics
 
         res_side = max(spec.signal_shape) if spec.kind == "fourier" else None
-        rows += [
-            (s, response(spec, s, sampler=sampler, **sampler_options))
-            for s in all_heuristics(steps, lr, resolution=res_side)
-        ]
+        schedules += all_heuristics(steps, lr, resolution=res_side)
+    rows = [
+        (s, response(spec, s, sampler=sampler, target=target, **sampler_options)) for s in schedules
+    ]
     rows.sort(key=lambda sr: sr[1].value(objective))
     return rows
