@@ -13,19 +13,22 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
+import specsched as ss
+from specsched.testing import (
+    MEANS3,
+    diffusers_scheduler,
+    mode_tolerance,
+    run_diffusers,
+    to_modes,
+    true_spectrum,
+)
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from conftest import MEANS3, mode_tolerance, to_modes, true_spectrum  # noqa: E402
-from test_response_diffusers import make_scheduler, run_diffusers  # noqa: E402
-
-import specsched as ss  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +51,7 @@ def main() -> None:
         spec = true_spectrum(8, channels, MEANS3[:channels])
         se = mode_tolerance(spec, n, z=1.0)
         for kind, eta, spacing, steps in cases:
-            sch = make_scheduler(kind, steps, spacing)
+            sch = diffusers_scheduler(kind, steps, spacing)
             sched = ss.Schedule.from_timesteps(sch.timesteps.numpy())
             r = ss.response(
                 spec,
@@ -63,7 +66,7 @@ def main() -> None:
             )
             rel = np.mean(np.abs(y - r.output_mean) ** 2, 0) / r.output_var - 1
             zm = np.abs(y.mean(0) - r.output_mean) / np.sqrt(r.output_var / n)
-            det = make_scheduler("ddim", steps, spacing)
+            det = diffusers_scheduler("ddim", steps, spacing)
             rd = ss.response(spec, sched, sampler="ddim")
             x0 = torch.randn(
                 64, channels, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1)

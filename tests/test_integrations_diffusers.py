@@ -7,10 +7,10 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import to_modes
 
 import specsched as ss
 from specsched.integrations.diffusers import snippet
+from specsched.testing import to_modes
 
 pytest.importorskip("diffusers")
 from diffusers import DDPMScheduler, EulerDiscreteScheduler

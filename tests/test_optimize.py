@@ -7,11 +7,11 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import true_spectrum
 
 import specsched as ss
 from specsched.data.builtin import digits, photos, powerlaw_spectrum
 from specsched.optimize import _Problem, compare, compress_modes, fit, level_range
+from specsched.testing import true_spectrum
 
 
 @pytest.fixture(scope="module")

@@ -11,47 +11,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import mode_tolerance, to_modes
 
 import specsched as ss
+from specsched.testing import diffusers_scheduler, mode_tolerance, run_diffusers, to_modes
 
 diffusers = pytest.importorskip("diffusers")
-from diffusers import DDIMScheduler, DDPMScheduler  # noqa: E402
+from diffusers import DDPMScheduler  # noqa: E402
 
 T = 1000
-
-
-def _float64(scheduler):
-    ac = torch.from_numpy(ss.TrainSchedule("linear", T).alphas_cumprod.copy())
-    scheduler.alphas_cumprod = ac
-    if hasattr(scheduler, "final_alpha_cumprod"):
-        scheduler.final_alpha_cumprod = torch.tensor(1.0, dtype=torch.float64)
-    scheduler.one = torch.tensor(1.0, dtype=torch.float64)
-    return scheduler
-
-
-def make_scheduler(kind: str, steps: int, spacing: str):
-    common = dict(
-        num_train_timesteps=T, beta_schedule="linear", clip_sample=False, timestep_spacing=spacing
-    )
-    if kind == "ddim":
-        sch = DDIMScheduler(set_alpha_to_one=True, **common)
-    else:
-        sch = DDPMScheduler(variance_type="fixed_small", **common)
-    sch.set_timesteps(steps)
-    return _float64(sch)
-
-
-def run_diffusers(sch, denoiser, x_T, *, eta=None, generator=None):
-    """The textbook diffusers loop, with eps = (x - sqrt(abar) x0_hat) / sqrt(1 - abar)."""
-    x = x_T.clone()
-    for t in sch.timesteps:
-        abar = sch.alphas_cumprod[int(t)]
-        a, s = abar.sqrt(), (1 - abar).sqrt()
-        eps = (x - a * denoiser(x, a, s)) / s
-        kw = {"eta": eta} if eta is not None else {}
-        x = sch.step(eps, t, x, generator=generator, **kw).prev_sample
-    return x
 
 
 def test_diffusers_training_table_matches_ours():
@@ -75,7 +42,7 @@ def test_diffusers_training_table_matches_ours():
 def test_deterministic_ddim_equals_closed_form_per_sample(field_factory, channels, spacing, steps):
     """eta = 0: diffusers' output is exactly H x_T + mean part, sample by sample (not statistics)."""
     _, spec = field_factory(2, size=8, channels=channels)
-    sch = make_scheduler("ddim", steps, spacing)
+    sch = diffusers_scheduler("ddim", steps, spacing)
     sched = ss.Schedule.from_timesteps(sch.timesteps.numpy(), train_schedule="linear")
     r = ss.response(spec, sched, sampler="ddim", eta=0.0)
     g = torch.Generator().manual_seed(1)
@@ -109,7 +76,7 @@ def test_stochastic_moments_match_closed_form(field_factory, channels, kind, eta
     """
     n = 20_000
     _, spec = field_factory(2, size=8, channels=channels)
-    sch = make_scheduler(kind, steps, spacing)
+    sch = diffusers_scheduler(kind, steps, spacing)
     sched = ss.Schedule.from_timesteps(sch.timesteps.numpy(), train_schedule="linear")
     if kind == "ddim":
         r = ss.response(spec, sched, sampler="ddim", eta=eta)

@@ -7,12 +7,12 @@ import itertools
 import numpy as np
 import pytest
 import torch
-from conftest import mode_tolerance, to_modes, true_spectrum
 
 import specsched as ss
 from specsched.data.builtin import powerlaw, powerlaw_spectrum
 from specsched.response import ModeDenoiser
 from specsched.samplers import ddim
+from specsched.testing import mode_tolerance, to_modes, true_spectrum
 
 
 def _one_ddim_step_var(S, a, s, a2, s2):

@@ -44,10 +44,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import MEANS3, mode_tolerance, to_modes, true_spectrum
 
 import specsched as ss
 from specsched.levels import start_std
+from specsched.testing import MEANS3, mode_tolerance, to_modes, true_spectrum
 
 pytest.importorskip("diffusers")
 from diffusers import (

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import MEANS3
 
 import specsched as ss
 from specsched.data.builtin import powerlaw, powerlaw_spectrum
@@ -25,6 +24,7 @@ from specsched.spectrum import (
     as_channels_first,
     infer_layout,
 )
+from specsched.testing import MEANS3
 
 # ------------------------------------------------------------------------------------------
 # independent helpers
