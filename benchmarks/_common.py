@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,50 @@ def stamp(threads: str | None = None) -> dict[str, Any]:
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine,
         "versions": versions(),
+    }
+
+
+def machine_details() -> dict[str, Any]:
+    """The machine in detail, for timing benchmarks: CPU model, usable cores, load, threads, git.
+
+    ``stamp()`` is the short form every result carries; a speed figure also needs what else the
+    machine was doing (``load_average``) and which code ran (``git_commit``, ``git_dirty``).
+    """
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = None
+    cpu_model = platform.processor() or platform.machine()
+    try:
+        for row in Path("/proc/cpuinfo").read_text().splitlines():
+            if row.startswith("model name"):
+                cpu_model = row.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    here = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, cwd=here, check=False)
+        return done.stdout.strip()
+
+    try:
+        commit, dirty = git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain"))
+    except OSError:
+        commit, dirty = "", None
+    torch = sys.modules.get("torch")
+    return {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "platform": platform.platform(),
+        "processor": cpu_model,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": affinity,
+        "torch_threads": torch.get_num_threads() if torch is not None else None,
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        **versions(),
+        "specsched_path": str(Path(specsched.__file__).parent),
+        "git_commit": commit or None,
+        "git_dirty": dirty,
     }
 
 

@@ -32,8 +32,6 @@ import argparse
 import ast
 import importlib.util
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,6 +39,7 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 import torch
+from _common import machine_details
 
 HERE = Path(__file__).resolve().parent
 
@@ -152,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
         "images_per_cpu_s": n_img / (test_cpu + train_cpu),
         "wall_s": test_s + train_s,
         "cpu_s": test_cpu + train_cpu,
-        "load_avg_at_end": os.getloadavg(),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.processor() or platform.machine(),
-        "torch": torch.__version__,
-        "python": sys.version.split()[0],
+        "machine": machine_details(),
         "command": "python " + " ".join(sys.argv) if argv is None else " ".join(argv),
     }
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -24,13 +24,11 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import datetime as _dt
 import gc
 import io
 import json
 import math
 import os
-import platform
 import pstats
 import statistics
 import subprocess
@@ -40,10 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy
 import torch
+from _common import machine_details
 
-import specsched
 from specsched import divergence
 from specsched.data.builtin import powerlaw_spectrum
 from specsched.heuristics import heuristic_schedule
@@ -290,46 +287,6 @@ def step_counts(spec: Spectrum, counts: tuple[int, ...]) -> list[dict[str, Any]]
 
 
 # ------------------------------------------------------------------------------------ report
-def machine_info() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    cpu_model = platform.processor() or platform.machine()
-    try:
-        for row in Path("/proc/cpuinfo").read_text().splitlines():
-            if row.startswith("model name"):
-                cpu_model = row.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    here = Path(__file__).resolve().parent
-    try:
-        git = lambda *a: subprocess.run(  # noqa: E731
-            ["git", *a], capture_output=True, text=True, cwd=here, check=False
-        ).stdout.strip()
-        commit, dirty = git("rev-parse", "--short", "HEAD"), bool(git("status", "--porcelain"))
-    except OSError:
-        commit, dirty = "", None
-    return {
-        "date": _dt.datetime.now().isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "processor": cpu_model,
-        "python": platform.python_version(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "torch_threads": torch.get_num_threads(),
-        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "specsched": getattr(specsched, "__version__", "unknown"),
-        "specsched_path": str(Path(specsched.__file__).parent),
-        "git_commit": commit or None,
-        "git_dirty": dirty,
-    }
-
-
 def table(headers: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
 
@@ -385,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     profile = args.profile or not args.quick
     t_total = time.perf_counter()
 
-    info = machine_info()
+    info = machine_details()
     print(
         f"specsched fit benchmark - {info['date']} - {info['platform']}\n{info['processor']}, "
         f"cpus {info['cpu_count']} (usable {info['cpus_usable']}, torch threads "

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -34,6 +33,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from _common import machine_details
 
 HERE = Path(__file__).resolve().parent
 
@@ -229,12 +229,7 @@ def main() -> None:
     array_mb = args.array_mb or (256 if args.quick else 2048)
 
     result: dict = {
-        "machine": {
-            "python": platform.python_version(),
-            "numpy": np.__version__,
-            "cpu": platform.processor() or platform.machine(),
-            "cpus": os.cpu_count(),
-        },
+        "machine": machine_details(),
         "quick": args.quick,
     }
     with tempfile.TemporaryDirectory(prefix="specsched-bench-") as tmp:
