@@ -22,7 +22,7 @@ import numpy as np
 
 from ..errors import SpecschedError, check_int
 from .images import find_files
-from .sources import ItemSource
+from .sources import FileSource
 
 __all__ = ["AUDIO_EXTENSIONS", "AudioFolder"]
 
@@ -34,7 +34,7 @@ class TooShort(Exception):
 
 
 @dataclass(frozen=True, eq=False)
-class AudioFolder(ItemSource):
+class AudioFolder(FileSource):
     """The audio files under a folder, as fixed-length segments. Use :meth:`open`."""
 
     files: tuple[str, ...]
@@ -98,13 +98,6 @@ class AudioFolder(ItemSource):
             else:
                 sample_rate = 0  # nothing readable: every item fails and the estimator says so
         return cls(tuple(files), str(root), sample_rate, segment, channels or 1, resample)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.files)
-
-    def item_name(self, i: int) -> str:
-        return self.files[i]
 
     def load_item(self, i: int) -> np.ndarray:
         import soundfile as sf

@@ -27,7 +27,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import ItemError, SpecschedError, check_int
-from .sources import ItemSource
+from .sources import FileSource
 
 __all__ = ["IMAGE_EXTENSIONS", "ImageFolder", "find_files", "preprocess"]
 
@@ -145,7 +145,7 @@ def load_image(path: str, **options: Any) -> np.ndarray:
 
 
 @dataclass(frozen=True, eq=False)
-class ImageFolder(ItemSource):
+class ImageFolder(FileSource):
     """The images under a folder (recursively), preprocessed as a diffusion pipeline does.
 
     Use :meth:`open`. The file list is made once, sorted, and shipped to the workers with the
@@ -201,13 +201,6 @@ class ImageFolder(ItemSource):
         if channels is None:
             channels = _first_channels(files)
         return cls(tuple(files), str(root), size, crop, channels, seed)
-
-    @property
-    def n_items(self) -> int:
-        return len(self.files)
-
-    def item_name(self, i: int) -> str:
-        return self.files[i]
 
     def load_item(self, i: int) -> np.ndarray:
         return load_image(

@@ -34,6 +34,7 @@ from ..errors import ItemError, SpecschedError
 __all__ = [
     "ArraySource",
     "Batch",
+    "FileSource",
     "HFDatasetSource",
     "ItemSource",
     "IterableSource",
@@ -160,6 +161,19 @@ class ItemSource(Source):
             if done == batch_size or i == stop - 1:
                 yield _batch(samples, done, failures)
                 samples, failures, done = [], [], 0
+
+
+class FileSource(ItemSource):
+    """An item source with one item a file: ``files`` holds the paths, which name the items."""
+
+    files: tuple[str, ...]
+
+    @property
+    def n_items(self) -> int:
+        return len(self.files)
+
+    def item_name(self, i: int) -> str:
+        return self.files[i]
 
 
 def _kind(dtype: np.dtype) -> str:
@@ -531,18 +545,30 @@ class HFDatasetSource(MapSource):
         for i in range(start, stop, batch_size):
             rows = table[i : min(i + batch_size, stop)][self.column]
             if isinstance(rows, np.ndarray) and rows.dtype != object:
-                x, scaling = to_float(as_channels_first(rows, self.layout))  # type: ignore[arg-type]
-                if sample_shape is not None and x.shape[1:] != tuple(sample_shape):
-                    raise SpecschedError(
-                        f"{self.name} rows {i}.. give samples of shape {x.shape[1:]}, earlier "
-                        f"ones {tuple(sample_shape)}: {self.shape_hint}"
-                    )
+                x, scaling = _float_samples(
+                    rows, self.layout, sample_shape, f"{self.name} rows {i}.. give", self.shape_hint
+                )
                 sample_shape = x.shape[1:]
                 yield Batch(x, len(rows), [], scaling)
             else:  # ragged rows: one at a time, with the per-item checks
                 yield from super().read(
                     i, min(i + batch_size, stop), batch_size=batch_size, sample_shape=sample_shape
                 )
+
+
+def _float_samples(
+    arr: np.ndarray, layout: str | None, sample_shape: Any, what: str, hint: str
+) -> tuple[np.ndarray, str]:
+    """A batch ``arr`` as floats, channels first, checked against the shape of earlier samples.
+
+    ``what`` begins the error message (``"<what> samples of shape ..."``), ``hint`` ends it.
+    """
+    x, scaling = to_float(as_channels_first(arr, layout))  # type: ignore[arg-type]
+    if sample_shape is not None and x.shape[1:] != tuple(sample_shape):
+        raise SpecschedError(
+            f"{what} samples of shape {x.shape[1:]}, earlier ones {tuple(sample_shape)}: {hint}"
+        )
+    return x, scaling
 
 
 def _leaf_dtype(feature: Any) -> np.dtype | None:
@@ -590,12 +616,13 @@ class IterableSource(Source):
                 )
             if stop is not None:
                 arr = arr[: stop - seen]
-            x, scaling = to_float(as_channels_first(arr, self.layout))  # type: ignore[arg-type]
-            if sample_shape is not None and x.shape[1:] != tuple(sample_shape):
-                raise SpecschedError(
-                    f"element {k} of the iterable holds samples of shape {x.shape[1:]}, earlier "
-                    f"ones {tuple(sample_shape)}: give samples of one shape"
-                )
+            x, scaling = _float_samples(
+                arr,
+                self.layout,
+                sample_shape,
+                f"element {k} of the iterable holds",
+                "give samples of one shape",
+            )
             sample_shape = x.shape[1:]
             seen += len(x)
             yield Batch(x, len(x), [], scaling)
