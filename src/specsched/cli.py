@@ -136,28 +136,46 @@ DATA_OPTIONS: dict[str, tuple[Any, Any]] = {
 }
 
 
+def _with_options(
+    options: dict[str, tuple[Any, Any]], into: str, place: Callable[[list[inspect.Parameter]], int]
+) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A decorator that gives a command ``options`` (name -> (typer type, default)), passed to it
+    as one dict, the keyword-only parameter ``into``; ``place(own parameters)`` is the index in
+    the command's typer signature where they stand, in the order of ``options``."""
+
+    def decorate(command: Callable[..., None]) -> Callable[..., None]:
+        sig = inspect.signature(command, eval_str=True)  # typer reads annotations as objects
+        own = [p for p in sig.parameters.values() if p.name != into]
+        shared = [
+            inspect.Parameter(
+                name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d, annotation=a
+            )
+            for name, (a, d) in options.items()
+        ]
+        at = place(own)
+
+        @functools.wraps(command)
+        def run(**given: Any) -> None:
+            grouped = {name: given.pop(name) for name in options}
+            return command(**given, **{into: grouped})
+
+        run.__signature__ = sig.replace(parameters=[*own[:at], *shared, *own[at:]])  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
+        return run
+
+    return decorate
+
+
 def with_data_options(command: Callable[..., None]) -> Callable[..., None]:
     """Give a command the options of :data:`DATA_OPTIONS`, passed to it as one dict, ``data``.
 
     The command declares a keyword-only ``data`` parameter; in its typer signature the options
     stand before ``--json`` (or last), in the order of :data:`DATA_OPTIONS`.
     """
-    sig = inspect.signature(command, eval_str=True)  # typer reads the annotations as objects
-    own = [p for p in sig.parameters.values() if p.name != "data"]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=d, annotation=a)
-        for name, (a, d) in DATA_OPTIONS.items()
-    ]
-    at = next((i for i, p in enumerate(own) if p.name == "json_out"), len(own))
-
-    @functools.wraps(command)
-    def run(**given: Any) -> None:
-        data = {name: given.pop(name) for name in DATA_OPTIONS}
-        return command(**given, data=data)
-
-    run.__signature__ = sig.replace(parameters=[*own[:at], *shared, *own[at:]])  # type: ignore[attr-defined]
-    run.__annotations__ = {p.name: p.annotation for p in run.__signature__.parameters.values()}
-    return run
+    before_json = lambda own: next(  # noqa: E731
+        (i for i, p in enumerate(own) if p.name == "json_out"), len(own)
+    )
+    return _with_options(DATA_OPTIONS, "data", before_json)(command)
 
 
 def _source_options(**given: Any) -> dict[str, Any]:
@@ -495,6 +513,34 @@ SigmaMaxOpt = Annotated[
     float | None, typer.Option(help="Largest sigma of a continuous model (flow: t_max).")
 ]
 ObjectiveOpt = Annotated[str, typer.Option(help="w2, kl (gen||data) or kl-data (data||gen).")]
+
+#: The options that describe the model and the sampler, for the commands that fit or compare
+#: schedules: name -> (its type with the typer option, its default). Given by
+#: :func:`with_model_options`; :func:`model_from_params` reads them.
+MODEL_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "sampler": (SamplerOpt, None),
+    "eta": (EtaOpt, None),
+    "for_model": (ForOpt, None),
+    "scheduler_config": (SchedulerConfigOpt, None),
+    "objective": (ObjectiveOpt, "w2"),
+    "process": (ProcessOpt, "vp"),
+    "train_schedule": (TrainOpt, "linear"),
+    "num_train_timesteps": (TOpt, 1000),
+    "sigma_min": (SigmaMinOpt, None),
+    "sigma_max": (SigmaMaxOpt, None),
+}
+
+
+def with_model_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give a command the options of :data:`MODEL_OPTIONS`, passed to it as one dict, ``model``.
+
+    The command declares a keyword-only ``model`` parameter and a ``steps`` option; in its typer
+    signature the options stand right after ``--steps``, in the order of :data:`MODEL_OPTIONS`.
+    """
+    after_steps = lambda own: next(i for i, p in enumerate(own) if p.name == "steps") + 1  # noqa: E731
+    return _with_options(MODEL_OPTIONS, "model", after_steps)(command)
+
+
 PlotsOpt = Annotated[Path | None, typer.Option(help="Write PNG plots into this folder.")]
 
 
@@ -662,7 +708,7 @@ class FitProgress:
 VERIFY_REFERENCE_OPTIONS = ("size", "channels", "num_samples", "seed", "split", "layout", "crop",
                             "column", "limit")  # fmt: skip
 #: fit's options that describe the model; unless one is given, --pipeline's training levels count
-MODEL_OPTIONS = ("for_model", "scheduler_config", "process", "train_schedule",
+LEVEL_OPTIONS = ("for_model", "scheduler_config", "process", "train_schedule",
                  "num_train_timesteps", "sigma_min", "sigma_max")  # fmt: skip
 
 
@@ -724,7 +770,7 @@ def _verify_levels(ctx: typer.Context, params: dict[str, Any], lr: Any, spec: An
         return lr
     described = spec.calibration is not None or any(
         params[k] is not None and ctx.get_parameter_source(k).name != "DEFAULT"
-        for k in MODEL_OPTIONS
+        for k in LEVEL_OPTIONS
     )
     if described:
         have = lr.process + (f" ({lr.train.name}-{lr.train.T})" if lr.train else "")
@@ -766,20 +812,11 @@ def _verify_table(ver: Any, objective: str, pipeline: Path) -> Table:
 
 @app.command()
 @with_data_options
+@with_model_options
 def fit(
     ctx: typer.Context,
     source: SourceArg,
     steps: StepsOpt = 10,
-    sampler: SamplerOpt = None,
-    eta: EtaOpt = None,
-    for_model: ForOpt = None,
-    scheduler_config: SchedulerConfigOpt = None,
-    objective: ObjectiveOpt = "w2",
-    process: ProcessOpt = "vp",
-    train_schedule: TrainOpt = "linear",
-    num_train_timesteps: TOpt = 1000,
-    sigma_min: SigmaMinOpt = None,
-    sigma_max: SigmaMaxOpt = None,
     start_at: Annotated[
         str | None,
         typer.Option(
@@ -830,14 +867,16 @@ def fit(
     ] = "cpu",
     json_out: JsonOpt = False,
     *,
+    model: dict[str, Any],
     data: dict[str, Any],
 ) -> None:
     """Design the schedule for your data, model and sampler, and compare it with every heuristic."""
     from .optimize import fit as run_fit
 
-    check_output_path(output, inputs=(source, scheduler_config, pipeline, reference))
+    check_output_path(output, inputs=(source, model["scheduler_config"], pipeline, reference))
     check_output_path(plots, folder=True, option="--plots")
-    params = {**{k: v for k, v in locals().items() if k != "data"}, **data}
+    params = {**{k: v for k, v in locals().items() if k not in ("model", "data")}, **model, **data}
+    objective = model["objective"]
     progress = data["progress"]
     if not verify:
         given = [
@@ -945,6 +984,7 @@ def fit(
 
 @app.command()
 @with_data_options
+@with_model_options
 def compare(
     source: SourceArg,
     schedule: Annotated[
@@ -952,18 +992,9 @@ def compare(
         typer.Option("--schedule", help="A schedule JSON file (repeatable)."),
     ] = None,
     steps: Annotated[int | None, typer.Option(help="Steps of the heuristics.")] = None,
-    sampler: SamplerOpt = None,
-    eta: EtaOpt = None,
-    for_model: ForOpt = None,
-    scheduler_config: SchedulerConfigOpt = None,
-    objective: ObjectiveOpt = "w2",
-    process: ProcessOpt = "vp",
-    train_schedule: TrainOpt = "linear",
-    num_train_timesteps: TOpt = 1000,
-    sigma_min: SigmaMinOpt = None,
-    sigma_max: SigmaMaxOpt = None,
     json_out: JsonOpt = False,
     *,
+    model: dict[str, Any],
     data: dict[str, Any],
 ) -> None:
     """Evaluate schedule files and every applicable heuristic on your data."""
@@ -971,9 +1002,10 @@ def compare(
     from .optimize import compare as run_compare
     from .schedules import Schedule
 
+    objective = model["objective"]
     if objective not in OBJECTIVES:
         raise SpecschedError(f"unknown objective {objective!r}: use one of {', '.join(OBJECTIVES)}")
-    lr, sampler, options = model_from_params(locals())
+    lr, sampler, options = model_from_params(model)
     schedules = [Schedule.load(p) for p in schedule or []]
     spec = spectrum_from_params(source, data)
     rows = run_compare(
@@ -1005,23 +1037,15 @@ def compare(
 
 @app.command()
 @with_data_options
+@with_model_options
 def plot(
     source: SourceArg,
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the PNGs.")] = Path(
         "specsched-plots"
     ),
     steps: StepsOpt = 10,
-    sampler: SamplerOpt = None,
-    eta: EtaOpt = None,
-    for_model: ForOpt = None,
-    scheduler_config: SchedulerConfigOpt = None,
-    objective: ObjectiveOpt = "w2",
-    process: ProcessOpt = "vp",
-    train_schedule: TrainOpt = "linear",
-    num_train_timesteps: TOpt = 1000,
-    sigma_min: SigmaMinOpt = None,
-    sigma_max: SigmaMaxOpt = None,
     *,
+    model: dict[str, Any],
     data: dict[str, Any],
 ) -> None:
     """Fit and write the plots that show why the schedule is shaped the way it is."""
@@ -1029,12 +1053,18 @@ def plot(
     from .plots import write_plots
 
     check_output_path(output, folder=True, inputs=(source,))
-    lr, sampler, options = model_from_params(locals())
+    lr, sampler, options = model_from_params(model)
     spec = spectrum_from_params(source, data)
     bar = FitProgress(data["progress"], steps)
     try:
         result = run_fit(
-            spec, steps, sampler=sampler, objective=objective, levels=lr, progress=bar, **options
+            spec,
+            steps,
+            sampler=sampler,
+            objective=model["objective"],
+            levels=lr,
+            progress=bar,
+            **options,
         )  # type: ignore[arg-type]
     finally:
         bar.close()
