@@ -302,6 +302,20 @@ def emit_json(obj: Any) -> None:
     sys.stdout.write(to_json(obj) + "\n")
 
 
+def save_and_emit(
+    payload: dict[str, Any], output: Path | None, save: Callable[[Path], Any], json_out: bool
+) -> bool:
+    """A command's ending: ``save(output)`` when ``output`` is given (its path then stands in
+    ``payload["output"]``), and ``payload`` printed as JSON when ``json_out``, which it returns:
+    true when the command is done."""
+    if output is not None:
+        save(output)
+        payload["output"] = str(output)
+    if json_out:
+        emit_json(payload)
+    return json_out
+
+
 def _json_default(o: Any) -> Any:
     if isinstance(o, np.generic):
         return o.item()
@@ -335,11 +349,7 @@ def spectrum(
     t0 = time.perf_counter()
     spec = spectrum_from_params(source, data)
     summary = {"source": source, **spec.summary(), "seconds": time.perf_counter() - t0}
-    if output is not None:
-        spec.save(output)
-        summary["output"] = str(output)
-    if json_out:
-        emit_json(summary)
+    if save_and_emit(summary, output, spec.save, json_out):
         return
     table = Table(title=f"Spectrum of {source}", show_header=False)
     for key in (
@@ -953,11 +963,7 @@ def fit(
         from .plots import write_plots
 
         payload["plots"] = [str(p) for p in write_plots(result, plots)]
-    if output is not None:
-        sched.save(output)
-        payload["output"] = str(output)
-    if json_out:
-        emit_json(payload)
+    if save_and_emit(payload, output, sched.save, json_out):
         return
     out.print(
         comparison_table(
@@ -1460,11 +1466,9 @@ def evaluate(
     if with_fid:
         payload["fid"] = {"backend": fid_backend.name, "weights": str(fid_path)}
     payload["seconds"] = time.perf_counter() - t_start
-    if output is not None:
-        atomic_write_text(output, to_json(payload) + "\n")
-        payload["output"] = str(output)
-    if json_out:
-        emit_json(payload)
+    if save_and_emit(
+        payload, output, lambda path: atomic_write_text(path, to_json(payload) + "\n"), json_out
+    ):
         return
     from rich import box
     from rich.markup import escape
