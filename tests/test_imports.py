@@ -128,3 +128,55 @@ def test_import_scan_sees_relative_and_lazy_imports(tmp_path):
     assert {"specsched.spectrum", "specsched.spectrum.to_float"} <= found
     module.write_text("from .._arrays import to_float\nfrom .sources import Source\n")
     assert not any(m.startswith(SPECTRUM) for m in _imported_modules(module, "specsched.data"))
+
+
+def _runtime_import_graph() -> dict[str, set[str]]:
+    """Module -> the package modules it imports at run time (lazy imports included, the
+    ``if TYPE_CHECKING:`` blocks left out); package ``__init__`` files are not nodes."""
+    root = Path(ss.__file__).resolve().parent
+    modules = {
+        ".".join(("specsched", *f.relative_to(root).with_suffix("").parts)): f
+        for f in root.rglob("*.py")
+        if f.name != "__init__.py"
+    }
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):  # drop type-only imports
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+                node.body = []
+        package = name.rsplit(".", 1)[0]
+        found = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
+                module = ".".join(p for p in (base, node.module or "") if p)
+                found.add(module)
+                found.update(f"{module}.{alias.name}" for alias in node.names)
+            elif isinstance(node, ast.Import):
+                found.update(alias.name for alias in node.names)
+        graph[name] = {m for m in found if m in modules and m != name}
+    return graph
+
+
+def test_the_package_has_no_import_circle():
+    """Issue 10: every runtime import between specsched's modules goes one way."""
+    graph = _runtime_import_graph()
+    assert len(graph) > 25 and "specsched.spectrum" in graph["specsched.optimize"]
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    circles = []
+
+    def visit(node: str, path: list[str]) -> None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                circles.append([*path[path.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt, [*path, nxt])
+        state[node] = 2
+
+    for start in sorted(graph):
+        if start not in state:
+            visit(start, [start])
+    assert circles == []

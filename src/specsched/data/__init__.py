@@ -144,7 +144,7 @@ def is_builtin(source: str) -> bool:
 
 
 def _open_dataset(cls, data: Any, options: dict[str, Any]) -> Source:
-    from .images import check_image_options
+    from .imaging import check_image_options
 
     kw = _take(options, ("column", "layout", *_IMAGE_OPTIONS), "datasets")
     image = {k: kw.pop(k) for k in _IMAGE_OPTIONS if k in kw}

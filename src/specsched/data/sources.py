@@ -231,7 +231,7 @@ def to_sample(
             )
         obj = obj[column]
     if _is_pil(obj):
-        from .images import preprocess
+        from .imaging import preprocess
 
         return preprocess(obj, index=index, **(image_options or {}))[None]
     obj = to_numpy(obj)  # a torch tensor (any dtype, requiring grad or not)
