@@ -203,6 +203,14 @@ def setup_unet(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def mnist_floor(n: int) -> np.ndarray:
+    """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
+    from specsched.data.builtin import mnist
+
+    rest = mnist(split="train")[20_000:]
+    return rest[np.sort(np.random.default_rng(5).choice(len(rest), n, replace=False))]
+
+
 def setup_mnist(cfg: dict[str, Any]) -> Setup:
     from specsched.data.builtin import mnist
     from specsched.fid import InceptionFeatures, find_backend
@@ -232,11 +240,14 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
             layout="NCHW",
             kind=cfg.get("kind", "fourier"),
         ),
-        mnist(split="train")[-n:],  # real images the spectrum was not estimated from
+        # real images the spectrum and calibration were not estimated from, drawn at random: the
+        # file's last training images are not typical of the set (FD 69.9 against the test set
+        # for the last 256, 32.0 for the first 256 and 30.7 for 256 test images)
+        mnist_floor(n),
         f"reference: the first {len(reference):,} MNIST test images; spectrum from the first "
         f"{cfg['spectrum_n']:,} MNIST train images; calibration on MNIST train images "
-        f"{CALIBRATION_SAMPLES:,}-{2 * CALIBRATION_SAMPLES:,}; data floor: the last {n} train "
-        f"images; {fid_note}",
+        f"{CALIBRATION_SAMPLES:,}-{2 * CALIBRATION_SAMPLES:,}; data floor: {n} random train "
+        f"images after the first 20,000; {fid_note}",
         shape=shape,
         train=den.train,
         fid=fid_setup,
