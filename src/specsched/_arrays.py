@@ -22,6 +22,7 @@ __all__ = [
     "is_tensor",
     "to_float",
     "to_numpy",
+    "zero_variance_mask",
 ]
 
 Layout = Literal["NL", "NCL", "NHW", "NCHW", "NHWC"]
@@ -117,3 +118,18 @@ def to_numpy(x: Any) -> Any:
             t = t.float()
         return t.numpy()
     return x
+
+
+#: a mode is zero-variance when its variance is at most this fraction of the largest mode's (the
+#: rounding of an eigendecomposition, or of a rank-deficient covariance, n <= d); the one
+#: definition used by the summary, the estimator and the objectives
+ZERO_VARIANCE_REL = 1e-12
+
+
+def zero_variance_mask(S: Any, rel: float = ZERO_VARIANCE_REL) -> Any:
+    """Modes whose variance is zero to working precision: at most ``rel`` times the largest.
+
+    The one definition of a zero-variance mode (the summary's count, the PCA estimate's exact
+    zeros, the KL objectives' exclusions); works on numpy arrays and torch tensors alike.
+    """
+    return S <= rel * S.max()

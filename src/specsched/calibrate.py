@@ -44,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._arrays import zero_variance_mask
 from .errors import SpecschedError
 from .levels import LevelRange, levels_from_log_snr
 from .samplers import Denoiser
@@ -177,7 +178,9 @@ class Calibration:
         """Figures a person reads: where the network departs from the Gaussian model."""
         lam = self.log_snr
         alpha, g_gauss = self.gaussian_gain(variances)
-        w = weights / weights.sum()
+        # zero-variance modes (constant pixels: the border of MNIST digits) have no relative power
+        w = np.where(zero_variance_mask(variances), 0.0, weights)
+        w = w / w.sum()
         nonlinear = np.sum(
             w * self.residual / np.maximum(variances, 1e-300),
             axis=tuple(range(1, self.residual.ndim)),

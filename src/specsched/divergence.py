@@ -23,8 +23,8 @@ from typing import Literal, get_args
 
 import torch
 
+from ._arrays import zero_variance_mask  # the one definition, shared with Spectrum.summary
 from .errors import SpecschedError
-from .spectrum import zero_variance_mask  # the one definition, shared with Spectrum.summary
 
 __all__ = ["OBJECTIVES", "Objective", "per_mode", "total", "zero_variance_mask"]
 

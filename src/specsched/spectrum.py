@@ -29,6 +29,7 @@ from ._arrays import (  # the array conventions, shared with specsched.data
     is_tensor,
     to_float,
     to_numpy,
+    zero_variance_mask,
 )
 from ._io import atomic_path
 from .errors import SpecschedError
@@ -51,10 +52,6 @@ Kind = Literal["fourier", "pca"]
 #: what a caller may ask for: a kind, or ``"auto"`` (chosen by :func:`choose_kind`)
 KindRequest = Literal["auto", "fourier", "pca"]
 PCA_MAX_DIM = 4096
-#: a mode is zero-variance when its variance is at most this fraction of the largest mode's (the
-#: rounding of an eigendecomposition, or of a rank-deficient covariance, n <= d); the one
-#: definition used by the summary, the estimator and the objectives
-ZERO_VARIANCE_REL = 1e-12
 _FORMAT = "specsched.spectrum/1"
 
 
@@ -62,15 +59,6 @@ _FORMAT = "specsched.spectrum/1"
 #: :func:`choose_kind`'s limits (see there for the measurements they come from)
 MEAN_SHARE_LIMIT = 0.01
 VARIANCE_SPREAD_LIMIT = 0.15
-
-
-def zero_variance_mask(S: Any, rel: float = ZERO_VARIANCE_REL) -> Any:
-    """Modes whose variance is zero to working precision: at most ``rel`` times the largest.
-
-    The one definition of a zero-variance mode (the summary's count, the PCA estimate's exact
-    zeros, the KL objectives' exclusions); works on numpy arrays and torch tensors alike.
-    """
-    return S <= rel * S.max()
 
 
 def stationarity(sum_x: np.ndarray, sum_xx: np.ndarray, n: int, channels: int) -> dict[str, float]:
