@@ -88,11 +88,16 @@ assert code == 0, code
 SPECTRUM = "specsched.spectrum"
 
 
-def _imported_modules(path: Path, package: str) -> set[str]:
+def _imported_modules(path: Path, package: str, runtime: bool = False) -> set[str]:
     """Absolute names of the modules ``path`` imports (anywhere in it: lazy imports too), for a
-    module of ``package``."""
+    module of ``package``; with ``runtime``, not those of ``if TYPE_CHECKING:`` blocks."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    if runtime:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
+                node.body = []
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
@@ -141,21 +146,7 @@ def _runtime_import_graph() -> dict[str, set[str]]:
     }
     graph: dict[str, set[str]] = {}
     for name, path in modules.items():
-        tree = ast.parse(path.read_text(encoding="utf-8"))
-        for node in ast.walk(tree):  # drop type-only imports
-            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
-                node.body = []
-        package = name.rsplit(".", 1)[0]
-        found = set()
-        for node in ast.walk(tree):
-            if isinstance(node, ast.ImportFrom):
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1]) if node.level else ""
-                module = ".".join(p for p in (base, node.module or "") if p)
-                found.add(module)
-                found.update(f"{module}.{alias.name}" for alias in node.names)
-            elif isinstance(node, ast.Import):
-                found.update(alias.name for alias in node.names)
+        found = _imported_modules(path, name.rsplit(".", 1)[0], runtime=True)
         graph[name] = {m for m in found if m in modules and m != name}
     return graph
 

@@ -790,19 +790,22 @@ def evaluate_schedules(
     rows = []
     for name, sched in zip(names, schedules, strict=True):
         calls0, t0 = getattr(denoiser, "calls", None), time.perf_counter()
-        x = generate(
-            denoiser,
-            sched,
-            sampler,
-            num_samples=num_samples,
-            shape=tuple(shape),
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-            **(sampler_options or {}),
-        )
-        t1 = time.perf_counter()
-        scores = score(x, ref, metrics, n_boot=n_boot, seed=seed, scorers=scorers)
+        try:
+            x = generate(
+                denoiser,
+                sched,
+                sampler,
+                num_samples=num_samples,
+                shape=tuple(shape),
+                batch_size=batch_size,
+                seed=seed,
+                progress=progress,
+                **(sampler_options or {}),
+            )
+            t1 = time.perf_counter()
+            scores = score(x, ref, metrics, n_boot=n_boot, seed=seed, scorers=scorers)
+        except SpecschedError as exc:  # say which schedule
+            raise SpecschedError(f"schedule {name!r}: {exc}") from None
         rows.append(
             ScheduleEvaluation(
                 name=name,

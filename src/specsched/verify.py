@@ -201,8 +201,7 @@ def verify(
     >>> [row["schedule"] for row in out.verification.rows][0] == res.schedule.name
     True
     """
-    from .evaluate import METRICS, Reference, paired_tie, score
-    from .generation import generate
+    from .evaluate import METRICS, Reference, evaluate_schedules
 
     t_start = time.perf_counter()
     num_samples = check_int("num_samples", num_samples, 2)
@@ -235,31 +234,28 @@ def verify(
         if progress is not None:
             progress(done, total)
 
-    measured = []
-    for _, sched, _ in cands:
-        t0 = time.perf_counter()
-        try:
-            x = generate(
-                denoiser,
-                sched,
-                result.sampler,
-                num_samples=num_samples,
-                shape=shape,
-                batch_size=batch_size,
-                seed=seed,
-                progress=advance,
-                **result.options,
-            )
-        except SpecschedError as exc:
-            raise SpecschedError(f"verifying schedule {sched.name!r}: {exc}") from None
-        value, boot = score(x, ref, [metric], n_boot=n_boot, seed=seed)[metric]
-        measured.append((value, boot, time.perf_counter() - t0))
-
-    best = int(np.argmin([m[0] for m in measured]))
-    ties = [
-        i == best or measured[i][0] == measured[best][0] or paired_tie(m[:2], measured[best][:2])
-        for i, m in enumerate(measured)
+    try:
+        evaluated = evaluate_schedules(
+            denoiser,
+            [sched for _, sched, _ in cands],
+            ref,
+            shape=shape,
+            sampler=result.sampler,
+            sampler_options=result.options,
+            metrics=[metric],
+            num_samples=num_samples,
+            batch_size=batch_size,
+            seed=seed,
+            n_boot=n_boot,
+            progress=advance,
+        )
+    except SpecschedError as exc:
+        raise SpecschedError(f"verifying {exc}") from None
+    measured = [
+        (*row.scores[metric], row.sampling_seconds + row.scoring_seconds) for row in evaluated
     ]
+    best = next(i for i, row in enumerate(evaluated) if row.best[metric])
+    ties = [row.tie[metric] for row in evaluated]
     fit_name = cands[0][1].name
     which = "fit" if cands[0][0] == "fit" else "fit's fallback"
     best_name = cands[best][1].name
