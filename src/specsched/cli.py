@@ -737,19 +737,11 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
         raise SpecschedError(
             f"--verify-samples {params['verify_samples']} is too small: give at least 2"
         )
-    if device != "cpu" and not device.startswith("cuda"):
-        raise SpecschedError(f"--device {device!r} is not understood: use cpu or cuda")
-    if device.startswith("cuda") and not _cuda_available():
-        raise SpecschedError("--device cuda: this torch sees no CUDA GPU; use --device cpu")
+    check_model_inputs(pipeline, device)
     if reference is None and _is_saved_spectrum(Path(source)):
         raise SpecschedError(
             f"{source} is a saved spectrum, not data: give --reference DATA (the data the model "
             "was trained on) to score the samples of --verify against"
-        )
-    if not pipeline.exists():
-        raise SpecschedError(
-            f"pipeline folder {pipeline} does not exist: give the folder written by "
-            "pipeline.save_pretrained(...)"
         )
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     ref_source = source if reference is None else reference
@@ -1297,13 +1289,7 @@ def evaluate(
     ):
         if value < least:
             raise SpecschedError(f"{name} {value} is too small: give at least {least}")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise SpecschedError(f"--device {device!r} is not understood: use cpu or cuda")
-    if device.startswith("cuda") and not _cuda_available():
-        raise SpecschedError(
-            "--device cuda, but this torch sees no CUDA GPU: use --device cpu, or install a CUDA "
-            "build of torch on a machine with a GPU"
-        )
+    check_model_inputs(pipeline, device)
     sampler_spec = get_sampler(sampler)
     sampler_spec.check_process("vp")
     options: dict[str, Any] = {} if eta is None else {"eta": eta}
@@ -1316,11 +1302,6 @@ def evaluate(
         )
     if steps is not None and not heuristics:
         raise SpecschedError("--steps sets the steps of --heuristics: add --heuristics or drop it")
-    if not pipeline.exists():
-        raise SpecschedError(
-            f"pipeline folder {pipeline} does not exist: give the folder written by "
-            "pipeline.save_pretrained(...)"
-        )
     files = list(schedule or [])
     loaded = []
     for f in files:
@@ -1510,6 +1491,22 @@ def _cuda_available() -> bool:
     return bool(torch.cuda.is_available())
 
 
+def check_model_inputs(pipeline: Path, device: str) -> None:
+    """The checks every command that runs a pipeline makes first: the device, the folder."""
+    if device != "cpu" and not device.startswith("cuda"):
+        raise SpecschedError(f"--device {device!r} is not understood: use cpu or cuda")
+    if device.startswith("cuda") and not _cuda_available():
+        raise SpecschedError(
+            "--device cuda, but this torch sees no CUDA GPU: use --device cpu, or install a CUDA "
+            "build of torch on a machine with a GPU"
+        )
+    if not pipeline.exists():
+        raise SpecschedError(
+            f"pipeline folder {pipeline} does not exist: give the folder written by "
+            "pipeline.save_pretrained(...)"
+        )
+
+
 # ------------------------------------------------------------------------------ calibrate
 MIN_CALIBRATION_SAMPLES = 16
 
@@ -1560,8 +1557,7 @@ def calibrate(
     if output.suffix != ".npz":
         raise SpecschedError(f"--output {output} must end in .npz")
     check_output_path(output)
-    if device == "cuda" and not _cuda_available():
-        raise SpecschedError("--device cuda: no CUDA device is available here; use --device cpu")
+    check_model_inputs(pipeline, device)
     t0 = time.perf_counter()
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     opts = _source_options(
