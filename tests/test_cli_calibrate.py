@@ -63,6 +63,14 @@ def test_calibrate_needs_a_pipeline_folder(tmp_path):
         "calibrate", "builtin:photos", "--pipeline", str(TINY16), "-o", str(tmp_path / "c.json")
     )
     assert_user_error(p, ".npz")
+    # the device and folder checks every pipeline command shares (cli.check_model_inputs)
+    p = run(
+        "calibrate", "builtin:photos", "--pipeline", str(TINY16), "-o", str(out), "--device", "tpu"
+    )
+    assert_user_error(p, "--device", "not understood")
+    p = run("calibrate", "builtin:photos", "--pipeline", str(tmp_path / "none"), "-o", str(out))
+    assert_user_error(p, "does not exist")
+    assert not out.exists()
 
 
 def test_json_is_strict(tmp_path):
