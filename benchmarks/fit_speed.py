@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy  # noqa: F401  (fit imports scipy.optimize; imported here so its version is stamped)
 import torch
 from _common import machine_details
 

@@ -222,12 +222,13 @@ class _Problem:
 
     # stick breaking -----------------------------------------------------------------------
     def lam(self, u: Tensor) -> Tensor:
-        """Free levels ``(..., n_free)`` from ``u`` in [0, 1]."""
-        out, cur = [], torch.full(u.shape[:-1], self.lo, dtype=torch.float64)
-        for j in range(self.n_free):
-            cur = cur + (self.hi - cur) * u[..., j]
-            out.append(cur)
-        return torch.stack(out, -1) if out else u[..., :0]
+        """Free levels ``(..., n_free)`` from ``u`` in [0, 1].
+
+        Level ``j`` is ``u_j`` of the way from level ``j - 1`` to ``hi``, so the distance left to
+        ``hi`` is a running product: one ``cumprod`` rather than a chain of ``n_free`` operations
+        (which dominated the gradient's cost at 100 steps).
+        """
+        return self.hi - (self.hi - self.lo) * torch.cumprod(1.0 - u, -1)
 
     def u_of(self, lam: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`lam` for a (clipped, ordered) set of free levels."""
