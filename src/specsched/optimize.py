@@ -290,7 +290,7 @@ class _Problem:
             jac=True,
             method="L-BFGS-B",
             bounds=list(zip(lower, upper, strict=True)),
-            options={"maxiter": max_iter, "ftol": 1e-12, "gtol": 1e-9, "maxcor": 20},
+            options={"maxiter": max_iter, "ftol": 1e-7, "gtol": 1e-5, "maxcor": 20},
         )
         return res.x, float(res.fun)
 
