@@ -299,3 +299,36 @@ def test_calibrating_the_gaussian_denoiser_in_pca_modes(digits_pca):
 @pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m", "heun"])
 def test_calibrated_gaussian_response_in_pca_modes_is_the_closed_form(digits_pca, sampler):
     assert_calibrated_gaussian_response_is_closed_form(*digits_pca, sampler)
+
+
+def test_calibrated_fit_keeps_the_heuristic_where_the_gaussian_model_disagrees():
+    """A linear denoiser built for twice the data's deviations: the calibrated model (exact here)
+    and the Gaussian model of the data disagree on DDIM-10. The fit keeps the heuristic, and what
+    its note says the Gaussian model measured is what the Gaussian model measures."""
+    x = photos(size=8, channels=1, n=4000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    cm = spec.channel_means.reshape(1, -1, 1, 1)
+    other = ss.Spectrum.from_array(2.0 * (x - cm) + cm, layout="NCHW")
+    cal = calibrate(spec, GaussianDenoiser(other), x, levels=LR, num_levels=24, num_samples=200)
+    res = ss.fit(cal, 10, sampler="ddim")
+    raw = ss.fit(cal, 10, sampler="ddim", guard=False)
+    kept = res.best_baseline[0]
+    assert res.fallback == kept.name and res.schedule is kept
+    # the calibrated model prefers the fit, the Gaussian model the heuristic
+    assert raw.value < res.value
+    plain_fit = ss.response(spec, raw.schedule, "ddim").w2
+    plain_kept = ss.response(spec, kept, "ddim").w2
+    assert plain_fit > plain_kept
+    note = next(n for n in res.notes if "Gaussian model" in n)
+    assert f"{plain_fit:.4g} against {plain_kept:.4g}" in note
+
+
+def test_no_gaussian_veto_when_the_models_agree(rgb):
+    """Calibrating the exact Gaussian denoiser gives the Gaussian model back: a fit that clearly
+    wins is kept."""
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=8, num_samples=100)
+    res = ss.fit(cal, 6, sampler="ddim")
+    assert res.fallback is None
+    assert not any("Gaussian model" in n for n in res.notes)
+    assert res.value < res.best_baseline[1].w2 - res.uncertainty
