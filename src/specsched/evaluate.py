@@ -465,20 +465,15 @@ def bootstrap(
 
 
 def with_uncertainty(
-    metric: Callable[..., float],
-    x: np.ndarray,
-    y: Any,
-    *,
-    n_boot: int = 20,
-    seed: int = 0,
-    **kw: Any,
+    metric: Callable[..., float], x: np.ndarray, y: Any, **options: Any
 ) -> tuple[float, float]:
     """A metric and its bootstrap standard deviation over the generated samples.
 
-    :func:`bootstrap` (same parameters and errors) reduced to ``(value, sd)``, with ``sd`` the
-    standard deviation (``ddof=1``) of the metric over the resamples.
+    :func:`bootstrap` (same parameters, ``n_boot``, ``seed`` and the metric's own keywords among
+    ``options``, and the same errors) reduced to ``(value, sd)``, with ``sd`` the standard
+    deviation (``ddof=1``) of the metric over the resamples.
     """
-    value, boot = bootstrap(metric, x, y, n_boot=n_boot, seed=seed, **kw)
+    value, boot = bootstrap(metric, x, y, **options)
     return value, float(np.std(boot, ddof=1))
 
 

@@ -505,61 +505,38 @@ class SamplerSpec:
             )
 
 
+#: samplers that are :func:`ddim` with other fixed options or levels: one noise draw per step when
+#: ``eta > 0``, and Markov (each step maps a mode's state affinely). Name, description, fixed
+#: options, processes, diffusers scheduler.
+_DDIM_FAMILY = (
+    ("ddim", "DDIM(eta), deterministic at eta=0", {}, ("vp", "ve", "flow"), "DDIMScheduler"),
+    ("ddpm", "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)", {"eta": 1.0},
+     ("vp", "ve", "flow"), "DDPMScheduler"),
+    ("euler", "Euler on the probability-flow ODE in sigma (EDM): identical to DDIM(0)",
+     {"eta": 0.0}, ("vp", "ve"), "EulerDiscreteScheduler"),
+    ("euler_ancestral", "Euler ancestral (k-diffusion eta=1): identical to DDIM(1), i.e. DDPM",
+     {"eta": 1.0}, ("vp", "ve"), "EulerAncestralDiscreteScheduler"),
+    ("flow_euler", "flow-matching Euler (SD3/Flux): DDIM(0) in rectified-flow levels",
+     {"eta": 0.0}, ("flow",), "FlowMatchEulerDiscreteScheduler"),
+)  # fmt: skip
+
 SAMPLERS: dict[str, SamplerSpec] = {
     s.name: s
     for s in (
-        SamplerSpec(
-            "ddim",
-            ddim,
-            "DDIM(eta), deterministic at eta=0",
-            options=("eta",),
-            diffusers="DDIMScheduler",
-            draws_per_step=1,
-            noise_scale="eta",
-            markov=True,
-        ),
-        SamplerSpec(
-            "ddpm",
-            ddim,
-            "ancestral DDPM: DDIM with eta=1 (the DDPM posterior)",
-            fixed={"eta": 1.0},
-            diffusers="DDPMScheduler",
-            draws_per_step=1,
-            noise_scale="eta",
-            markov=True,
-        ),
-        SamplerSpec(
-            "euler",
-            ddim,
-            "Euler on the probability-flow ODE in sigma (EDM): identical to DDIM(0)",
-            fixed={"eta": 0.0},
-            processes=("vp", "ve"),
-            diffusers="EulerDiscreteScheduler",
-            draws_per_step=1,
-            noise_scale="eta",
-            markov=True,
-        ),
-        SamplerSpec(
-            "euler_ancestral",
-            ddim,
-            "Euler ancestral (k-diffusion eta=1): identical to DDIM(1), i.e. DDPM",
-            fixed={"eta": 1.0},
-            processes=("vp", "ve"),
-            diffusers="EulerAncestralDiscreteScheduler",
-            draws_per_step=1,
-            noise_scale="eta",
-            markov=True,
-        ),
-        SamplerSpec(
-            "flow_euler",
-            ddim,
-            "flow-matching Euler (SD3/Flux): DDIM(0) in rectified-flow levels",
-            fixed={"eta": 0.0},
-            processes=("flow",),
-            diffusers="FlowMatchEulerDiscreteScheduler",
-            draws_per_step=1,
-            noise_scale="eta",
-            markov=True,
+        *(
+            SamplerSpec(
+                name,
+                ddim,
+                description,
+                options=() if fixed else ("eta",),
+                fixed=fixed,
+                processes=processes,
+                diffusers=diffusers,
+                draws_per_step=1,
+                noise_scale="eta",
+                markov=True,
+            )
+            for name, description, fixed, processes, diffusers in _DDIM_FAMILY
         ),
         SamplerSpec(
             "heun",
