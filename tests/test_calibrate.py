@@ -332,3 +332,33 @@ def test_no_gaussian_veto_when_the_models_agree(rgb):
     assert res.fallback is None
     assert not any("Gaussian model" in n for n in res.notes)
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
+
+
+def _longest_step(res) -> tuple[float, float]:
+    """The longest step between noisy levels of a fit, and the uniform step of its range."""
+    lam = res.schedule.log_snr[:-1]
+    uniform = (res.levels.lam_hi - lam[0]) / res.schedule.steps
+    return float(np.max(np.diff(lam))), float(uniform)
+
+
+def test_fits_keep_steps_under_the_cap(rgb):
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=8, num_samples=100)
+    for source, cap in ((cal, 1.1), (spec, 1.1)):  # calibrated and plain fits alike
+        # unguarded: the guard may return a heuristic, which no cap binds
+        res = ss.fit(source, 8, sampler="dpmpp_2m", start_at="max", max_step=cap, guard=False)
+        longest, uniform = _longest_step(res)
+        assert longest <= cap * uniform * 1.02  # the cap, up to integer timesteps
+        free = ss.fit(source, 8, sampler="dpmpp_2m", start_at="max", max_step=0, guard=False)
+        assert _longest_step(free)[0] > cap * uniform * 1.05  # the cap was binding
+        assert any("steps limited to 1.1x" in n for n in res.notes)
+        assert not any("steps limited" in n for n in free.notes)
+    # calibrated fits are capped at 2x by default, plain fits not at all
+    capped = ss.fit(cal, 8, sampler="dpmpp_2m", guard=False)
+    assert _longest_step(capped)[0] <= 2 * uniform * 1.02
+
+
+@pytest.mark.parametrize("bad", [-1.0, 0.5, "2", True])
+def test_max_step_refuses_what_no_schedule_meets(rgb, bad):
+    with pytest.raises(SpecschedError, match="max_step"):
+        ss.fit(rgb[1], 6, sampler="ddim", max_step=bad)

@@ -219,3 +219,13 @@ def test_samplers_lists_the_registry():
     rows = ok_json("samplers")
     assert {r["name"] for r in rows} == set(ss.SAMPLERS)
     assert next(r for r in rows if r["name"] == "flow_euler")["processes"] == ["flow"]
+
+
+def test_fit_max_step_limits_the_steps_and_refuses_bad_values(spectrum_file):
+    out = ok_json("fit", str(spectrum_file), "--steps", "8", "--sampler", "dpmpp_2m",
+                  "--start-at", "T-1", "--max-step", "1.1")  # fmt: skip
+    assert any("steps limited to 1.1x" in n for n in out["notes"])
+    lam = np.asarray(out["schedule"]["log_snr"][:-1], dtype=float)
+    uniform = (ss.LevelRange.discrete("linear").lam_hi - lam[0]) / 8
+    assert np.max(np.diff(lam)) <= 1.1 * uniform * 1.02
+    assert_user_error(run("fit", str(spectrum_file), "--max-step", "0.5"), "max_step")

@@ -841,6 +841,13 @@ def fit(
             "uncertainty (default: on for calibrated models).",
         ),
     ] = None,
+    max_step: Annotated[
+        float | None,
+        typer.Option(
+            help="Longest step between noisy levels, as a multiple of the uniform log-SNR step; "
+            "0 for no limit (default: 2 on a calibration file, else no limit).",
+        ),
+    ] = None,
     plots: PlotsOpt = None,
     verify: Annotated[
         bool,
@@ -919,6 +926,7 @@ def fit(
             levels=lr,
             start_at=parse_start_at(start_at),
             guard=guard,
+            max_step=max_step,
             progress=bar,
             **options,
         )
