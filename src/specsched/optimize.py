@@ -272,7 +272,9 @@ class _Problem:
         per = divergence.per_mode(self.objective, self.S_obj, self.m_obj, out["var"], out["mean"])
         value = (self.w * per).sum(-1)
         if self.step_cap is not None:  # steps longer than the cap: a penalty that dominates
-            finite = lam_all[:-1]
+            # neither the first step (it starts from the initial noise, which is in the
+            # calibrated distribution) nor the last (to the clean level) is limited
+            finite = lam_all[1:-1]
             excess = torch.relu(finite[1:] - finite[:-1] - self.step_cap)
             value = value + _STEP_PENALTY * (excess**2).sum(0)
         return value
@@ -281,7 +283,8 @@ class _Problem:
         """The step cap's penalty of one schedule's finite levels (0 without a cap)."""
         if self.step_cap is None:
             return 0.0
-        excess = np.maximum(np.diff(np.asarray(lam_finite, dtype=np.float64)) - self.step_cap, 0)
+        steps = np.diff(np.asarray(lam_finite, dtype=np.float64))[1:]  # as value_of_levels
+        excess = np.maximum(steps - self.step_cap, 0)
         return float(_STEP_PENALTY * np.sum(excess**2))
 
     def value_and_grad(self, u: np.ndarray) -> tuple[float, np.ndarray]:
@@ -612,8 +615,9 @@ def fit(
         the default.
     max_step : float, optional
         Longest step the fit may take between noisy levels, as a multiple of the uniform
-        log-SNR step over its range (``(lambda_max - lambda_first) / steps``; the last step, to
-        the clean level, is not limited); ``0`` or ``inf`` lifts the limit. Default: 2 for
+        log-SNR step over its range (``(lambda_max - lambda_first) / steps``); ``0`` or ``inf``
+        lifts the limit. The first step (from the initial noise, which is in the calibrated
+        distribution) and the last (to the clean level) are not limited. Default: 2 for
         calibrated fits (:data:`CALIBRATED_MAX_STEP`), none for plain ones. Why: a calibration
         measures the network on noised *data*; a long step leaves the sampler's state where the
         network was not measured, and the calibrated model then misjudges it. On the exact
@@ -888,7 +892,7 @@ def _fit(
     r_final = exact(final)
     if prob.step_cap is not None:
         finite = final.log_snr[:-1]
-        longest = float(np.max(np.diff(finite))) if finite.size > 1 else 0.0
+        longest = float(np.max(np.diff(finite)[1:])) if finite.size > 2 else 0.0
         if longest >= 0.99 * prob.step_cap:
             notes.append(
                 f"steps limited to {max_step:g}x the uniform log-SNR step ({prob.step_cap:.3g}): "
