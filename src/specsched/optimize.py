@@ -622,9 +622,10 @@ def fit(
         measures the network on noised *data*; a long step leaves the sampler's state where the
         network was not measured, and the calibrated model then misjudges it. On the exact
         mixture the calibrated DPM-Solver++(2M)-20 fit crossed t = 711 -> 365 -> 125 in two
-        steps (3.6x the uniform step) and measured FD 1.05 against 0.52 for logSNR-uniform; the
-        same fit's tail after logSNR-uniform's head measured 1.01, its head after logSNR-uniform's
-        tail 3.85: the loss was the long middle steps. Limited to 2x it measured 0.56 (a tie).
+        steps (3.6x the uniform step) and measured FD 1.05 against 0.52 for logSNR-uniform; its
+        levels above t = 125 followed by logSNR-uniform's below measured 1.01, logSNR-uniform's
+        above followed by its own below 0.52 (benchmarks/splice_schedules.py): the loss was the
+        long middle steps. Capped at 2x it measured 0.57 (a tie).
 
     Notes
     -----
@@ -1112,7 +1113,8 @@ def _gaussian_veto(
     calibrated_fits.py; 34 cells on three denoisers): the check kept the heuristic in 7, turned
     the exact mixture's UniPC-20 loss into a tie and lost no win (MNIST, not used to choose the
     check, kept its three). It misses a fit that both models rate better than the calibrated
-    model's best heuristic (the mixture's DPM-Solver++(2M)-20 loss). The cost: for a denoiser far
+    model's best heuristic (the mixture's DPM-Solver++(2M)-20 loss, which the step cap of
+    ``max_step`` fixed). The cost: for a denoiser far
     from the Gaussian model of its data it can refuse a right fit (a linear denoiser built for
     twice the data's deviations, whose calibrated model is exact, keeps the heuristic at DDIM-10,
     tests/test_calibrate.py).
