@@ -270,22 +270,18 @@ class _Problem:
         )
         self.evaluations += 1
         per = divergence.per_mode(self.objective, self.S_obj, self.m_obj, out["var"], out["mean"])
-        value = (self.w * per).sum(-1)
-        if self.step_cap is not None:  # steps longer than the cap: a penalty that dominates
-            # neither the first step (it starts from the initial noise, which is in the
-            # calibrated distribution) nor the last (to the clean level) is limited
-            finite = lam_all[1:-1]
-            excess = torch.relu(finite[1:] - finite[:-1] - self.step_cap)
-            value = value + _STEP_PENALTY * (excess**2).sum(0)
-        return value
+        return (self.w * per).sum(-1) + self.step_penalty(lam_all)
 
-    def step_penalty(self, lam_finite: np.ndarray) -> float:
-        """The step cap's penalty of one schedule's finite levels (0 without a cap)."""
+    def step_penalty(self, lam_all: Tensor) -> Tensor | float:
+        """The step cap's penalty of full level sets ``(N + 1, *batch)`` (0 without a cap): a
+        weight that dominates the objective on each step's excess over the cap. Neither the
+        first step (it starts from the initial noise, which is in the calibrated distribution)
+        nor the last (to the clean level) is limited."""
         if self.step_cap is None:
             return 0.0
-        steps = np.diff(np.asarray(lam_finite, dtype=np.float64))[1:]  # as value_of_levels
-        excess = np.maximum(steps - self.step_cap, 0)
-        return float(_STEP_PENALTY * np.sum(excess**2))
+        finite = lam_all[1:-1]
+        excess = torch.relu(finite[1:] - finite[:-1] - self.step_cap)
+        return _STEP_PENALTY * (excess**2).sum(0)
 
     def value_and_grad(self, u: np.ndarray) -> tuple[float, np.ndarray]:
         ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
@@ -869,7 +865,7 @@ def _fit(
         # candidates ranked by the exact objective (the polish may have used compressed modes)
         exact_vals = [
             exact(Schedule.from_timesteps(c[0], train_schedule=train)).value(objective)
-            + prob.step_penalty(table[c[0]])
+            + float(prob.step_penalty(torch.from_numpy(np.append(table[c[0]], np.inf))))
             for c in candidates
         ]
         t_best = candidates[int(np.argmin(exact_vals))][0]
