@@ -87,6 +87,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-size", type=int, default=64, help="Inception batch (default 64)")
     p.add_argument("--check", type=int, default=16, help="images for the clean-fid check (16)")
     p.add_argument("--out", type=Path, default=None, help="JSON output (default: results/)")
+    p.add_argument(
+        "--fid-cache",
+        type=Path,
+        default=None,
+        help="folder for the features (a stopped run resumes; real_denoisers.py --fid-cache "
+        "reuses the test split's as its reference)",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     from specsched._io import atomic_write_text
@@ -96,7 +103,9 @@ def main(argv: list[str] | None = None) -> int:
 
     out = args.out or HERE / "results" / f"fid_mnist_n{args.n}.json"
     backend, weights = find_backend()
-    inception = InceptionFeatures(backend, weights, device=args.device, batch_size=args.batch_size)
+    inception = InceptionFeatures(
+        backend, weights, device=args.device, batch_size=args.batch_size, cache=args.fid_cache
+    )
     print(f"backend {backend.name}, weights {weights}", flush=True)
 
     test = mnist(split="test", n=args.n)
@@ -147,6 +156,8 @@ def main(argv: list[str] | None = None) -> int:
         "feature_check_images": k,
         "feature_max_abs_diff_vs_clean_fid": feat_diff,
         "feature_max_abs": float(np.abs(cf).max()),
+        "fid_cache": None if args.fid_cache is None else str(args.fid_cache),
+        "images_read_from_cache": inception.cached_images,  # the throughput counts them too
         "images_per_s_wall": n_img / (test_s + train_s),
         "images_per_cpu_s": n_img / (test_cpu + train_cpu),
         "wall_s": test_s + train_s,

@@ -227,7 +227,7 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
     fid_setup, fid_note = None, "no FID (--no-fid)"
     if cfg.get("fid", True):
         backend, weights = find_backend()
-        inception = InceptionFeatures(backend, weights)
+        inception = InceptionFeatures(backend, weights, cache=cfg.get("fid_cache"))
         fid_setup = (inception, Reference(inception(reference)))
         fid_note = f"FID with {backend.name}'s Inception ({weights.name})"
     return Setup(
@@ -904,6 +904,13 @@ def main(argv: list[str] | None = None) -> int:
         help="skip FID on MNIST (Inception runs at ~3 images/s per CPU core)",
     )
     ap.add_argument(
+        "--fid-cache",
+        type=Path,
+        default=None,
+        help="folder for Inception features: batches seen before (the MNIST test reference, a "
+        "stopped run) are read back (fid_mnist.py --fid-cache fills it with the reference's)",
+    )
+    ap.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -918,6 +925,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg[key] = tuple(getattr(args, key)) if key != "num_samples" else args.num_samples
     if args.no_fid:
         cfg["fid"] = False
+    if args.fid_cache is not None:
+        cfg["fid_cache"] = str(args.fid_cache)
     out = args.out or (HERE if preset == "full" else HERE / "results" / preset)
     plot_dir = out / "results" / "real_denoisers"
     plot_dir.mkdir(parents=True, exist_ok=True)

@@ -212,6 +212,7 @@ def test_bad_input_is_one_line_exit_2_and_no_output(capsys, tmp_path):
         ((*COMMON, "--heuristics", "--sampler", "heun", "--eta", "0.5"), ["--eta"]),
         ((*COMMON, "--heuristics", "--n-boot", "1"), ["--n-boot"]),
         ((*COMMON, "--heuristics", "--fid-weights", str(spectrum)), ["--metric fid"]),
+        ((*COMMON, "--heuristics", "--fid-cache", str(tmp_path)), ["--fid-cache", "--metric fid"]),
         ((*COMMON, "--heuristics", "--steps", "0"), ["steps"]),
         ((*COMMON, "--schedule", "x.json", "--steps", "4"), ["--steps", "--heuristics"]),
     ]  # fmt: skip
@@ -446,9 +447,24 @@ def test_fid_with_clean_fid_and_given_weights(files, tmp_path, capsys):
         capsys,
         *COMMON,
         "--schedule", str(files["t2"]), "--metric", "fid", "--fid-weights", str(weights),
-        "--n-boot", "4", "--json",
+        "--n-boot", "4", "--json", "--fid-cache", str(tmp_path / "cache"),
     )  # fmt: skip
     assert rc == 0, stderr
     d = json.loads(stdout)
     assert d["fid"]["backend"] == "clean-fid"
-    assert np.isfinite(d["schedules"][0]["metrics"]["fid"]["value"])
+    value = d["schedules"][0]["metrics"]["fid"]["value"]
+    assert np.isfinite(value)
+    cached = sorted((tmp_path / "cache").glob("*.npy"))
+    assert cached  # the reference's and the samples' features
+    # a second run reads every batch back and gives the same FID
+    stamps = [f.stat().st_mtime_ns for f in cached]
+    rc, stdout, stderr = call(
+        capsys,
+        *COMMON,
+        "--schedule", str(files["t2"]), "--metric", "fid", "--fid-weights", str(weights),
+        "--n-boot", "4", "--json", "--fid-cache", str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert rc == 0, stderr
+    assert json.loads(stdout)["schedules"][0]["metrics"]["fid"]["value"] == value
+    assert sorted((tmp_path / "cache").glob("*.npy")) == cached
+    assert [f.stat().st_mtime_ns for f in cached] == stamps

