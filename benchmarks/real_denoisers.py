@@ -147,6 +147,20 @@ CALIBRATION_SAMPLES = 2_000  # clean samples the calibration draws its 200 from
 
 
 # ------------------------------------------------------------------------------------ set-up
+class FIDScorer:
+    """FID against a set of reference images, whose Inception features are computed (or read
+    from the feature cache) when first needed, after the slow sampling that comes before."""
+
+    def __init__(self, inception: Any, reference: np.ndarray):
+        self.inception, self.images = inception, reference
+        self._reference: Reference | None = None
+
+    def __call__(self, x: np.ndarray, n_boot: int) -> tuple[float, np.ndarray]:
+        if self._reference is None:
+            self._reference = Reference(self.inception(self.images))
+        return fid(self.inception(x), self._reference, n_boot=n_boot, seed=SEED)
+
+
 @dataclasses.dataclass
 class Setup:
     name: str
@@ -158,7 +172,7 @@ class Setup:
     notes: str
     shape: tuple[int, ...] = SHAPE
     train: TrainSchedule = TRAIN
-    fid: Any = None  # (InceptionFeatures, Reference of the reference set's features) for FID
+    fid: FIDScorer | None = None
     calibration_data: np.ndarray | None = None  # clean samples of the spectrum's source
 
 
@@ -228,7 +242,7 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
     if cfg.get("fid", True):
         backend, weights = find_backend()
         inception = InceptionFeatures(backend, weights, cache=cfg.get("fid_cache"))
-        fid_setup = (inception, Reference(inception(reference)))
+        fid_setup = FIDScorer(inception, reference)
         fid_note = f"FID with {backend.name}'s Inception ({weights.name})"
     return Setup(
         "mnist",
@@ -335,8 +349,7 @@ def metrics_for(
     n_boot = cfg["n_boot"]
     scorers: dict[str, Scorer] = {}
     if setup.fid is not None:
-        inception, ref_features = setup.fid
-        scorers["fid"] = lambda x: fid(inception(x), ref_features, n_boot=n_boot, seed=SEED)
+        scorers["fid"] = lambda x: setup.fid(x, n_boot)
     if ref_sol is not None:
         scorers["rmse"] = lambda x: bootstrap(
             rmse, x, ref_sol, n_boot=n_boot, seed=SEED, paired=True
