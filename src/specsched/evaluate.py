@@ -225,10 +225,8 @@ def frechet_distance(x: np.ndarray, y: np.ndarray, *, pca: int | None = None) ->
 
     Parameters
     ----------
-    x : ndarray, shape (n, C, H, W)
-        Generated samples (any ``(n, ...)``; samples are flattened).
-    y : ndarray, shape (m, C, H, W), or Reference
-        Reference samples, same sample shape.
+    x, y : ndarray, shapes (n, C, H, W) and (m, C, H, W); y may be a Reference
+        Generated and reference samples, of one sample shape (any ``(n, ...)``; flattened).
     pca : int, optional
         Project both onto the top ``pca`` principal components of ``y`` first (``1 <= pca <= d``);
         by the contraction of W2 under projections the result is at most the full value.
@@ -289,10 +287,8 @@ def sliced_wasserstein(
 
     Parameters
     ----------
-    x : ndarray, shape (n, C, H, W)
-        Generated samples (any ``(n, ...)``; samples are flattened).
-    y : ndarray, shape (m, C, H, W), or Reference
-        Reference samples, same sample shape.
+    x, y : ndarray, shapes (n, C, H, W) and (m, C, H, W); y may be a Reference
+        Generated and reference samples, of one sample shape (any ``(n, ...)``; flattened).
     projections : int, default 256
         Number of random directions.
     seed : int, default 0

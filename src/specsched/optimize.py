@@ -557,9 +557,9 @@ def fit(
 
     Parameters
     ----------
-    spec : Spectrum
-        The data's spectrum (a saved spectrum's path, a data source or an array of samples is
-        estimated first, see :func:`specsched.spectrum.as_spectrum`).
+    spec : Spectrum, calibrated Spectrum, or what :func:`specsched.spectrum.as_spectrum` takes
+        The data's spectrum; a calibrated one (:func:`specsched.calibrate`) fits the network's
+        response. A saved spectrum's path, a data source or samples are estimated first.
     steps : int, default 10
         Number of sampler steps ``N``.
     sampler : str, default "ddim"

@@ -1,8 +1,10 @@
 """Plots that show what a schedule does to the data's spectrum, and why the fitted one is shaped so.
 
 Every function builds a :class:`matplotlib.figure.Figure` directly, on the non-interactive Agg
-canvas (pyplot is never imported, so no global state or backend changes), returns it, and when
-``path`` is given saves it as PNG atomically (a temporary file beside the target, then a rename).
+canvas (pyplot is never imported, so no global state or backend changes), and returns it. Each
+takes ``path`` (str or Path, optional): when given, the figure is saved there as PNG atomically (a
+temporary file beside the target, then a rename; the folder must exist); and ``title`` (str,
+optional), which replaces the default title.
 
 =========================  ===========================================================================
 :func:`plot_spectrum`      the data's radial power profile (or PCA eigenvalues) with its power-law slope
@@ -198,6 +200,15 @@ def _check_curves(curves: Sequence[tuple[str, Response]]) -> list[tuple[str, Res
     return out
 
 
+def _two_panels(
+    curves: Sequence[tuple[str, Response]],
+) -> tuple[list[tuple[str, Response]], Figure, list[Any], list[dict[str, Any]]]:
+    """The checked curves, a figure of two panels sharing x, and a line style per curve."""
+    curves = _check_curves(curves)
+    fig, axes = _new_figure(2, sharex=True)
+    return curves, fig, axes, _styles([label for label, _ in curves])
+
+
 def _sampler_text(r: Response) -> str:
     opts = ", ".join(
         f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in r.options.items()
@@ -273,10 +284,6 @@ def plot_spectrum(
         frequency bins (:meth:`Spectrum.radial_profile`), one line per eigen-channel (largest
         first), and the power-law fit of the largest one (slope from ``spec.summary()``). PCA
         spectra show the sorted covariance eigenvalues against their rank.
-    path : str or Path, optional
-        Where to save the PNG; its folder must exist.
-    title : str, optional
-        Replaces the default title.
 
     Returns
     -------
@@ -374,19 +381,13 @@ def plot_transfer(
     curves : sequence of (label, Response)
         One entry per schedule; the label ``"spectral"`` or ``"spectral (fitted)"`` marks the
         fitted schedule.
-    path : str or Path, optional
-        Where to save the PNG; its folder must exist.
-    title : str, optional
-        Replaces the default title.
 
     Returns
     -------
     Figure
     """
-    curves = _check_curves(curves)
-    fig, (top, bottom) = _new_figure(2, sharex=True)
+    curves, fig, (top, bottom), styles = _two_panels(curves)
     x, S_b = _bin_modes(spec, spec.variances)
-    styles = _styles([label for label, _ in curves])
     top.plot(x, _positive(S_b), color="black", linestyle=(0, (5, 3)), linewidth=2.2,
              label="data S", zorder=11)  # fmt: skip
     ratios = []
@@ -434,10 +435,6 @@ def plot_schedules(
     ----------
     schedules : sequence of Schedule
         A schedule named ``"spectral"`` is drawn as the fitted one.
-    path : str or Path, optional
-        Where to save the PNG; its folder must exist.
-    title : str, optional
-        Replaces the default title.
 
     Returns
     -------
@@ -502,20 +499,13 @@ def plot_trace(
     Parameters
     ----------
     curves : sequence of (label, Response)
-        One entry per schedule; the label ``"spectral"`` or ``"spectral (fitted)"`` marks the
-        fitted schedule.
-    path : str or Path, optional
-        Where to save the PNG; its folder must exist.
-    title : str, optional
-        Replaces the default title.
+        As in :func:`plot_transfer`.
 
     Returns
     -------
     Figure
     """
-    curves = _check_curves(curves)
-    fig, (top, bottom) = _new_figure(2, sharex=True)
-    styles = _styles([label for label, _ in curves])
+    curves, fig, (top, bottom), styles = _two_panels(curves)
     top_mode = None
     totals, singles = [], []
     for (label, r), st in zip(curves, styles, strict=True):
