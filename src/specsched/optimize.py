@@ -224,6 +224,7 @@ class _Problem:
         self.hi = lr.lam_hi
         self.n_free = steps if first is None else steps - 1
         self.evaluations = 0
+        self._last_finite: float | None = None  # the optimiser's last finite value (minimise)
         #: longest step allowed between finite levels, in log-SNR (None: no limit)
         self.step_cap = None if max_step is None else max_step * (self.hi - self.lo) / steps
 
@@ -290,7 +291,17 @@ class _Problem:
         g = ut.grad.numpy().copy()
         v = float(val.detach())
         if not math.isfinite(v) or not np.all(np.isfinite(g)):
-            return 1e300, np.zeros_like(g)
+            # Levels where the objective is undefined: coinciding levels (the multistep samplers
+            # divide by the step length), which L-BFGS-B's first, long steps reach by pushing
+            # stick-breaking fractions to their bound. Its line search backs off by interpolating
+            # the values it sees: an astronomical value makes it back off to nothing and stop at
+            # its start (it did so for every DPM-Solver++(2M) and UniPC fit until 2026-11-29),
+            # a value above the last finite one by the objective's own scale makes it back off by
+            # a moderate factor and go on.
+            last = self._last_finite
+            wall = 1e300 if last is None else last + 1.0 + abs(last)
+            return wall, np.zeros_like(g)
+        self._last_finite = v
         return v, g
 
     def minimise(self, u0: np.ndarray, *, max_iter: int = 300) -> tuple[np.ndarray, float]:
@@ -298,6 +309,7 @@ class _Problem:
             return u0, self.value_and_grad(u0)[0]
         import scipy.optimize  # here, not at the top: it costs ~0.2 s of `import specsched`
 
+        self._last_finite = None
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
