@@ -1,7 +1,8 @@
 """What every benchmark script writes the same way: the stamp of its JSON and the JSON itself.
 
 ``stamp()`` is the date, machine and versions a result was measured with; ``write_json`` writes a
-result file whole or not at all (a temporary file renamed into place). The scripts import this
+result file whole or not at all (a temporary file renamed into place); ``predicted_w2`` rates
+stored result rows (their ``timesteps``) under a spectrum model. The scripts import this
 module from their own folder (``sys.path`` holds a script's folder when it is run).
 """
 
@@ -101,3 +102,19 @@ def write_json(path: Path, payload: Any, indent: int = 1) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_text(json.dumps(payload, indent=indent) + "\n")
     os.replace(tmp, path)
+
+
+def predicted_w2(model: Any, rows: list[dict], sampler: str, train: Any) -> np.ndarray:
+    """W2 that the spectrum ``model`` (plain or calibrated) predicts for each stored row's
+    ``timesteps`` under ``sampler``, on the training schedule ``train``."""
+    from specsched import response
+    from specsched.schedules import Schedule
+
+    return np.array(
+        [
+            response(
+                model, Schedule.from_timesteps(r["timesteps"], train_schedule=train), sampler
+            ).w2
+            for r in rows
+        ]
+    )

@@ -36,7 +36,7 @@ import scipy.stats
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import real_denoisers as bench
-from _common import stamp, write_json
+from _common import predicted_w2, stamp, write_json
 
 from specsched import Spectrum
 from specsched.calibrate import calibrate
@@ -151,16 +151,7 @@ def ranking(name: str, spec: Spectrum, cal: Spectrum) -> list[dict]:
         fd = np.array([r["metrics"]["fd"]["value"] for r in group])
         row = {"sampler": sampler, "steps": steps}
         for label, model in (("gaussian", spec), ("calibrated", cal)):
-            w2 = np.array(
-                [
-                    response(
-                        model,
-                        Schedule.from_timesteps(r["timesteps"], train_schedule=bench.TRAIN),
-                        sampler,
-                    ).w2
-                    for r in group
-                ]
-            )
+            w2 = predicted_w2(model, group, sampler, bench.TRAIN)
             ok = np.isfinite(w2)
             row[label] = {
                 "spearman": float(scipy.stats.spearmanr(w2[ok], fd[ok]).statistic),

@@ -38,11 +38,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
-from _common import stamp, write_json  # noqa: E402
+from _common import predicted_w2, stamp, write_json  # noqa: E402
 
-from specsched import response  # noqa: E402
 from specsched.evaluate import paired_tie  # noqa: E402
-from specsched.schedules import Schedule  # noqa: E402
 
 
 def measured(row: dict, best_h: dict) -> tuple[float, str]:
@@ -87,18 +85,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         cands = [("calibrated fit", fits["calibrated"]), ("plain fit", fits["plain"])]
         cands += [(h["schedule"], h) for h in heur]
-        w2 = np.array(
-            [
-                [
-                    response(
-                        spec,
-                        Schedule.from_timesteps(r["timesteps"], train_schedule=setup.train),
-                        sampler,
-                    ).w2
-                    for spec in (setup.spectrum, calibrated)
-                ]
-                for _, r in cands
-            ]
+        rated = [r for _, r in cands]
+        w2 = np.stack(
+            [predicted_w2(m, rated, sampler, setup.train) for m in (setup.spectrum, calibrated)], 1
         )
         ratio = w2 / w2[2:].min(0)  # to the best heuristic under each model
         worst = ratio.max(1)

@@ -443,12 +443,12 @@ def test_fid_with_clean_fid_and_given_weights(files, tmp_path, capsys):
     torch.manual_seed(0)
     weights = tmp_path / "inception-2015-12-05.pt"
     torch.jit.save(torch.jit.script(Base()), weights)
-    rc, stdout, stderr = call(
-        capsys,
+    args = (
         *COMMON,
         "--schedule", str(files["t2"]), "--metric", "fid", "--fid-weights", str(weights),
         "--n-boot", "4", "--json", "--fid-cache", str(tmp_path / "cache"),
     )  # fmt: skip
+    rc, stdout, stderr = call(capsys, *args)
     assert rc == 0, stderr
     d = json.loads(stdout)
     assert d["fid"]["backend"] == "clean-fid"
@@ -458,12 +458,7 @@ def test_fid_with_clean_fid_and_given_weights(files, tmp_path, capsys):
     assert cached  # the reference's and the samples' features
     # a second run reads every batch back and gives the same FID
     stamps = [f.stat().st_mtime_ns for f in cached]
-    rc, stdout, stderr = call(
-        capsys,
-        *COMMON,
-        "--schedule", str(files["t2"]), "--metric", "fid", "--fid-weights", str(weights),
-        "--n-boot", "4", "--json", "--fid-cache", str(tmp_path / "cache"),
-    )  # fmt: skip
+    rc, stdout, stderr = call(capsys, *args)
     assert rc == 0, stderr
     assert json.loads(stdout)["schedules"][0]["metrics"]["fid"]["value"] == value
     assert sorted((tmp_path / "cache").glob("*.npy")) == cached
