@@ -165,6 +165,9 @@ def ranking(name: str, spec: Spectrum, cal: Spectrum) -> list[dict]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--denoisers", nargs="+", choices=["gmm", "unet"], default=None)
+    ap.add_argument("--samplers", nargs="+", default=None, help="default: ddim dpmpp_2m unipc heun")
+    ap.add_argument("--no-ranking", action="store_true", help="skip the FD-ranking part")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "calibration.json")
     args = ap.parse_args(argv)
     cfg = dict(
@@ -180,6 +183,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:
         cfg.update(denoisers=("unet",), samplers=("ddim", "dpmpp_2m"), steps=(5, 10), n=128,
                    levels=12, cal_n=64, spectrum_n=3000, ranking=False)  # fmt: skip
+    if args.denoisers:
+        cfg["denoisers"] = tuple(args.denoisers)
+    if args.samplers:
+        cfg["samplers"] = tuple(args.samplers)
+    if args.no_ranking:
+        cfg["ranking"] = False
     t0 = time.perf_counter()
 
     def log(msg: str) -> None:
@@ -202,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
                     f"{row['calibrated']['regret']:5.2f}"
                 )
     payload = {
-        "command": "python benchmarks/calibration.py" + (" --quick" if args.quick else ""),
+        "command": "python benchmarks/calibration.py " + " ".join(argv or sys.argv[1:]),
         **stamp(),
         "config": cfg,
         "wall_seconds": time.perf_counter() - t0,
