@@ -117,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             f"{fits['plain']['result']:5s} ({ratio[1, 0]:.2f} / {ratio[1, 1]:.2f})",
             flush=True,
         )
-    counts = {name: dict(Counter(r[key] for r in rows)) for name, key in (("rule", "result"),)}
-    counts["calibrated fit"] = dict(Counter(r["calibrated_fit"]["result"] for r in rows))
-    counts["plain fit"] = dict(Counter(r["plain_fit"]["result"] for r in rows))
+    counts = {
+        "rule": dict(Counter(r["result"] for r in rows)),
+        "calibrated fit": dict(Counter(r["calibrated_fit"]["result"] for r in rows)),
+        "plain fit": dict(Counter(r["plain_fit"]["result"] for r in rows)),
+    }
     print(f"wins / ties / losses: {counts}")
     path = args.out / f"model_agreement_{args.denoiser}.json"
     write_json(

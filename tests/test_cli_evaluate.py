@@ -213,6 +213,8 @@ def test_bad_input_is_one_line_exit_2_and_no_output(capsys, tmp_path):
         ((*COMMON, "--heuristics", "--n-boot", "1"), ["--n-boot"]),
         ((*COMMON, "--heuristics", "--fid-weights", str(spectrum)), ["--metric fid"]),
         ((*COMMON, "--heuristics", "--fid-cache", str(tmp_path)), ["--fid-cache", "--metric fid"]),
+        ((*COMMON, "--heuristics", "--metric", "fid", "--fid-cache", str(spectrum)),
+         ["--fid-cache", "is a file", "folder"]),
         ((*COMMON, "--heuristics", "--steps", "0"), ["steps"]),
         ((*COMMON, "--schedule", "x.json", "--steps", "4"), ["--steps", "--heuristics"]),
     ]  # fmt: skip
