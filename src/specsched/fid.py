@@ -33,7 +33,6 @@ the same features; torch-fidelity's differ slightly: compare FIDs from one conve
 from __future__ import annotations
 
 import hashlib
-import os
 import platform
 import warnings
 import zipfile
@@ -45,6 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ._io import atomic_path
 from .errors import SpecschedError
 from .evaluate import Reference, bootstrap, frechet_distance
 
@@ -412,13 +412,13 @@ def _write_features(path: Path, feats: np.ndarray) -> None:
     """Write ``feats`` to ``path`` atomically (a stopped run leaves no partial file)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.npy")
-        np.save(tmp, feats)
-        os.replace(tmp, path)
-    except OSError as exc:
+        with atomic_path(path) as tmp:
+            np.save(tmp, feats)
+    except (OSError, SpecschedError) as exc:
+        why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
         raise SpecschedError(
-            f"cannot write to the FID cache {path.parent} ({exc.strerror or exc}): give a "
-            "writable folder, or no cache"
+            f"cannot write to the FID cache {path.parent} ({why}): give a writable folder, "
+            "or no cache"
         ) from None
 
 
