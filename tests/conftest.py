@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
+import torch
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` (the test command) runs two workers on CI's two cores: one torch thread each,
+    # and for the processes the tests start (the CLI, the benchmark), so that threads do not
+    # compete for the cores the other worker is using.
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
 
 from specsched.data.builtin import powerlaw
 from specsched.testing import MEANS3, true_spectrum
