@@ -5,17 +5,20 @@ from __future__ import annotations
 import os
 
 import pytest
+import threadpoolctl
 import torch
-
-if os.environ.get("PYTEST_XDIST_WORKER"):
-    # `pytest -n 2` (the test command) runs two workers on CI's two cores: one torch thread each,
-    # and for the processes the tests start (the CLI, the benchmark), so that threads do not
-    # compete for the cores the other worker is using.
-    os.environ["OMP_NUM_THREADS"] = "1"
-    torch.set_num_threads(1)
 
 from specsched.data.builtin import powerlaw
 from specsched.testing import MEANS3, true_spectrum
+
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `pytest -n 2` (the test command) runs two workers on CI's two cores: one thread each (torch
+    # and BLAS), here and in the processes the tests start (the CLI, the benchmark), so that
+    # threads do not compete for the core the other worker is using, and so that a computation
+    # sums in the same order in a test's process and in the CLI process it is compared with
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+    threadpoolctl.threadpool_limits(1)
 
 
 @pytest.fixture(scope="session")
