@@ -16,9 +16,10 @@ Usage::
         --steps 10 --samplers ddim dpmpp_2m unipc heun --kind auto --fits calibrated plain
 
 ``--stored`` names the run whose heuristic rows (and config: sample count, seeds) the fits pair
-with; ``--kind`` the spectrum kind the fits use (the stored runs used ``fourier``; ``auto`` is
+with; ``--fid`` (MNIST, with a stored run that has FID) scores FID too and pairs it with the
+stored FID rows, ``--fid-cache DIR`` reads back Inception features computed before; ``--kind`` the spectrum kind the fits use (the stored runs used ``fourier``; ``auto`` is
 ``specsched``'s default); ``--fits plain`` adds the fit on the plain spectrum (no calibration).
-Writes ``results/calibrated_fits_<denoiser>[_<kind>].json`` and prints a table.
+Writes ``results/calibrated_fits_<denoiser>[_<kind>][_fid].json`` and prints a table.
 """
 
 from __future__ import annotations
@@ -63,13 +64,29 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--samplers", nargs="+", default=list(rd.PRESETS["full"]["samplers"]))
     ap.add_argument("--steps", nargs="+", type=int, default=list(rd.PRESETS["full"]["steps"]))
+    ap.add_argument(
+        "--fid",
+        action="store_true",
+        help="also score FID and pair it with the stored run's FID rows (MNIST; the stored run "
+        "must have FID)",
+    )
+    ap.add_argument(
+        "--fid-cache",
+        type=Path,
+        default=None,
+        help="folder for Inception features (see real_denoisers.py)",
+    )
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     stored = json.loads(args.stored.read_text())
-    cfg = {**stored["config"], "kind": args.kind, "fid": False}
+    if args.fid and "fid" not in stored["metrics"]:
+        ap.error(f"--fid: the stored run {args.stored} has no FID rows to pair with")
+    cfg = {**stored["config"], "kind": args.kind, "fid": args.fid}
+    if args.fid_cache is not None:
+        cfg["fid_cache"] = str(args.fid_cache)
     setup = rd.SETUPS[args.denoiser](cfg)
     print(f"spectrum: {setup.spectrum.kind} ({args.kind} asked)", flush=True)
     cal, cal_info = None, None
@@ -126,12 +143,31 @@ def main(argv: list[str] | None = None) -> int:
             "result": result,
             "gaussian_fit_result": rd.outcome(gb, hb),
         }
+        if "fid" in m:
+            hf = min(
+                (r for r in group if r["kind"] == "heuristic"),
+                key=lambda r: r["metrics"]["fid"]["value"],
+            )
+            fb = (hf["metrics"]["fid"]["value"], np.array(hf["metrics"]["fid"]["bootstrap"]))
+            row |= {
+                "fid": m["fid"][0],
+                "fid_sd": float(np.std(m["fid"][1], ddof=1)),
+                "best_heuristic_fid": hf["schedule"],
+                "heuristic_fid": fb[0],
+                "fid_result": rd.outcome(m["fid"], fb),
+            }
         rows.append(row)
         print(
             f"{sampler:9s} {steps:2d}: {which} {row['fd']:.3f} ± {row['fd_sd']:.3f}"
             f"{' (fallback ' + res.fallback + ')' if res.fallback else ''} vs "
             f"{heur['schedule']} {hb[0]:.3f}: {result}; Gaussian fit {gb[0]:.3f} "
-            f"({row['gaussian_fit_result']}); fit {t_fit:.0f} s",
+            f"({row['gaussian_fit_result']}); fit {t_fit:.0f} s"
+            + (
+                f"; FID {row['fid']:.2f} vs {row['best_heuristic_fid']} "
+                f"{row['heuristic_fid']:.2f}: {row['fid_result']}"
+                if "fid" in row
+                else ""
+            ),
             flush=True,
         )
     counts = {
@@ -143,6 +179,15 @@ def main(argv: list[str] | None = None) -> int:
         for k in OUTCOMES
     }
     print(f"fits ({setup.spectrum.kind} spectrum): {counts}; Gaussian fit (stored run): {gcounts}")
+    fid_counts = None
+    if args.fid:
+        fid_counts = {
+            which: {
+                k: sum(r["fid_result"] == k for r in rows if r["fit"] == which) for k in OUTCOMES
+            }
+            for which in args.fits
+        }
+        print(f"by FID: {fid_counts}")
     payload = {
         "command": "python benchmarks/calibrated_fits.py "
         + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -152,10 +197,11 @@ def main(argv: list[str] | None = None) -> int:
         "calibration": cal_info,
         "counts": counts,
         "gaussian_counts": gcounts,
+        "fid_counts": fid_counts,
         "wall_seconds": time.perf_counter() - t0,
         "rows": rows,
     }
-    suffix = "" if args.kind == "fourier" else f"_{args.kind}"
+    suffix = ("" if args.kind == "fourier" else f"_{args.kind}") + ("_fid" if args.fid else "")
     path = args.out / f"calibrated_fits_{args.denoiser}{suffix}.json"
     write_json(path, payload)
     print(f"wrote {path}")
