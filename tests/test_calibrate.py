@@ -363,3 +363,28 @@ def test_fits_keep_steps_under_the_cap(rgb):
 def test_max_step_refuses_what_no_schedule_meets(rgb, bad):
     with pytest.raises(SpecschedError, match="max_step"):
         ss.fit(rgb[1], 6, sampler="ddim", max_step=bad)
+
+
+def test_stochastic_samplers_are_fitted_on_the_gaussian_model(rgb):
+    """The calibrated model does not predict stochastic samplers, so a calibrated spectrum is
+    fitted on its Gaussian model for them: the same schedule as the plain spectrum's fit, and a
+    note that says so. A calibration that differs from the Gaussian model (a linear denoiser
+    built for twice the data's deviations) shows that the calibration is used otherwise."""
+    x, spec = rgb
+    cm = spec.channel_means.reshape(1, -1, 1, 1)
+    other = ss.Spectrum.from_array(2.0 * (x - cm) + cm, layout="NCHW")
+    cal = calibrate(spec, GaussianDenoiser(other), x, levels=LR, num_levels=8, num_samples=100)
+    for sampler, options in (("ddpm", {}), ("ddim", {"eta": 1.0})):
+        res = ss.fit(cal, 5, sampler=sampler, **options)
+        plain = ss.fit(spec, 5, sampler=sampler, levels=LR, **options)
+        assert not res.calibrated
+        np.testing.assert_array_equal(res.schedule.timesteps, plain.schedule.timesteps)
+        assert res.value == pytest.approx(plain.value, rel=1e-12)
+        assert any("Gaussian model of the spectrum, not on its calibration" in n for n in res.notes)
+        with pytest.raises(SpecschedError, match="stochastic sampler"):
+            ss.fit(cal, 5, sampler=sampler, target="converged", **options)
+    deterministic = ss.fit(cal, 5, sampler="ddim")
+    assert deterministic.calibrated
+    assert not any("not on its calibration" in n for n in deterministic.notes)
+    gaussian = ss.fit(spec, 5, sampler="ddim", levels=LR, start_at="max", max_step=2.0)
+    assert deterministic.value != pytest.approx(gaussian.value, rel=1e-3)
