@@ -170,23 +170,17 @@ def main(argv: list[str] | None = None) -> int:
             ),
             flush=True,
         )
-    counts = {
-        which: {k: sum(r["result"] == k for r in rows if r["fit"] == which) for k in OUTCOMES}
-        for which in args.fits
-    }
-    gcounts = {
-        k: sum(r["gaussian_fit_result"] == k for r in rows if r["fit"] == args.fits[0])
-        for k in OUTCOMES
-    }
+
+    def tally(key: str, which: str) -> dict[str, int]:
+        """Wins / ties / losses in ``key`` of the rows of one fit."""
+        return {k: sum(r[key] == k for r in rows if r["fit"] == which) for k in OUTCOMES}
+
+    counts = {which: tally("result", which) for which in args.fits}
+    gcounts = tally("gaussian_fit_result", args.fits[0])
     print(f"fits ({setup.spectrum.kind} spectrum): {counts}; Gaussian fit (stored run): {gcounts}")
     fid_counts = None
     if args.fid:
-        fid_counts = {
-            which: {
-                k: sum(r["fid_result"] == k for r in rows if r["fit"] == which) for k in OUTCOMES
-            }
-            for which in args.fits
-        }
+        fid_counts = {which: tally("fid_result", which) for which in args.fits}
         print(f"by FID: {fid_counts}")
     payload = {
         "command": "python benchmarks/calibrated_fits.py "
