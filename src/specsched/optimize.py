@@ -739,14 +739,18 @@ def _fit(
             f"{steps} steps is more than the model's {lr.train.T} timesteps: use at most {lr.train.T}"
         )
     notes: list[str] = []
-    calibration_dropped = False
     if spec.calibration is not None and get_sampler(sampler).noise_draws(steps, **sampler_options):
         # the calibrated model does not predict stochastic samplers: it carries the network's
         # non-linear output from call to call as coherently as along one noised sample (an ODE
         # path), while these samplers replace part of the noise at every step. Measured (rms log
         # error of the predicted power per band, DDPM, Gaussian / calibrated): 0.95 / 1.47 on the
         # exact mixture, 1.19 / 1.41 on tiny16; see benchmarks/README.md, calibrated_fits.py.
-        spec, calibration_dropped = dataclasses.replace(spec, calibration=None), True
+        if target == "converged":
+            raise SpecschedError(
+                f"target='converged' needs the calibrated model, which is not used for the "
+                f"stochastic sampler {sampler!r}: use target='data' (the default)"
+            )
+        spec = dataclasses.replace(spec, calibration=None)
         notes.append(
             f"fitted on the Gaussian model of the spectrum, not on its calibration: the "
             f"calibrated model does not predict stochastic samplers such as {sampler!r} (it "
@@ -780,11 +784,6 @@ def _fit(
             "of the KL objectives"
         )
     bins = compress if compress is not None else (512 if S_full.size > 1024 else None)
-    if target == "converged" and calibration_dropped:
-        raise SpecschedError(
-            f"target='converged' needs the calibrated model, which is not used for the "
-            f"stochastic sampler {sampler!r}: use target='data' (the default)"
-        )
     if target not in ("data", "converged"):
         raise SpecschedError(f"target={target!r} is not understood: use 'data' or 'converged'")
     if target == "converged" and spec.calibration is None:
