@@ -9,7 +9,8 @@ Parameterisation ("stick breaking"): with the free levels inside ``[lo, hi]`` in
 ends of the range are reachable, all with box constraints that L-BFGS-B handles exactly.
 
 Discrete-time models are optimised on the continuous relaxation (log-SNR interpolated between
-integer timesteps), rounded, then polished over integers by coordinate descent.
+integer timesteps); every start's optimum is rounded, then polished over integers by coordinate
+descent, and the best integer schedule under the exact objective is kept.
 """
 
 from __future__ import annotations
@@ -593,7 +594,8 @@ def fit(
         Karras on a pretrained model of centred objects and free KL fits start at t ~ 250-360 and
         lose 10-50x: pin the start (``"max"``) for KL, and calibrate for a learned model.
     starts : int, default 3
-        Local optimisations, started from the best heuristics and from log-SNR-uniform spacing.
+        Local optimisations, started from the best heuristics and from log-SNR-uniform spacing;
+        on a discrete model each one's optimum is rounded and polished over integers.
     compress : int or None
         Number of log-variance bins for the optimiser's copy of the spectrum; ``None`` compresses
         spectra of more than 1024 modes into 512 bins (relative error of the objective ~1e-6 for W2,
@@ -854,7 +856,7 @@ def _fit(
     # continuous optimisation from several starts ------------------------------------------------
     inits = [_lam_free(b.log_snr, prob) for b, _ in baselines[: max(starts - 1, 0)]]
     inits.append(np.linspace(prob.lo, prob.hi, prob.n_free + 2)[1:-1])
-    n_stages = 1 + len(inits) + (1 + min(len(baselines), 1) if lr.train is not None else 0)
+    n_stages = 1 + 2 * len(inits) if lr.train is not None else 1 + len(inits)
     say = progress or (lambda stage, done, total: None)
     say("heuristics", 1, n_stages)
     optima = []
@@ -863,9 +865,9 @@ def _fit(
             say(f"optimiser start {k + 1}/{len(inits)}", 1 + k, n_stages)
             optima.append(prob.minimise(prob.u_of(lam0)))
     optima.sort(key=lambda uv: uv[1])  # stable: ties keep the order of the starts
-    best_u = optima[0][0]
     with torch.no_grad():
-        lam_cont = prob.full(prob.lam(torch.from_numpy(best_u))).numpy()
+        lam_optima = [prob.full(prob.lam(torch.from_numpy(u))).numpy() for u, _ in optima]
+    lam_cont = lam_optima[0]
     cont_sched = Schedule.from_log_snr(
         lam_cont[:-1], process=lr.process, name="spectral (continuous)", train=lr.train
     )
@@ -881,26 +883,25 @@ def _fit(
                 return prob.value_of_levels(torch.from_numpy(np.ascontiguousarray(lam_all))).numpy()
 
         pinned_t = None if first is None else round(float(train.timestep_of_log_snr(first)))
-        say("integer polish", 1 + len(inits), n_stages)
-        # polishing every start's rounded optimum as well finds better KL optima (photos 32x32x3,
-        # ddim, 10 steps: 17.24 against 20.30) but moves schedules of the last full benchmark
-        # (gmm unipc-10): it waits for the next full run of benchmarks/real_denoisers.py
-        t0 = _round_timesteps(train.timestep_of_log_snr(lam_cont[:-1]), train.T, pinned_t)
         # the incremental moves know the objective alone: not with a calibration or a step cap
         markov = get_sampler(sampler).markov and prob.tables is None and prob.step_cap is None
         moves = _MarkovMoves(prob, table) if markov else None
-        with _one_thread():
-            candidates = [_polish_integers(t0, evaluate, train.T, pinned_t is not None, moves)]
-        for b, _ in baselines[:1]:
-            say("integer polish", 2 + len(inits), n_stages)
-            # the integer landscape has local minima: polishing the best heuristic as well finds
-            # a better one in some cases (e.g. KL on digits, 5 steps: 2.01092 against 2.01094)
-            tb = b.timesteps.copy()
-            if pinned_t is not None:
-                tb = _round_timesteps(tb.astype(float), train.T, pinned_t)
+        # every start's optimum, rounded and polished: the integer landscape has local minima
+        # that the continuous one does not (the lowest levels sit on a few integers), and a start
+        # that is not the best continuous optimum can round into a better one (photos 32x32x3,
+        # KL, DDIM 20 steps: 20.43 against 28.52 for the best optimum and the best heuristic
+        # polished, which took twice the time; benchmarks/README.md, "Issue 14, fourth round")
+        candidates: list[tuple[np.ndarray, float]] = []
+        seen: set[tuple[int, ...]] = set()
+        for k, lam_k in enumerate(lam_optima):
+            say("integer polish", 1 + len(inits) + k, n_stages)
+            t0 = _round_timesteps(train.timestep_of_log_snr(lam_k[:-1]), train.T, pinned_t)
+            if tuple(t0) in seen:  # the same start as one polished already: the same result
+                continue
+            seen.add(tuple(t0))
             with _one_thread():
                 candidates.append(
-                    _polish_integers(tb, evaluate, train.T, pinned_t is not None, moves)
+                    _polish_integers(t0, evaluate, train.T, pinned_t is not None, moves)
                 )
         # candidates ranked by the exact objective (the polish may have used compressed modes)
         exact_vals = [
