@@ -225,7 +225,6 @@ class _Problem:
         self.hi = lr.lam_hi
         self.n_free = steps if first is None else steps - 1
         self.evaluations = 0
-        self._last_finite: float | None = None  # the optimiser's last finite value (minimise)
         #: longest step allowed between finite levels, in log-SNR (None: no limit)
         self.step_cap = None if max_step is None else max_step * (self.hi - self.lo) / steps
 
@@ -285,45 +284,139 @@ class _Problem:
         excess = torch.relu(finite[1:] - finite[:-1] - self.step_cap)
         return _STEP_PENALTY * (excess**2).sum(0)
 
-    def value_and_grad(self, u: np.ndarray) -> tuple[float, np.ndarray]:
-        ut = torch.tensor(u, dtype=torch.float64, requires_grad=True)
-        val = self.value_of_levels(self.full(self.lam(ut)))
-        val.backward()
-        g = ut.grad.numpy().copy()
-        v = float(val.detach())
-        if not math.isfinite(v) or not np.all(np.isfinite(g)):
-            # Levels where the objective is undefined: coinciding levels (the multistep samplers
-            # divide by the step length), which L-BFGS-B's first, long steps reach by pushing
-            # stick-breaking fractions to their bound. Its line search backs off by interpolating
-            # the values it sees: an astronomical value makes it back off to nothing and stop at
-            # its start (it did so for every DPM-Solver++(2M) and UniPC fit until 2026-11-29),
-            # a value above the last finite one by the objective's own scale makes it back off by
-            # a moderate factor and go on.
-            last = self._last_finite
-            wall = 1e300 if last is None else last + 1.0 + abs(last)
-            return wall, np.zeros_like(g)
-        self._last_finite = v
-        return v, g
+    def values_and_grads(
+        self, U: np.ndarray, last: list[float | None]
+    ) -> list[tuple[float, np.ndarray]]:
+        """Objective and gradient at each row of ``U`` (one start's point each), in one batched
+        evaluation; ``last[k]`` is row ``k``'s start's last finite value (updated).
 
-    def minimise(self, u0: np.ndarray, *, max_iter: int = 300) -> tuple[np.ndarray, float]:
+        The rows do not mix: each row's value and gradient are those of evaluating it alone, up
+        to rounding (the gradient differs in the last bit at a few % of points)."""
+        ut = torch.tensor(U, dtype=torch.float64, requires_grad=True)
+        val = self.value_of_levels(self.full(self.lam(ut)))
+        self.evaluations += len(U) - 1  # one per start's evaluation, as if run one by one
+        val.sum().backward()
+        G, V = ut.grad.numpy(), val.detach().numpy()
+        out = []
+        for k in range(len(U)):
+            v, g = float(V[k]), G[k].copy()
+            if not math.isfinite(v) or not np.all(np.isfinite(g)):
+                # Levels where the objective is undefined: coinciding levels (the multistep
+                # samplers divide by the step length), which L-BFGS-B's first, long steps reach by
+                # pushing stick-breaking fractions to their bound. Its line search backs off by
+                # interpolating the values it sees: an astronomical value makes it back off to
+                # nothing and stop at its start (it did so for every DPM-Solver++(2M) and UniPC
+                # fit until 2026-11-29), a value above the last finite one by the objective's own
+                # scale makes it back off by a moderate factor and go on.
+                wall = 1e300 if last[k] is None else last[k] + 1.0 + abs(last[k])
+                out.append((wall, np.zeros_like(g)))
+            else:
+                last[k] = v
+                out.append((v, g))
+        return out
+
+    def minimise(
+        self, u0s: list[np.ndarray], *, max_iter: int = 300
+    ) -> list[tuple[np.ndarray, float]]:
+        """L-BFGS-B from each start in ``u0s``: ``(u, value)`` of each optimum.
+
+        On a plain spectrum the starts run together: each runs scipy's L-BFGS-B in its own
+        thread, and every round the points all running starts ask for are evaluated in one
+        batched call (here, on the calling thread). For a spectrum of a few hundred modes one
+        evaluation is mostly fixed cost, so three starts cost little more than one
+        (benchmarks/README.md, "Issue 14, fourth round"); each start's path is the one it takes
+        alone up to rounding (the 36 reference fits of benchmarks/fit_reference.py are
+        unchanged).
+        """
         if self.n_free == 0:  # one step from a pinned first level: nothing to optimise
-            return u0, self.value_and_grad(u0)[0]
+            vals = self.values_and_grads(np.stack(u0s), [None] * len(u0s))
+            return [(u0, v) for u0, (v, _) in zip(u0s, vals, strict=True)]
+        if self.tables is None:
+            return self._minimise_together(u0s, max_iter)
+        # the calibrated model's gradients differ more between batched and single evaluations
+        # (1e-14), which moved two stored benchmark fits (mixture, DPM-Solver++(2M)-10 and
+        # UniPC-10): its starts run one after another, as before
+        return [self._minimise_together([u0], max_iter)[0] for u0 in u0s]
+
+    def _minimise_together(
+        self, u0s: list[np.ndarray], max_iter: int
+    ) -> list[tuple[np.ndarray, float]]:
+        """:meth:`minimise` of starts run together (see there)."""
+        import threading
+
         import scipy.optimize  # here, not at the top: it costs ~0.2 s of `import specsched`
 
-        self._last_finite = None
+        last: list[float | None] = [None] * len(u0s)
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
             lower[0] = 0.0  # the first level may sit exactly at the noisiest trained level
-        res = scipy.optimize.minimize(
-            self.value_and_grad,
-            np.clip(u0, lower, upper),
-            jac=True,
-            method="L-BFGS-B",
-            bounds=list(zip(lower, upper, strict=True)),
-            options={"maxiter": max_iter, "ftol": 1e-7, "gtol": 1e-5, "maxcor": 20},
-        )
-        return res.x, float(res.fun)
+        cond = threading.Condition()
+        asked: dict[int, np.ndarray] = {}
+        answers: dict[int, tuple[float, np.ndarray] | BaseException] = {}
+        running = set(range(len(u0s)))
+        results: list[Any] = [None] * len(u0s)
+
+        def objective(k: int, u: np.ndarray) -> tuple[float, np.ndarray]:
+            with cond:
+                asked[k] = u.copy()
+                cond.notify_all()
+                while k not in answers:
+                    cond.wait()
+                answer = answers.pop(k)
+            if isinstance(answer, BaseException):
+                raise answer
+            return answer
+
+        def start(k: int) -> None:
+            try:
+                res = scipy.optimize.minimize(
+                    lambda u: objective(k, u),
+                    np.clip(u0s[k], lower, upper),
+                    jac=True,
+                    method="L-BFGS-B",
+                    bounds=list(zip(lower, upper, strict=True)),
+                    options={"maxiter": max_iter, "ftol": 1e-7, "gtol": 1e-5, "maxcor": 20},
+                )
+                results[k] = (res.x, float(res.fun))
+            except BaseException as exc:  # handed to the calling thread
+                results[k] = exc
+            finally:
+                with cond:
+                    running.discard(k)
+                    cond.notify_all()
+
+        threads = [threading.Thread(target=start, args=(k,), daemon=True) for k in running]
+        for t in threads:
+            t.start()
+        try:
+            while True:
+                with cond:
+                    while running and not running <= asked.keys():
+                        cond.wait()
+                    if not running:
+                        break
+                    keys = sorted(asked)
+                    points = np.stack([asked.pop(k) for k in keys])
+                batch_last = [last[k] for k in keys]
+                vals = self.values_and_grads(points, batch_last)
+                with cond:
+                    for k, v, lk in zip(keys, vals, batch_last, strict=True):
+                        last[k] = lk
+                        answers[k] = v
+                    cond.notify_all()
+        except BaseException:  # Ctrl-C or an error here: stop every start, then re-raise
+            with cond:
+                for k in running:
+                    answers[k] = RuntimeError("fit interrupted")
+                cond.notify_all()
+            raise
+        for t in threads:
+            t.join()
+        for r in results:
+            if isinstance(r, BaseException):
+                raise r
+        return results
 
 
 @contextlib.contextmanager
@@ -864,11 +957,9 @@ def _fit(
     n_stages = 1 + len(inits) + n_polish
     say = progress or (lambda stage, done, total: None)
     say("heuristics", 1, n_stages)
-    optima = []
+    say(f"optimiser starts 1-{len(inits)}", 1, n_stages)
     with _one_thread():
-        for k, lam0 in enumerate(inits):
-            say(f"optimiser start {k + 1}/{len(inits)}", 1 + k, n_stages)
-            optima.append(prob.minimise(prob.u_of(lam0)))
+        optima = prob.minimise([prob.u_of(lam0) for lam0 in inits])
     optima.sort(key=lambda uv: uv[1])  # stable: ties keep the order of the starts
     with torch.no_grad():
         lam_optima = [prob.full(prob.lam(torch.from_numpy(u))).numpy() for u, _ in optima]
