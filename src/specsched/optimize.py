@@ -284,11 +284,9 @@ class _Problem:
         excess = torch.relu(finite[1:] - finite[:-1] - self.step_cap)
         return _STEP_PENALTY * (excess**2).sum(0)
 
-    def values_and_grads(
-        self, U: np.ndarray, last: list[float | None]
-    ) -> list[tuple[float, np.ndarray]]:
+    def values_and_grads(self, U: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Objective and gradient at each row of ``U`` (one start's point each), in one batched
-        evaluation; ``last[k]`` is row ``k``'s start's last finite value (updated).
+        evaluation: values ``(K,)``, gradients ``(K, n_free)``.
 
         The rows do not mix: each row's value and gradient are those of evaluating it alone, up
         to rounding (the gradient differs in the last bit at a few % of points)."""
@@ -296,24 +294,7 @@ class _Problem:
         val = self.value_of_levels(self.full(self.lam(ut)))
         self.evaluations += len(U) - 1  # one per start's evaluation, as if run one by one
         val.sum().backward()
-        G, V = ut.grad.numpy(), val.detach().numpy()
-        out = []
-        for k in range(len(U)):
-            v, g = float(V[k]), G[k].copy()
-            if not math.isfinite(v) or not np.all(np.isfinite(g)):
-                # Levels where the objective is undefined: coinciding levels (the multistep
-                # samplers divide by the step length), which L-BFGS-B's first, long steps reach by
-                # pushing stick-breaking fractions to their bound. Its line search backs off by
-                # interpolating the values it sees: an astronomical value makes it back off to
-                # nothing and stop at its start (it did so for every DPM-Solver++(2M) and UniPC
-                # fit until 2026-11-29), a value above the last finite one by the objective's own
-                # scale makes it back off by a moderate factor and go on.
-                wall = 1e300 if last[k] is None else last[k] + 1.0 + abs(last[k])
-                out.append((wall, np.zeros_like(g)))
-            else:
-                last[k] = v
-                out.append((v, g))
-        return out
+        return val.detach().numpy(), ut.grad.numpy()
 
     def minimise(
         self, u0s: list[np.ndarray], *, max_iter: int = 300
@@ -330,8 +311,8 @@ class _Problem:
         rounding alone moves the fitted schedule (3 of the benchmark's 30 plain fits).
         """
         if self.n_free == 0:  # one step from a pinned first level: nothing to optimise
-            vals = self.values_and_grads(np.stack(u0s), [None] * len(u0s))
-            return [(u0, v) for u0, (v, _) in zip(u0s, vals, strict=True)]
+            values = self.values_and_grads(np.stack(u0s))[0]
+            return [(u0, float(v)) for u0, v in zip(u0s, values, strict=True)]
         if self.tables is None:
             return self._minimise_together(u0s, max_iter)
         # the calibrated model's gradients differ more between batched and single evaluations
@@ -347,7 +328,6 @@ class _Problem:
 
         import scipy.optimize  # here, not at the top: it costs ~0.2 s of `import specsched`
 
-        last: list[float | None] = [None] * len(u0s)
         lower = np.full(self.n_free, _U_MIN)
         upper = np.full(self.n_free, 1 - _U_MIN)
         if self.first is None and self.n_free:
@@ -357,6 +337,7 @@ class _Problem:
         answers: dict[int, tuple[float, np.ndarray] | BaseException] = {}
         running = set(range(len(u0s)))
         results: list[Any] = [None] * len(u0s)
+        last: list[float | None] = [None] * len(u0s)  # each start's last finite value
 
         def objective(k: int, u: np.ndarray) -> tuple[float, np.ndarray]:
             with cond:
@@ -367,7 +348,20 @@ class _Problem:
                 answer = answers.pop(k)
             if isinstance(answer, BaseException):
                 raise answer
-            return answer
+            v, g = answer
+            if not math.isfinite(v) or not np.all(np.isfinite(g)):
+                # Levels where the objective is undefined: coinciding levels (the multistep
+                # samplers divide by the step length), which L-BFGS-B's first, long steps reach by
+                # pushing stick-breaking fractions to their bound. Its line search backs off by
+                # interpolating the values it sees: an astronomical value makes it back off to
+                # nothing and stop at its start (it did so for every DPM-Solver++(2M) and UniPC
+                # fit until 2026-11-29), a value above the last finite one by the objective's own
+                # scale makes it back off by a moderate factor and go on.
+                prev = last[k]
+                wall = 1e300 if prev is None else prev + 1.0 + abs(prev)
+                return wall, np.zeros_like(g)
+            last[k] = v
+            return v, g
 
         def start(k: int) -> None:
             try:
@@ -399,12 +393,10 @@ class _Problem:
                         break
                     keys = sorted(asked)
                     points = np.stack([asked.pop(k) for k in keys])
-                batch_last = [last[k] for k in keys]
-                vals = self.values_and_grads(points, batch_last)
+                values, grads = self.values_and_grads(points)
                 with cond:
-                    for k, v, lk in zip(keys, vals, batch_last, strict=True):
-                        last[k] = lk
-                        answers[k] = v
+                    for k, v, g in zip(keys, values, grads, strict=True):
+                        answers[k] = (float(v), g.copy())
                     cond.notify_all()
         except BaseException:  # Ctrl-C or an error here: stop every start, then re-raise
             with cond:
@@ -994,15 +986,11 @@ def _fit(
         # 2 % in the calibrated objective, whose uncertainty is 75 %, and measured FD 0.82, 1.01
         # and 1.05 against 0.73 for the heuristic's polish, which stays near the heuristic
         # (benchmarks/README.md, "Every start polished").
-        if prob.tables is None:
-            starts_t = [
-                _round_timesteps(train.timestep_of_log_snr(lam_k[:-1]), train.T, pinned_t)
-                for lam_k in lam_optima
-            ]
-        else:
-            starts_t = [
-                _round_timesteps(train.timestep_of_log_snr(lam_cont[:-1]), train.T, pinned_t)
-            ]
+        starts_t = [
+            _round_timesteps(train.timestep_of_log_snr(lam_k[:-1]), train.T, pinned_t)
+            for lam_k in (lam_optima if tables is None else lam_optima[:1])
+        ]
+        if tables is not None:
             for b, _ in baselines[:1]:
                 tb = b.timesteps.copy()
                 if pinned_t is not None:
