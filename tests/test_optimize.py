@@ -158,6 +158,36 @@ def test_compression_error_is_tiny_on_a_large_spectrum():
         assert abs(approx / exact - 1) < 1e-3
 
 
+def test_long_schedules_are_compressed_further_within_the_bar():
+    """Beyond 50 steps ``fit`` compresses a large spectrum into 256 bins instead of 512 (an
+    evaluation's work grows as steps x modes); the optimiser's objective stays within 1e-3 of the
+    full spectrum's, and the fit still beats the heuristics on the full spectrum."""
+    spec = ss.Spectrum.from_source("builtin:photos", size=32, channels=3, n=2_000)
+    assert spec.n_modes > 1024
+    res = fit(spec, 60, sampler="ddim")
+    note = next(n for n in res.notes if "compressed" in n)
+    Sf, wf, mf = spec.modes()
+    n_256 = compress_modes(Sf, wf, mf, bins=256)[0].size
+    assert f"on {n_256} compressed modes" in note
+    assert n_256 < compress_modes(Sf, wf, mf, bins=512)[0].size
+    assert float(note.rsplit("relative error ", 1)[1]) < 1e-3
+    _check_beats_heuristics(res, "w2")
+
+
+def test_kl_fit_that_crowds_levels_at_the_clean_end():
+    """KL fits of many steps push dozens of levels to the cleanest trained level, where their
+    stick-breaking coordinates no longer keep them apart in floating point. Until 2026-11-30
+    ``fit`` then raised "noise levels must strictly decrease" (photos 32x32x3, DDIM, KL, 50 and
+    100 steps); now rounding spreads them over distinct timesteps and the notes say so."""
+    spec = ss.Spectrum.from_source("builtin:photos", size=32, channels=3, n=10_000)
+    res = fit(spec, 50, sampler="ddim", objective="kl")
+    t = res.schedule.timesteps
+    assert len(t) == 50 and np.all(np.diff(t) < 0) and t[-1] == 0
+    assert res.continuous is None
+    assert any("same noise level" in n for n in res.notes)
+    _check_beats_heuristics(res, "kl")
+
+
 def test_zero_variance_modes_are_handled_and_reported():
     x = photos(size=8, channels=1, n=2000)
     x[:, :, :, :] = x.mean(axis=(2, 3), keepdims=True)  # constant images: only DC varies

@@ -180,6 +180,26 @@ class FitResult:
         }
 
 
+def default_bins(n_modes: int, steps: int) -> int | None:
+    """Log-variance bins of the optimiser's copy of a spectrum when ``fit(compress=None)``.
+
+    Spectra of up to 1024 modes are not compressed. Larger ones get 512 bins up to 50 steps and
+    256 beyond: an evaluation's work grows as steps x modes and is memory-bound at 100 steps
+    (a DDPM-100 fit of photos 32x32x3 spent 85 % of its time evaluating 355 compressed modes;
+    on 199 it takes half the time). The compression error of the objective is about 1e-6 for
+    W2 at 512 bins, 2e-6 at 256, and up to 2e-4 / 5e-4 for KL (``benchmarks/fit_speed.py``,
+    part 2, bar 1e-3); every reported value uses the full spectrum.
+
+    Examples
+    --------
+    >>> default_bins(768, 10), default_bins(3072, 10), default_bins(3072, 100)
+    (None, 512, 256)
+    """
+    if n_modes <= 1024:
+        return None
+    return 512 if steps <= 50 else 256
+
+
 # --------------------------------------------------------------------------------- the problem
 class _Problem:
     """Objective of the free levels, in stick-breaking coordinates, batched and differentiable."""
@@ -684,9 +704,10 @@ def fit(
         on a discrete model each one's optimum is rounded and polished over integers.
     compress : int or None
         Number of log-variance bins for the optimiser's copy of the spectrum; ``None`` compresses
-        spectra of more than 1024 modes into 512 bins (relative error of the objective ~1e-6 for W2,
-        up to 2e-4 for KL;
-        see ``benchmarks/fit_speed.py``). The reported values always use the full spectrum.
+        spectra of more than 1024 modes into 512 bins, 256 beyond 50 steps
+        (:func:`default_bins`; relative error of the objective ~1e-6 for W2, up to a few 1e-4
+        for KL; see ``benchmarks/fit_speed.py``). The reported values always use the full
+        spectrum.
     heuristics : bool, default True
         Evaluate every applicable heuristic family (the baselines, and starting points).
     progress : callable, optional
@@ -871,7 +892,7 @@ def _fit(
             f"{n_zero} modes have zero variance (constant pixels); they count in W2 but are left out "
             "of the KL objectives"
         )
-    bins = compress if compress is not None else (512 if S_full.size > 1024 else None)
+    bins = compress if compress is not None else default_bins(S_full.size, steps)
     if target not in ("data", "converged"):
         raise SpecschedError(f"target={target!r} is not understood: use 'data' or 'converged'")
     if target == "converged" and spec.calibration is None:
@@ -957,9 +978,26 @@ def _fit(
     with torch.no_grad():
         lam_optima = [prob.full(prob.lam(torch.from_numpy(u))).numpy() for u, _ in optima]
     lam_cont = lam_optima[0]
-    cont_sched = Schedule.from_log_snr(
-        lam_cont[:-1], process=lr.process, name="spectral (continuous)", train=lr.train
-    )
+    cont_sched = None
+    if np.all(np.diff(lam_cont[:-1]) > 0):
+        cont_sched = Schedule.from_log_snr(
+            lam_cont[:-1], process=lr.process, name="spectral (continuous)", train=lr.train
+        )
+    elif lr.train is not None:
+        # Levels the optimum crowds at one end (KL fits of 50+ steps put dozens at the cleanest
+        # level) can coincide in floating point: the stick-breaking fractions keep them apart
+        # by 1e-7 of the distance left, which falls below the rounding of the level itself.
+        # Rounding spreads them over distinct integer timesteps; the continuous optimum is not
+        # a valid schedule and is not reported.
+        notes.append(
+            "the continuous optimum puts several levels at the same noise level (within "
+            "rounding); they were spread over distinct integer timesteps"
+        )
+    else:
+        raise SpecschedError(
+            f"the optimum puts several of the {steps} levels at the same noise level: fewer "
+            "steps do as well here; fit fewer steps (or another objective)"
+        )
 
     # discrete models: round, then polish over integers ---------------------------------------------
     if lr.train is not None:
