@@ -319,8 +319,49 @@ def test_calibrated_fit_keeps_the_heuristic_where_the_gaussian_model_disagrees()
     plain_fit = ss.response(spec, raw.schedule, "ddim").w2
     plain_kept = ss.response(spec, kept, "ddim").w2
     assert plain_fit > plain_kept
+    # the note names the heuristic the Gaussian model rates best of those that beat the fit
     note = next(n for n in res.notes if "Gaussian model" in n)
-    assert f"{plain_fit:.4g} against {plain_kept:.4g}" in note
+    named = (
+        note.split("worse than '", 1)[1].split("'", 1)[0] if "worse than '" in note else kept.name
+    )
+    rival = next(b for b, _ in res.baselines if b.name == named)
+    plain_rival = ss.response(spec, rival, "ddim").w2
+    assert plain_fit > plain_rival
+    assert f"{plain_fit:.4g} against {plain_rival:.4g}" in note
+
+
+def test_gaussian_veto_checks_every_heuristic(rgb):
+    """The Gaussian check compares a calibrated fit with every heuristic, not only the calibrated
+    model's best (until 2026-11-30 it did, and missed a fit the Gaussian model rated worse than
+    logSNR-uniform on the exact mixture). Here the fit is the plain spectrum's DDIM-10 optimum
+    and the heuristics are rated by the Gaussian model itself: a heuristic it rates worse than the
+    fit vetoes nothing, and adding one it rates better than the fit beyond the uncertainty of the
+    difference does, naming that one."""
+    from specsched.heuristics import all_heuristics
+    from specsched.optimize import _gaussian_veto, objective_draws
+
+    _x, spec = rgb
+    fitted = ss.fit(spec, 10, sampler="ddim").schedule
+    heur = all_heuristics(10, LR)
+    draws = objective_draws(spec, [fitted, *heur], sampler="ddim", objective="w2")
+    v_fit = ss.response(spec, fitted, "ddim").w2
+    values = {h.name: ss.response(spec, h, "ddim").w2 for h in heur}
+    worse = [h for h in heur if values[h.name] > v_fit]
+    assert worse and _gaussian_veto(spec, fitted, worse, "w2", "ddim", {}) is None
+    # a "fit" that is a poor heuristic: the better heuristics veto it, the best of them named
+    poor = max(heur, key=lambda h: values[h.name])
+    others = [h for h in heur if h is not poor]
+    got = _gaussian_veto(spec, poor, others, "w2", "ddim", {})
+    assert got is not None
+    beaten = [
+        h.name
+        for k, h in enumerate(heur)
+        if values[poor.name] - values[h.name]
+        > 2 * np.std(draws[:, 1 + heur.index(poor)] - draws[:, 1 + k], ddof=1)
+    ]
+    assert got[1] == min(beaten, key=values.get) and got[2] == pytest.approx(values[got[1]])
+    # the same check against the poor schedule's worst rival alone: not beaten, no veto
+    assert _gaussian_veto(spec, poor, [poor], "w2", "ddim", {}) is None
 
 
 def test_no_gaussian_veto_when_the_models_agree(rgb):
