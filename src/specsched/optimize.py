@@ -1313,8 +1313,8 @@ def _gaussian_veto(
     whose calibrated model is exact, keeps the heuristic at DDIM-10, tests/test_calibrate.py).
     """
     plain = dataclasses.replace(spec, calibration=None)
-    pair = [fitted, *heuristics]
-    vals = objective_draws(plain, pair, sampler=sampler, objective=objective, **sampler_options)
+    scheds = [fitted, *heuristics]
+    vals = objective_draws(plain, scheds, sampler=sampler, objective=objective, **sampler_options)
     v_fit = response(plain, fitted, sampler=sampler, **sampler_options).value(objective)
     flagged = []
     for k, h in enumerate(heuristics, start=1):
