@@ -45,7 +45,7 @@ from _common import machine_details
 from specsched import divergence
 from specsched.data.builtin import powerlaw_spectrum
 from specsched.heuristics import heuristic_schedule
-from specsched.optimize import FitResult, compress_modes, fit, level_range
+from specsched.optimize import FitResult, compress_modes, default_bins, fit, level_range
 from specsched.response import output_moments, response
 from specsched.schedules import Schedule
 from specsched.spectrum import Spectrum
@@ -57,17 +57,6 @@ HEURISTICS = ("trailing", "karras")
 BUSY = 0.25  # cores used by other processes above which timings are flagged as disturbed
 BAR = 1e-3  # the project's bar for the compression error: 0.1% of the objective
 LOSSLESS_BINS = 1 << 20  # "no compression": cells of 1e-6 of the log-variance range
-
-
-def default_bins(n_modes: int, steps: int = STEPS) -> int | None:
-    """The bins ``fit(compress=None)`` uses (``specsched.optimize.default_bins``), written out.
-
-    ``main`` checks this against the mode count ``fit`` reports in its notes, so a change of the
-    rule in ``fit`` is caught instead of silently measuring something else.
-    """
-    if n_modes <= 1024:
-        return None
-    return 512 if steps <= 50 else 256
 
 
 #: the long schedule of part 2's second half (compressed into fewer bins: ``default_bins``)
@@ -423,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     print("\n1. wall time of fit() (objective w2; median of repeats, warm-up excluded)\n")
     for case in spectra:
         spec = case["spec"]
-        bins = default_bins(spec.n_modes)
+        bins = default_bins(spec.n_modes, STEPS)
         n_opt = spec.n_modes if bins is None else compress_modes(*spec.modes(), bins=bins)[0].size
         case.update(n_modes=spec.n_modes, default_bins=bins, n_modes_optimised=n_opt)
         for sampler in SAMPLERS:
@@ -436,7 +425,8 @@ def main(argv: list[str] | None = None) -> int:
                 ):
                     raise SystemExit(
                         f"fit no longer compresses {spec.n_modes} modes into {bins} bins "
-                        f"({res.notes}): update default_bins() in {Path(__file__).name}"
+                        f"({res.notes}), as specsched.optimize.default_bins says: the "
+                        "compression figures below would not be what fit uses"
                     )
                 if heuristics:
                     fitted[(case["key"], sampler, "w2")] = res

@@ -103,6 +103,33 @@ def test_fit_writes_a_schedule_that_compare_and_load_read_back(spectrum_file, tm
     assert human.returncode == 0 and "diffusers" in human.stdout and "timesteps" in human.stdout
 
 
+def test_long_kl_fit_from_the_command_line(tmp_path):
+    """``specsched fit --objective kl --steps 50`` on photos 32x32x3 exited 2 with "noise levels
+    must strictly decrease" until 2026-11-30 (levels crowding at the clean end coincided in
+    floating point); it now writes a 50-step schedule and says what happened."""
+    spec_path = tmp_path / "photos32.npz"
+    p = run(
+        "spectrum",
+        "builtin:photos",
+        "--size",
+        "32",
+        "--channels",
+        "3",
+        "--num-samples",
+        "10000",
+        "-o",
+        str(spec_path),
+    )
+    assert p.returncode == 0, p.stderr
+    out = tmp_path / "kl50.json"
+    d = ok_json("fit", str(spec_path), "--objective", "kl", "--steps", "50", "-o", str(out))
+    t = d["schedule"]["timesteps"]
+    assert len(t) == 50 and bool(np.all(np.diff(t) < 0)) and t[-1] == 0
+    assert d["continuous"] is None
+    assert any("same noise level" in n for n in d["notes"])
+    assert ss.Schedule.load(out).timesteps.tolist() == t
+
+
 @pytest.mark.slow
 def test_demo_end_to_end(tmp_path):
     d = ok_json("demo", "-o", str(tmp_path / "demo"))

@@ -1088,7 +1088,7 @@ def _fit(
             spec,
             final,
             r_final,
-            baselines[0],
+            baselines,
             exact,
             objective,
             sampler,
@@ -1096,7 +1096,6 @@ def _fit(
             notes,
             pinned=first is not None,
             converged=target == "converged",
-            heuristics=[b for b, _ in baselines],
         )
     if bins is not None and fallback is None:
         with torch.no_grad():
@@ -1214,7 +1213,7 @@ def _guard(
     spec: Spectrum,
     final: Schedule,
     r_final: Response,
-    best_heuristic: tuple[Schedule, Response],
+    baselines: list[tuple[Schedule, Response]],
     exact: Callable[[Schedule], Response],
     objective: Objective,
     sampler: str,
@@ -1222,13 +1221,12 @@ def _guard(
     notes: list[str],
     pinned: bool = False,
     converged: bool = False,
-    heuristics: list[Schedule] | None = None,
 ) -> tuple[Schedule, Response, float, str | None]:
     """Fall back to the best heuristic, or move towards it where the objective is flat.
 
-    ``heuristics`` (default: the best one alone) are the schedules the Gaussian model checks a
-    calibrated fit against (:func:`_gaussian_veto`)."""
-    h_sched, h_resp = best_heuristic
+    ``baselines`` are the heuristics with their responses, best first; a calibrated fit is also
+    checked against all of them under the Gaussian model (:func:`_gaussian_veto`)."""
+    h_sched, h_resp = baselines[0]
     v_fit, v_h = r_final.value(objective), h_resp.value(objective)
     vals = objective_draws(
         spec,
@@ -1249,7 +1247,7 @@ def _guard(
         return h_sched, h_resp, tol, h_sched.name
     if spec.calibration is not None:
         worse = _gaussian_veto(
-            spec, final, heuristics or [h_sched], objective, sampler, sampler_options
+            spec, final, [b for b, _ in baselines], objective, sampler, sampler_options
         )
         if worse is not None:
             than = "" if worse[1] == h_sched.name else f" than {worse[1]!r}"
