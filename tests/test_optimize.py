@@ -281,13 +281,18 @@ def test_starts_run_together_follow_their_own_paths(spectra, sampler):
     each start reaches the optimum it reaches alone, up to rounding (an answer handed to the
     wrong start, or line-search state shared between starts, would move it far). DPM-Solver++(2M)
     also meets undefined points (coinciding levels), where each start's own last value sets the
-    wall; its objective is flat near the optimum, so rounding moves the paths there (1e-4)."""
+    wall, and how a CPU rounds decides how far its first iterations agree (1e-9 on one machine,
+    2.5e-7 on another): far closer than the starts are to each other (checked, > 1e-3)."""
     S, w, m = spectra["photos16"].modes()
     prob = _Problem(S, w, m, level_range(), 10, sampler, "w2", {}, None)
     rng = np.random.default_rng(0)
     starts = [rng.uniform(0.05, 0.5, prob.n_free) for _ in range(3)]
     # a few iterations, while the starts are still far apart, then to convergence
-    for max_iter, rel in ((6, 1e-9), (300, 1e-12 if sampler == "ddim" else 1e-3)):
+    early = 1e-9 if sampler == "ddim" else 1e-5
+    # to convergence only for DDIM: DPM-Solver++(2M)'s paths part once rounding differs (on one
+    # machine a start alone stopped at a wall at 0.253 where, batched, it went on to 0.040)
+    rounds = ((6, early), (300, 1e-12)) if sampler == "ddim" else ((6, early),)
+    for max_iter, rel in rounds:
         together = prob.minimise(starts, max_iter=max_iter)
         alone = [prob.minimise([u], max_iter=max_iter)[0] for u in starts]
         for (_, v_t), (_, v_a) in zip(together, alone, strict=True):
@@ -295,4 +300,4 @@ def test_starts_run_together_follow_their_own_paths(spectra, sampler):
         if max_iter == 6:  # the starts are apart: an answer for the wrong one would show
             assert np.ptp([v for _, v in together]) > 1e-3 * together[0][1]
             for (u_t, _), (u_a, _) in zip(together, alone, strict=True):
-                assert np.allclose(u_t, u_a, atol=1e-9)
+                assert np.allclose(u_t, u_a, atol=early)

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import divergence
-from .calibrate import ModeTables
+from .calibrate import Calibration, ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, level_range, levels_from_log_snr, start_std
@@ -58,6 +58,30 @@ _FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned
 
 
 # --------------------------------------------------------------------------------- compression
+def _mode_groups(S: np.ndarray, m: np.ndarray, bins: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The groups of :func:`compress_modes`: ``(keep, idx, n)``.
+
+    ``keep`` marks the modes kept as they are (non-zero mean); the others get a group index
+    ``idx`` (``-1`` for kept modes) among ``n`` groups: zero-variance modes in group 0 if there are
+    any, then the occupied cells of a uniform grid of ``log S`` with ``bins`` cells, in order.
+    """
+    keep = m != 0
+    zero = (~keep) & (S <= 0)
+    rest = (~keep) & (S > 0)
+    idx = np.full(S.shape, -1, dtype=np.int64)
+    n_zero = int(zero.any())
+    idx[zero] = 0
+    n = n_zero
+    if rest.any():
+        logS = np.log(S[rest])
+        edges = np.linspace(logS.min(), logS.max() + 1e-12, bins + 1)
+        cell = np.clip(np.digitize(logS, edges) - 1, 0, bins - 1)
+        used = np.unique(cell)  # occupied cells, in order
+        idx[rest] = n_zero + np.searchsorted(used, cell)
+        n += used.size
+    return keep, idx, n
+
+
 def compress_modes(
     S: np.ndarray, w: np.ndarray, m: np.ndarray, *, bins: int = 1024
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -67,7 +91,7 @@ def compress_modes(
     ``log S`` with ``bins`` cells; each group becomes one mode with the summed weight and the
     weight-averaged variance. Zero-variance modes become one mode.
     """
-    keep = m != 0
+    keep, idx, _ = _mode_groups(S, m, bins)
     zero = (~keep) & (S <= 0)
     rest = (~keep) & (S > 0)
     outS, outw, outm = [S[keep]], [w[keep]], [m[keep]]
@@ -76,16 +100,63 @@ def compress_modes(
         outw.append(np.array([w[zero].sum()]))
         outm.append(np.zeros(1))
     if rest.any():
-        logS = np.log(S[rest])
-        edges = np.linspace(logS.min(), logS.max() + 1e-12, bins + 1)
-        idx = np.clip(np.digitize(logS, edges) - 1, 0, bins - 1)
-        wsum = np.bincount(idx, weights=w[rest], minlength=bins)
-        ssum = np.bincount(idx, weights=w[rest] * S[rest], minlength=bins)
-        nz = wsum > 0
-        outS.append(ssum[nz] / wsum[nz])
-        outw.append(wsum[nz])
-        outm.append(np.zeros(int(nz.sum())))
+        cell = idx[rest] - int(zero.any())
+        wsum = np.bincount(cell, weights=w[rest])
+        ssum = np.bincount(cell, weights=w[rest] * S[rest])
+        outS.append(ssum / wsum)
+        outw.append(wsum)
+        outm.append(np.zeros(wsum.size))
     return np.concatenate(outS), np.concatenate(outw), np.concatenate(outm)
+
+
+def compress_calibration(
+    cal: Calibration, S: np.ndarray, w: np.ndarray, m: np.ndarray, *, bins: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Calibration]:
+    """:func:`compress_modes` for a calibrated spectrum: the compressed modes and a calibration
+    of them.
+
+    Within a group the calibration is weight-averaged: the gain's deviation from the exact
+    Gaussian gain (so that the Gaussian part stays exact at the group's variance), the residual
+    power and its correlation between levels; the bias keeps the group's weighted mean square at
+    every level (averaging the signed biases of unrelated modes would cancel them), with the sign
+    of its weighted mean. Modes with a non-zero mean (DC) are kept as they are.
+    """
+    Sc, wc, mc = compress_modes(S, w, m, bins=bins)
+    keep, idx, n = _mode_groups(S, m, bins)
+    grouped = ~keep
+    K = cal.log_snr.size
+    flat = {
+        name: np.asarray(getattr(cal, name)).reshape(len(getattr(cal, name)), -1)
+        for name in ("gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
+    }
+    _, g_full = cal.gaussian_gain(S)
+    _, g_comp = cal.gaussian_gain(Sc)
+    wg = w[grouped]
+    wsum = np.bincount(idx[grouped], weights=wg, minlength=n)
+    wsum = np.where(wsum > 0, wsum, 1.0)
+
+    def avg(a: np.ndarray) -> np.ndarray:  # (rows, modes) -> (rows, kept + n)
+        out = np.stack(
+            [np.bincount(idx[grouped], weights=wg * row[grouped], minlength=n) for row in a]
+        )
+        return np.concatenate([a[:, keep], out / wsum], axis=1)
+
+    gain = avg(flat["gain"] - g_full) + g_comp
+    mean_b = avg(flat["bias"])
+    rms_b = np.sqrt(avg(flat["bias"] ** 2))
+    bias = np.where(mean_b < 0, -rms_b, rms_b)
+    bias[:, : int(keep.sum())] = flat["bias"][:, keep]
+    arrays = {
+        "gain": gain,
+        "bias": bias,
+        "residual": avg(flat["residual"]),
+        "corr": avg(flat["corr"]),
+        "gain_se": avg(flat["gain_se"]),
+        "bias_se": avg(flat["bias_se"]),
+        "residual_se": avg(flat["residual_se"]),
+    }
+    assert all(a.shape[1] == Sc.size for a in arrays.values()) and gain.shape[0] == K
+    return Sc, wc, mc, dataclasses.replace(cal, **arrays)
 
 
 # --------------------------------------------------------------------------------- result
@@ -902,8 +973,9 @@ def _fit(
         )
     tables, target_moments = None, None
     if spec.calibration is not None:
-        bins = None  # the calibration is per mode
         tables = ModeTables(spec.calibration, S_full)
+        if target == "converged":
+            bins = None  # the converged target is per mode
     if target == "converged":
         conv_var, conv_mean = converged_moments(
             torch.from_numpy(S_full), torch.from_numpy(m_full), tables, lr.process
@@ -922,11 +994,13 @@ def _fit(
             f"{CONVERGED_STEPS}-step DPM-Solver++(2M) run of the calibrated model, W2 {conv_w2:.4g} "
             "from the data), which no schedule can improve on"
         )
-    S, w, m = (
-        (S_full, w_full, m_full)
-        if bins is None
-        else compress_modes(S_full, w_full, m_full, bins=bins)
-    )
+    if bins is None:
+        S, w, m = S_full, w_full, m_full
+    elif spec.calibration is None:
+        S, w, m = compress_modes(S_full, w_full, m_full, bins=bins)
+    else:
+        S, w, m, cal_c = compress_calibration(spec.calibration, S_full, w_full, m_full, bins=bins)
+        tables = ModeTables(cal_c, S)
     prob = _Problem(
         S,
         w,
