@@ -52,6 +52,9 @@ Tensor = torch.Tensor
 _U_MIN = 1e-7  # smallest step in stick-breaking units: keeps levels strictly ordered
 #: weight of the squared excess (in log-SNR) of a step over the cap of ``max_step``
 _STEP_PENALTY = 1e3
+#: roughness weights of the guard's path to the most regular schedule of the flat set, in units
+#: of the flat set's depth, strongest first (see :func:`_guard`)
+REGULAR_WEIGHTS = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03)
 #: default ``max_step`` of calibrated fits (see :func:`fit`)
 CALIBRATED_MAX_STEP = 2.0
 _FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned at t = 1)
@@ -318,6 +321,8 @@ class _Problem:
         self.evaluations = 0
         #: longest step allowed between finite levels, in log-SNR (None: no limit)
         self.step_cap = None if max_step is None else max_step * (self.hi - self.lo) / steps
+        #: weight of :meth:`roughness` in the objective (0 but on the guard's regular path)
+        self.smooth = 0.0
 
     # stick breaking -----------------------------------------------------------------------
     def lam(self, u: Tensor) -> Tensor:
@@ -362,7 +367,18 @@ class _Problem:
         )
         self.evaluations += 1
         per = divergence.per_mode(self.objective, self.S_obj, self.m_obj, out["var"], out["mean"])
-        return (self.w * per).sum(-1) + self.step_penalty(lam_all)
+        value = (self.w * per).sum(-1) + self.step_penalty(lam_all)
+        if self.smooth:
+            value = value + self.smooth * self.roughness(lam_all)
+        return value
+
+    def roughness(self, lam_all: Tensor) -> Tensor:
+        """How far full level sets ``(N + 1, *batch)`` are from log-SNR-uniform spacing: the sum
+        of squared second differences of the finite levels, in units of the uniform step
+        ``(hi - lo) / N``. Zero for log-SNR-uniform levels; small for every smooth heuristic."""
+        finite = lam_all[:-1]
+        d2 = finite[2:] - 2.0 * finite[1:-1] + finite[:-2]
+        return ((d2 / ((self.hi - self.lo) / self.steps)) ** 2).sum(0)
 
     def step_penalty(self, lam_all: Tensor) -> Tensor | float:
         """The step cap's penalty of full level sets ``(N + 1, *batch)`` (0 without a cap): a
@@ -1154,6 +1170,43 @@ def _fit(
                 "where it was measured (max_step=0 lifts the limit)"
             )
     say("done", n_stages, n_stages)
+
+    def most_regular(bound: float, scale: float) -> tuple[Schedule, Response, float] | None:
+        """The most regular schedule whose objective is at most ``bound``: minimise the objective
+        plus ``weight * scale`` times :meth:`_Problem.roughness`, for each weight of
+        :data:`REGULAR_WEIGHTS` in turn (from the fit's starts and the last weight's optimum, run
+        together), and keep the first whose rounded schedule is within ``bound``; None if none
+        is."""
+        if prob.n_free == 0:
+            return None
+        pinned_t = (
+            None
+            if first is None or lr.train is None
+            else round(float(lr.train.timestep_of_log_snr(first)))
+        )
+        starts_u = [prob.u_of(lam0) for lam0 in inits]
+        try:
+            for weight in REGULAR_WEIGHTS:
+                prob.smooth = weight * scale
+                with _one_thread():
+                    u, _ = min(prob._minimise_together(starts_u, 300), key=lambda uv: uv[1])
+                starts_u = [*starts_u[: len(inits)], u]
+                with torch.no_grad():
+                    lam = prob.full(prob.lam(torch.from_numpy(u))).numpy()
+                if lr.train is not None:
+                    t = _round_timesteps(
+                        lr.train.timestep_of_log_snr(lam[:-1]), lr.train.T, pinned_t
+                    )
+                    sched = Schedule.from_timesteps(t, train_schedule=lr.train, name="spectral")
+                else:
+                    sched = Schedule.from_log_snr(lam[:-1], process=lr.process, name="spectral")
+                r = exact(sched)
+                if r.value(objective) <= bound:
+                    return sched, r, weight
+        finally:
+            prob.smooth = 0.0
+        return None
+
     uncertainty, fallback = 0.0, None
     if guard is None:
         guard = spec.calibration is not None
@@ -1168,7 +1221,7 @@ def _fit(
             sampler,
             sampler_options,
             notes,
-            pinned=first is not None,
+            most_regular,
             converged=target == "converged",
         )
     if bins is not None and fallback is None:
@@ -1262,27 +1315,6 @@ def objective_draws(
     return out
 
 
-def _blend(
-    fitted: Schedule, heuristic: Schedule, theta: float, pinned: bool = False
-) -> Schedule | None:
-    """A schedule ``theta`` of the way from ``fitted`` to ``heuristic`` (timesteps or log-SNR).
-
-    With ``pinned`` the first level stays the fitted one.
-    """
-    keep = slice(1 if pinned else 0, None)
-    if fitted.timesteps is not None and heuristic.timesteps is not None:
-        t = fitted.timesteps.copy()
-        t[keep] = np.rint((1 - theta) * t[keep] + theta * heuristic.timesteps[keep])
-        if np.any(np.diff(t) >= 0):
-            return None
-        return Schedule.from_timesteps(t, train_schedule=fitted.train, name="spectral")
-    lam = fitted.log_snr[:-1].copy()
-    lam[keep] = (1 - theta) * lam[keep] + theta * heuristic.log_snr[:-1][keep]
-    if np.any(np.diff(lam) <= 0):
-        return None
-    return Schedule.from_log_snr(lam, process=fitted.process, name="spectral")
-
-
 def _guard(
     spec: Spectrum,
     final: Schedule,
@@ -1293,13 +1325,15 @@ def _guard(
     sampler: str,
     sampler_options: dict[str, Any],
     notes: list[str],
-    pinned: bool = False,
+    most_regular: Callable[[float, float], tuple[Schedule, Response, float] | None],
     converged: bool = False,
 ) -> tuple[Schedule, Response, float, str | None]:
-    """Fall back to the best heuristic, or move towards it where the objective is flat.
+    """Fall back to the best heuristic, or return the most regular schedule of the flat set.
 
     ``baselines`` are the heuristics with their responses, best first; a calibrated fit is also
-    checked against all of them under the Gaussian model (:func:`_gaussian_veto`)."""
+    checked against all of them under the Gaussian model (:func:`_gaussian_veto`). A fit that is
+    kept is replaced by ``most_regular(bound, scale)``: the most regular schedule whose objective
+    is within the uncertainty of the fit's and still beats the heuristic by more than it."""
     h_sched, h_resp = baselines[0]
     v_fit, v_h = r_final.value(objective), h_resp.value(objective)
     vals = objective_draws(
@@ -1333,22 +1367,21 @@ def _guard(
             )
             return h_sched, h_resp, tol, h_sched.name
     budget = min(tol, v_h - v_fit - tol)  # stays better than the heuristic by more than tol
-    chosen, r_chosen, theta_used = final, r_final, 0.0
-    for theta in np.linspace(0.1, 1.0, 10):
-        cand = _blend(final, h_sched, float(theta), pinned)
-        if cand is None:
-            continue
-        r = exact(cand)
-        if r.value(objective) <= v_fit + budget:
-            chosen, r_chosen, theta_used = cand, r, float(theta)
-    if theta_used > 0:
+    found = most_regular(v_fit + budget, budget)
+    if found is None:
         notes.append(
-            f"the objective is flat within its uncertainty ({tol:.2g}) around the optimum: moved "
-            f"{theta_used:.0%} of the way towards {h_sched.name!r} ({objective} {v_fit:.4g} -> "
-            f"{r_chosen.value(objective):.4g})"
+            f"no schedule more regular than the optimum stays within its uncertainty ({tol:.2g}) "
+            "of it: the optimum is returned"
         )
-        chosen = dataclasses.replace(chosen, name="spectral", meta=final.meta)
-        r_chosen = exact(chosen)
+        return final, r_final, tol, None
+    sched, _, weight = found
+    chosen = dataclasses.replace(sched, name="spectral", meta=final.meta)
+    r_chosen = exact(chosen)
+    notes.append(
+        f"returned the most regular schedule within the objective's uncertainty ({tol:.2g}) of "
+        f"the optimum (roughness weight {weight:g}): {objective} {v_fit:.4g} at the optimum, "
+        f"{r_chosen.value(objective):.4g} here"
+    )
     return chosen, r_chosen, tol, None
 
 
