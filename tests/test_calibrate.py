@@ -244,6 +244,24 @@ def test_flat_objective_returns_the_most_regular_schedule():
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
 
 
+@pytest.mark.parametrize("process, sampler", [("ve", "euler"), ("flow", "flow_euler")])
+def test_most_regular_schedule_on_continuous_models(process, sampler):
+    """The same on continuous models, including a flow model whose first level is pure noise
+    (log-SNR -inf, left out of the roughness: counting it made every candidate NaN)."""
+    x = photos(size=8, channels=1, n=10, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    res = ss.fit(spec, 6, sampler=sampler, process=process, guard=True)
+    free = ss.fit(spec, 6, sampler=sampler, process=process, guard=False)
+    assert any("most regular schedule" in n for n in res.notes)
+
+    def rough(sched):
+        finite = sched.log_snr[np.isfinite(sched.log_snr)]
+        return _roughness(ss.Schedule.from_log_snr(finite, process=process))
+
+    assert rough(res.schedule) < 0.5 * rough(free.schedule)
+    assert res.value <= free.value + res.uncertainty
+
+
 def test_calibrated_fits_target_the_networks_converged_output():
     """A linear denoiser built for another distribution (twice the deviations, mean + 0.3)
     generates that distribution when run to convergence, whatever the schedule. The calibration's

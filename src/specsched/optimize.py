@@ -375,8 +375,11 @@ class _Problem:
     def roughness(self, lam_all: Tensor) -> Tensor:
         """How far full level sets ``(N + 1, *batch)`` are from log-SNR-uniform spacing: the sum
         of squared second differences of the finite levels, in units of the uniform step
-        ``(hi - lo) / N``. Zero for log-SNR-uniform levels; small for every smooth heuristic."""
+        ``(hi - lo) / N``. Zero for log-SNR-uniform levels; small for every smooth heuristic. A
+        first level pinned at pure noise (flow models, log-SNR ``-inf``) is left out."""
         finite = lam_all[:-1]
+        if self.first is not None and not math.isfinite(self.first):
+            finite = finite[1:]
         d2 = finite[2:] - 2.0 * finite[1:-1] + finite[:-2]
         return ((d2 / ((self.hi - self.lo) / self.steps)) ** 2).sum(0)
 
