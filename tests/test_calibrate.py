@@ -219,47 +219,47 @@ def test_fit_falls_back_to_the_heuristic_when_it_cannot_tell_them_apart():
     assert same.to_dict()["fallback"] == best.name
 
 
-def _roughness(sched: ss.Schedule) -> float:
-    """Squared second differences of the finite log-SNR levels, in units of the uniform step."""
-    lam = sched.log_snr[:-1]
-    step = (lam[-1] - lam[0]) / (len(lam) - 1)
-    return float(np.sum((np.diff(lam, 2) / step) ** 2))
-
-
-def test_flat_objective_returns_the_most_regular_schedule():
-    """With 10 samples the objective is uncertain; the guarded fit returns a schedule far more
-    regular than the raw optimum (closer to log-SNR-uniform spacing) whose objective is within the
-    uncertainty of the optimum's, and still better than the heuristic by more than it."""
+def test_flat_objective_moves_towards_the_heuristic():
+    """With 10 samples the objective is uncertain; an optimum no rougher than the median heuristic
+    gives up part of its predicted gain to move towards the heuristic, but stays better than it
+    by more than the uncertainty."""
     x = photos(size=8, channels=1, n=10, seed=1)
     spec = ss.Spectrum.from_array(x, layout="NCHW")
     res = ss.fit(spec, 6, sampler="ddim", guard=True)
     free = ss.fit(spec, 6, sampler="ddim", guard=False)  # no guard: the raw optimum
-    assert any("most regular schedule" in n for n in res.notes)
-    assert res.schedule.timesteps.tolist() != free.schedule.timesteps.tolist()
-    assert _roughness(res.schedule) < 0.5 * _roughness(free.schedule)
-    assert free.value <= res.value <= free.value + res.uncertainty * (1 + 1e-9)
+    note = next(n for n in res.notes if "flat within its uncertainty" in n)
+    assert "no rougher than the median heuristic" in note
+    assert res.best_baseline[0].name in note
+    assert free.value < res.value <= free.value + res.uncertainty * (1 + 1e-9)
     assert ss.fit(spec, 6, sampler="ddim").schedule.timesteps.tolist() == (
         free.schedule.timesteps.tolist()
     )  # plain spectra are not guarded by default
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
 
 
-@pytest.mark.parametrize("process, sampler", [("ve", "euler"), ("flow", "flow_euler")])
-def test_most_regular_schedule_on_continuous_models(process, sampler):
-    """The same on continuous models, including a flow model whose first level is pure noise
-    (log-SNR -inf, left out of the roughness: counting it made every candidate NaN)."""
-    x = photos(size=8, channels=1, n=10, seed=1)
+def _roughness(sched: ss.Schedule) -> float:
+    """Squared second differences of the finite log-SNR levels, in units of the uniform step."""
+    lam = sched.log_snr[np.isfinite(sched.log_snr)]
+    step = (lam[-1] - lam[0]) / (len(lam) - 1)
+    return float(np.sum((np.diff(lam, 2) / step) ** 2))
+
+
+@pytest.mark.parametrize(
+    "n, sampler, process", [(30, "dpmpp_2m", "vp"), (30, "unipc", "vp"), (10, "heun", "flow")]
+)
+def test_a_rough_optimum_is_made_regular(n, sampler, process):
+    """An optimum rougher than the median heuristic is replaced by the most regular schedule the
+    objective cannot tell from it: far smoother, within the uncertainty. The flow model's first
+    level is pure noise (log-SNR -inf), left out of the roughness (counting it made every
+    candidate NaN)."""
+    x = photos(size=8, channels=1, n=n, seed=1)
     spec = ss.Spectrum.from_array(x, layout="NCHW")
-    res = ss.fit(spec, 6, sampler=sampler, process=process, guard=True)
-    free = ss.fit(spec, 6, sampler=sampler, process=process, guard=False)
-    assert any("most regular schedule" in n for n in res.notes)
-
-    def rough(sched):
-        finite = sched.log_snr[np.isfinite(sched.log_snr)]
-        return _roughness(ss.Schedule.from_log_snr(finite, process=process))
-
-    assert rough(res.schedule) < 0.5 * rough(free.schedule)
+    res = ss.fit(spec, 10, sampler=sampler, process=process, guard=True)
+    free = ss.fit(spec, 10, sampler=sampler, process=process, guard=False)
+    assert any("most regular schedule" in note for note in res.notes)
+    assert _roughness(res.schedule) < 0.5 * _roughness(free.schedule)
     assert res.value <= free.value + res.uncertainty
+    assert res.value < res.best_baseline[1].w2 - res.uncertainty
 
 
 def test_calibrated_fits_target_the_networks_converged_output():

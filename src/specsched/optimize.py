@@ -1181,13 +1181,24 @@ def _fit(
 
     def most_regular(
         accept: Callable[[Schedule, Response], bool], scale: float
-    ) -> tuple[Schedule, Response, float] | None:
+    ) -> tuple[Schedule, Response, float] | str:
         """The most regular schedule that ``accept`` accepts: minimise the objective plus
         ``weight * scale`` times :meth:`_Problem.roughness`, for each weight of
         :data:`REGULAR_WEIGHTS` in turn (from the fit's starts and the last weight's optimum, run
-        together), and keep the first rounded schedule accepted; None if none is."""
-        if prob.n_free == 0:
-            return None
+        together), and keep the first rounded schedule accepted. Only for a fit rougher than the
+        median heuristic; otherwise, or if none is accepted, the reason (a note) is returned."""
+
+        def rough(sched: Schedule) -> float:
+            lam = torch.from_numpy(np.ascontiguousarray(sched.log_snr))[:, None]
+            return float(prob.roughness(lam)[0])
+
+        r_fit = rough(final)
+        r_median = float(np.median([rough(b) for b, _ in baselines]))
+        if prob.n_free == 0 or r_fit <= r_median:
+            return (
+                f"the optimum is no rougher than the median heuristic (roughness {r_fit:.3g} "
+                f"against {r_median:.3g}): it is not made more regular"
+            )
         pinned_t = (
             None
             if first is None or lr.train is None
@@ -1214,7 +1225,11 @@ def _fit(
                     return sched, r, weight
         finally:
             prob.smooth = 0.0
-        return None
+        return (
+            f"the optimum is rougher than the median heuristic (roughness {r_fit:.3g} against "
+            f"{r_median:.3g}), but no more regular schedule is within the objective's uncertainty "
+            "of it: the optimum is returned"
+        )
 
     uncertainty, fallback = 0.0, None
     if guard is None:
@@ -1231,6 +1246,7 @@ def _fit(
             sampler_options,
             notes,
             most_regular,
+            pinned=first is not None,
             converged=target == "converged",
         )
     if bins is not None and fallback is None:
@@ -1324,6 +1340,27 @@ def objective_draws(
     return out
 
 
+def _blend(
+    fitted: Schedule, heuristic: Schedule, theta: float, pinned: bool = False
+) -> Schedule | None:
+    """A schedule ``theta`` of the way from ``fitted`` to ``heuristic`` (timesteps or log-SNR).
+
+    With ``pinned`` the first level stays the fitted one.
+    """
+    keep = slice(1 if pinned else 0, None)
+    if fitted.timesteps is not None and heuristic.timesteps is not None:
+        t = fitted.timesteps.copy()
+        t[keep] = np.rint((1 - theta) * t[keep] + theta * heuristic.timesteps[keep])
+        if np.any(np.diff(t) >= 0):
+            return None
+        return Schedule.from_timesteps(t, train_schedule=fitted.train, name="spectral")
+    lam = fitted.log_snr[:-1].copy()
+    lam[keep] = (1 - theta) * lam[keep] + theta * heuristic.log_snr[:-1][keep]
+    if np.any(np.diff(lam) <= 0):
+        return None
+    return Schedule.from_log_snr(lam, process=fitted.process, name="spectral")
+
+
 def _guard(
     spec: Spectrum,
     final: Schedule,
@@ -1335,15 +1372,17 @@ def _guard(
     sampler_options: dict[str, Any],
     notes: list[str],
     most_regular: Callable[
-        [Callable[[Schedule, Response], bool], float], tuple[Schedule, Response, float] | None
+        [Callable[[Schedule, Response], bool], float], tuple[Schedule, Response, float] | str
     ],
+    pinned: bool = False,
     converged: bool = False,
 ) -> tuple[Schedule, Response, float, str | None]:
     """Fall back to the best heuristic, or return the most regular schedule of the flat set.
 
     ``baselines`` are the heuristics with their responses, best first; a calibrated fit is also
     checked against all of them under the Gaussian model (:func:`_gaussian_veto`). A fit that is
-    kept is replaced by the most regular schedule (``most_regular``) whose objective the
+    kept, if it is rougher than the median heuristic, is replaced by the most regular schedule
+    (``most_regular``) whose objective the
     objective's uncertainty cannot tell from the fit's (2 sd of their paired difference over
     :func:`objective_draws`) and that still beats the heuristic by more than ``tol``."""
     h_sched, h_resp = baselines[0]
@@ -1399,12 +1438,25 @@ def _guard(
         return v - v_fit <= paired[-1]
 
     found = most_regular(accept, budget)
-    if found is None:
+    if isinstance(found, str):  # a regular optimum: moved towards the heuristic where flat
+        chosen, r_chosen, theta_used = final, r_final, 0.0
+        for theta in np.linspace(0.1, 1.0, 10):
+            cand = _blend(final, h_sched, float(theta), pinned)
+            if cand is None:
+                continue
+            r = exact(cand)
+            if r.value(objective) <= v_fit + budget:
+                chosen, r_chosen, theta_used = cand, r, float(theta)
+        if theta_used == 0:
+            notes.append(found)
+            return final, r_final, tol, None
         notes.append(
-            "no schedule more regular than the optimum is within the objective's uncertainty of "
-            "it: the optimum is returned"
+            f"{found.split(':')[0]}; the objective is flat within its uncertainty ({tol:.2g}) "
+            f"around it: moved {theta_used:.0%} of the way towards {h_sched.name!r} "
+            f"({objective} {v_fit:.4g} -> {r_chosen.value(objective):.4g})"
         )
-        return final, r_final, tol, None
+        chosen = dataclasses.replace(chosen, name="spectral", meta=final.meta)
+        return chosen, exact(chosen), tol, None
     sched, _, weight = found
     chosen = dataclasses.replace(sched, name="spectral", meta=final.meta)
     r_chosen = exact(chosen)
