@@ -1391,16 +1391,21 @@ def _guard(
     :func:`objective_draws`) and that still beats the heuristic by more than ``tol``."""
     h_sched, h_resp = baselines[0]
     v_fit, v_h = r_final.value(objective), h_resp.value(objective)
-    vals = objective_draws(
-        spec,
-        [final, h_sched],
-        sampler=sampler,
-        objective=objective,
-        converged=converged,
-        **sampler_options,
-    )
-    diff = vals[:, 1] - vals[:, 0]
-    tol = 2.0 * float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
+
+    def paired_uncertainty(other: Schedule) -> float:
+        """2 sd of the objective's difference between the fit and ``other`` over the draws."""
+        vals = objective_draws(
+            spec,
+            [final, other],
+            sampler=sampler,
+            objective=objective,
+            converged=converged,
+            **sampler_options,
+        )
+        diff = vals[:, 1] - vals[:, 0]
+        return 2.0 * float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
+
+    tol = paired_uncertainty(h_sched)
     tol = max(tol, 1e-12 * max(abs(v_h), 1e-300))  # rounding: equal schedules tie
     if not v_h - v_fit > tol:
         notes.append(
@@ -1430,15 +1435,7 @@ def _guard(
         v = r.value(objective)
         if v > v_fit + budget:
             return False
-        draws = objective_draws(
-            spec,
-            [final, cand],
-            sampler=sampler,
-            objective=objective,
-            converged=converged,
-            **sampler_options,
-        )
-        paired.append(2.0 * float(np.std(draws[:, 1] - draws[:, 0], ddof=1)))
+        paired.append(paired_uncertainty(cand))
         return v - v_fit <= paired[-1]
 
     found = most_regular(accept, budget)
