@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=HERE / "results")
     args = ap.parse_args(argv)
+    if args.num_samples < 2:
+        ap.error(f"--num-samples must be at least 2 (got {args.num_samples})")
     if len(args.schedule) < 2:
         ap.error("give at least two --schedule NAME=T0,T1,... to compare")
     if len({len(ts) for _, ts in args.schedule}) != 1:

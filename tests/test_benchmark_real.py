@@ -126,3 +126,25 @@ def test_reference_solution_is_accurate_and_steps_converge(quick):
                     for n in steps
                 ]
                 assert np.all(np.diff(errs) < 0), (den, sampler, name, errs)
+
+
+def test_paired_check_compares_schedules_of_one_cell(tmp_path):
+    """benchmarks/paired_check.py: a schedule against itself ties with the same FD, a schedule
+    that stops at t = 995 (samples still noisy) loses, and the JSON holds what was printed."""
+    script = ROOT / "benchmarks" / "paired_check.py"
+    same = "999,749,500,250,0"
+    args = [sys.executable, str(script), "--denoiser", "gmm", "--sampler", "dpmpp_2m"]
+    args += ["--num-samples", "256", "--out", str(tmp_path)]
+    args += ["--schedule", f"a={same}", "--schedule", f"b={same}"]
+    args += ["--schedule", "noisy=999,998,997,996,995"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "paired_check_gmm_dpmpp_2m5.json").read_text())
+    rows = {r["schedule"]: r for r in data["rows"]}
+    assert rows["b"]["fd"] == rows["a"]["fd"] and rows["b"]["against_first"] == "tie"
+    assert rows["noisy"]["against_first"] == "loss" and rows["noisy"]["fd"] > 2 * rows["a"]["fd"]
+    assert f"{rows['a']['fd']:.3f}" in proc.stdout
+    bad = subprocess.run(
+        [*args[:8], "--schedule", f"a={same}"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "at least two --schedule" in bad.stderr
