@@ -148,3 +148,7 @@ def test_paired_check_compares_schedules_of_one_cell(tmp_path):
         [*args[:8], "--schedule", f"a={same}"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "at least two --schedule" in bad.stderr
+    few = subprocess.run(
+        [*args[:6], "--num-samples", "1", *args[8:]], capture_output=True, text=True, timeout=120
+    )
+    assert few.returncode == 2 and "--num-samples must be at least 2" in few.stderr

@@ -127,7 +127,6 @@ def compress_calibration(
     Sc, wc, mc = compress_modes(S, w, m, bins=bins)
     keep, idx, n = _mode_groups(S, m, bins)
     grouped = ~keep
-    K = cal.log_snr.size
     flat = {
         name: np.asarray(getattr(cal, name)).reshape(len(getattr(cal, name)), -1)
         for name in ("gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
@@ -158,7 +157,6 @@ def compress_calibration(
         "bias_se": avg(flat["bias_se"]),
         "residual_se": avg(flat["residual_se"]),
     }
-    assert all(a.shape[1] == Sc.size for a in arrays.values()) and gain.shape[0] == K
     return Sc, wc, mc, dataclasses.replace(cal, **arrays)
 
 
@@ -796,8 +794,9 @@ def fit(
         Number of log-variance bins for the optimiser's copy of the spectrum; ``None`` compresses
         spectra of more than 1024 modes into 512 bins, 256 beyond 50 steps
         (:func:`default_bins`; relative error of the objective ~1e-6 for W2, up to a few 1e-4
-        for KL; see ``benchmarks/fit_speed.py``). The reported values always use the full
-        spectrum.
+        for KL; see ``benchmarks/fit_speed.py``). A calibrated spectrum is binned the same way,
+        its calibration averaged per bin (:func:`compress_calibration`), unless the target is
+        ``"converged"``. The reported values always use the full spectrum.
     heuristics : bool, default True
         Evaluate every applicable heuristic family (the baselines, and starting points).
     progress : callable, optional
@@ -847,7 +846,7 @@ def fit(
     -----
     A spectrum carrying a calibration (:func:`specsched.calibrate`) is fitted with the
     calibrated response model, on the model it was calibrated on (its level range is used unless
-    ``levels`` is given). Calibrated fits do not compress the modes. Stochastic samplers (DDPM,
+    ``levels`` is given). Stochastic samplers (DDPM,
     Euler ancestral, DPM-Solver++(2M) SDE, DDIM with ``eta > 0``) are the exception: the
     calibrated model predicts their output worse than the Gaussian model does (rms log error of
     the power per band for DDPM: 1.47 against 0.95 on the exact mixture, 1.41 against 1.19 on
@@ -1102,6 +1101,11 @@ def _fit(
         )
 
     # discrete models: round, then polish over integers ---------------------------------------------
+    pinned_t = (
+        None
+        if first is None or lr.train is None
+        else round(float(lr.train.timestep_of_log_snr(first)))
+    )
     if lr.train is not None:
         train = lr.train
         table = train.log_snr
@@ -1111,7 +1115,6 @@ def _fit(
             with torch.no_grad():
                 return prob.value_of_levels(torch.from_numpy(np.ascontiguousarray(lam_all))).numpy()
 
-        pinned_t = None if first is None else round(float(train.timestep_of_log_snr(first)))
         # the incremental moves know the objective alone: not with a calibration or a step cap
         markov = get_sampler(sampler).markov and prob.tables is None and prob.step_cap is None
         moves = _MarkovMoves(prob, table) if markov else None
@@ -1183,31 +1186,20 @@ def _fit(
             )
     say("done", n_stages, n_stages)
 
+    def roughness(sched: Schedule) -> float:
+        """:meth:`_Problem.roughness` of one schedule."""
+        lam = torch.from_numpy(np.ascontiguousarray(sched.log_snr))[:, None]
+        return float(prob.roughness(lam)[0])
+
     def most_regular(
         accept: Callable[[Schedule, Response], bool], scale: float
-    ) -> tuple[Schedule, Response, float] | str:
+    ) -> tuple[Schedule, Response, float] | None:
         """The most regular schedule that ``accept`` accepts: minimise the objective plus
         ``weight * scale`` times :meth:`_Problem.roughness`, for each weight of
         :data:`REGULAR_WEIGHTS` in turn (from the fit's starts and the last weight's optimum, run
-        together), and keep the first rounded schedule accepted. Only for a fit rougher than the
-        median heuristic; otherwise, or if none is accepted, the reason (a note) is returned."""
-
-        def rough(sched: Schedule) -> float:
-            lam = torch.from_numpy(np.ascontiguousarray(sched.log_snr))[:, None]
-            return float(prob.roughness(lam)[0])
-
-        r_fit = rough(final)
-        r_median = float(np.median([rough(b) for b, _ in baselines]))
-        if prob.n_free == 0 or r_fit <= r_median:
-            return (
-                f"the optimum is no rougher than the median heuristic (roughness {r_fit:.3g} "
-                f"against {r_median:.3g}): it is not made more regular"
-            )
-        pinned_t = (
-            None
-            if first is None or lr.train is None
-            else round(float(lr.train.timestep_of_log_snr(first)))
-        )
+        together), and keep the first rounded schedule accepted; None if none is."""
+        if prob.n_free == 0:
+            return None
         starts_u = [prob.u_of(lam0) for lam0 in inits]
         try:
             for weight in REGULAR_WEIGHTS:
@@ -1229,11 +1221,7 @@ def _fit(
                     return sched, r, weight
         finally:
             prob.smooth = 0.0
-        return (
-            f"the optimum is rougher than the median heuristic (roughness {r_fit:.3g} against "
-            f"{r_median:.3g}), but no more regular schedule is within the objective's uncertainty "
-            "of it: the optimum is returned"
-        )
+        return None
 
     uncertainty, fallback = 0.0, None
     if guard is None:
@@ -1249,6 +1237,7 @@ def _fit(
             sampler,
             sampler_options,
             notes,
+            roughness,
             most_regular,
             pinned=first is not None,
             converged=target == "converged",
@@ -1375,8 +1364,9 @@ def _guard(
     sampler: str,
     sampler_options: dict[str, Any],
     notes: list[str],
+    roughness: Callable[[Schedule], float],
     most_regular: Callable[
-        [Callable[[Schedule, Response], bool], float], tuple[Schedule, Response, float] | str
+        [Callable[[Schedule, Response], bool], float], tuple[Schedule, Response, float] | None
     ],
     pinned: bool = False,
     converged: bool = False,
@@ -1385,10 +1375,10 @@ def _guard(
 
     ``baselines`` are the heuristics with their responses, best first; a calibrated fit is also
     checked against all of them under the Gaussian model (:func:`_gaussian_veto`). A fit that is
-    kept, if it is rougher than the median heuristic, is replaced by the most regular schedule
-    (``most_regular``) whose objective the
-    objective's uncertainty cannot tell from the fit's (2 sd of their paired difference over
-    :func:`objective_draws`) and that still beats the heuristic by more than ``tol``."""
+    kept and rougher (``roughness``) than the median heuristic is replaced by the most regular
+    schedule (``most_regular``) that the objective's uncertainty cannot tell from it (2 sd of
+    their paired difference over :func:`objective_draws`) and that still beats the heuristic by
+    more than ``tol``; a smoother one moves towards the heuristic as far as ``tol`` allows."""
     h_sched, h_resp = baselines[0]
     v_fit, v_h = r_final.value(objective), h_resp.value(objective)
 
@@ -1438,36 +1428,50 @@ def _guard(
         paired.append(paired_uncertainty(cand))
         return v - v_fit <= paired[-1]
 
-    found = most_regular(accept, budget)
-    if isinstance(found, str):  # a regular optimum: moved towards the heuristic where flat
-        chosen, r_chosen, theta_used = final, r_final, 0.0
-        for theta in np.linspace(0.1, 1.0, 10):
-            cand = _blend(final, h_sched, float(theta), pinned)
-            if cand is None:
-                continue
-            r = exact(cand)
-            if r.value(objective) <= v_fit + budget:
-                chosen, r_chosen, theta_used = cand, r, float(theta)
-        if theta_used == 0:
-            notes.append(found)
-            return final, r_final, tol, None
-        notes.append(
-            f"{found.split(':')[0]}; the objective is flat within its uncertainty ({tol:.2g}) "
-            f"around it: moved {theta_used:.0%} of the way towards {h_sched.name!r} "
-            f"({objective} {v_fit:.4g} -> {r_chosen.value(objective):.4g})"
+    r_fit = roughness(final)
+    r_median = float(np.median([roughness(b) for b, _ in baselines]))
+    if r_fit > r_median:
+        found = most_regular(accept, budget)
+        if found is not None:
+            sched, _, weight = found
+            chosen = dataclasses.replace(sched, name="spectral", meta=final.meta)
+            r_chosen = exact(chosen)
+            notes.append(
+                f"returned the most regular schedule the objective cannot tell from the optimum "
+                f"(roughness weight {weight:g}): {objective} {v_fit:.4g} at the optimum, "
+                f"{r_chosen.value(objective):.4g} here, within the uncertainty of the difference "
+                f"({paired[-1]:.2g})"
+            )
+            return chosen, r_chosen, tol, None
+        smooth = (
+            f"the optimum is rougher than the median heuristic (roughness {r_fit:.3g} against "
+            f"{r_median:.3g}), but no more regular schedule is within the objective's "
+            "uncertainty of it"
         )
-        chosen = dataclasses.replace(chosen, name="spectral", meta=final.meta)
-        return chosen, exact(chosen), tol, None
-    sched, _, weight = found
-    chosen = dataclasses.replace(sched, name="spectral", meta=final.meta)
-    r_chosen = exact(chosen)
+    else:
+        smooth = (
+            f"the optimum is no rougher than the median heuristic (roughness {r_fit:.3g} "
+            f"against {r_median:.3g})"
+        )
+    # towards the heuristic, as far as the objective's uncertainty allows
+    chosen, r_chosen, theta_used = final, r_final, 0.0
+    for theta in np.linspace(0.1, 1.0, 10):
+        cand = _blend(final, h_sched, float(theta), pinned)
+        if cand is None:
+            continue
+        r = exact(cand)
+        if r.value(objective) <= v_fit + budget:
+            chosen, r_chosen, theta_used = cand, r, float(theta)
+    if theta_used == 0:
+        notes.append(f"{smooth}: the optimum is returned")
+        return final, r_final, tol, None
     notes.append(
-        f"returned the most regular schedule the objective cannot tell from the optimum "
-        f"(roughness weight {weight:g}): {objective} {v_fit:.4g} at the optimum, "
-        f"{r_chosen.value(objective):.4g} here, within the uncertainty of the difference "
-        f"({paired[-1]:.2g})"
+        f"{smooth}; the objective is flat within its uncertainty ({tol:.2g}) around it: moved "
+        f"{theta_used:.0%} of the way towards {h_sched.name!r} ({objective} {v_fit:.4g} -> "
+        f"{r_chosen.value(objective):.4g})"
     )
-    return chosen, r_chosen, tol, None
+    chosen = dataclasses.replace(chosen, name="spectral", meta=final.meta)
+    return chosen, exact(chosen), tol, None
 
 
 def _gaussian_veto(
