@@ -152,3 +152,49 @@ def test_paired_check_compares_schedules_of_one_cell(tmp_path):
         [*args[:6], "--num-samples", "1", *args[8:]], capture_output=True, text=True, timeout=120
     )
     assert few.returncode == 2 and "--num-samples must be at least 2" in few.stderr
+
+
+def test_fallback_choice_rules_pick_by_their_definitions():
+    """benchmarks/fallback_choice.py's rules on a table where the two models disagree."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from fallback_choice import picks
+
+    # columns: calibrated, Gaussian W2 of four heuristics
+    w2 = np.array([[1.0, 9.0], [1.5, 2.0], [2.0, 1.0], [8.0, 1.1]])
+    got = picks(w2)
+    assert got["calibrated"] == 0 and got["gaussian"] == 2
+    # worse ranks 3, 1, 2, 3: heuristic 1 is ranked 2nd by both models
+    assert got["worse_rank"] == 1
+    # worse ratios 9, 2, 2, 8: a tie between 1 and 2, the first taken
+    assert got["worse_ratio"] == 1
+    # equal worse ranks fall to the better calibrated rank
+    assert picks(np.array([[1.0, 2.0], [2.0, 1.0]]))["worse_rank"] == 0
+
+
+@pytest.mark.slow
+def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
+    """On the stored mixture fits, the calibrated model's best heuristic (rated from the stored
+    timesteps by the recomputed calibration) is the fallback `fit` returned in every cell, and
+    each rule's measured ratio is the stored FD of its pick over the best heuristic's."""
+    script = ROOT / "benchmarks" / "fallback_choice.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--denoiser", "gmm", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "fallback_choice_gmm.json").read_text())
+    stored = json.loads((ROOT / "benchmarks" / "results" / "real_denoisers.json").read_text())
+    fd = {
+        (r["sampler"], r["steps"], r["schedule"]): r["metrics"]["fd"]["value"]
+        for r in stored["records"]
+        if r["denoiser"] == "gmm"
+    }
+    assert data["rows"] and "not the calibrated model's best" not in proc.stdout
+    for row in data["rows"]:
+        assert row["rules"]["calibrated"]["heuristic"] == row["fallback"]
+        for c in row["rules"].values():
+            want = fd[(row["sampler"], row["steps"], c["heuristic"])]
+            assert c["fd"] == want and c["ratio"] == pytest.approx(want / row["best_fd"])
+            assert c["ratio"] >= 1.0

@@ -1,0 +1,172 @@
+"""Which heuristic should a calibrated fit fall back to? Rules compared offline on measured cells.
+
+Where the guard of a calibrated fit keeps a heuristic (``FitResult.fallback``), ``fit`` returns
+the calibrated model's best heuristic. That choice rests on the calibrated model's ranking of
+the heuristics, whose model error its sampling uncertainty does not measure. This script asks
+whether another rule would have kept a better heuristic, on every fallback cell of stored
+``calibrated_fits.py`` results: each heuristic of the cell (every one was sampled and scored by
+the paired ``real_denoisers.py`` run) is rated by the calibrated model and by the Gaussian model
+of the same spectrum (W2, the schedule's stored timesteps), and each rule's pick is looked up
+among the measured rows. No sampling. Rules:
+
+- ``calibrated``: the calibrated model's best (what ``fit`` does);
+- ``gaussian``: the Gaussian model's best;
+- ``worse_rank``: the best worse rank across the two models (ties: the calibrated rank), a
+  heuristic both models rank well;
+- ``worse_ratio``: the smallest worse ratio to each model's best heuristic.
+
+Usage::
+
+    python benchmarks/fallback_choice.py --denoiser gmm
+    python benchmarks/fallback_choice.py --denoiser unet
+    python benchmarks/fallback_choice.py --denoiser mnist --kind auto \\
+        --pair benchmarks/results/real_denoisers_mnist.json \\
+            benchmarks/results/calibrated_fits_mnist_auto_fid.json \\
+        --pair RUN FITS ...
+
+``--pair STORED FITS`` names a ``real_denoisers.py`` run and the ``calibrated_fits.py`` result
+paired with it (default: ``results/real_denoisers.json`` and
+``results/calibrated_fits_<denoiser>.json``). A minute or two each (the calibration is
+recomputed, deterministically, as in the stored runs). Writes
+``results/fallback_choice_<denoiser>.json`` and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import real_denoisers as rd  # noqa: E402
+from _common import predicted_w2, stamp, write_json  # noqa: E402
+from model_agreement import measured  # noqa: E402
+
+RULES = ("calibrated", "gaussian", "worse_rank", "worse_ratio")
+
+
+def picks(w2: np.ndarray) -> dict[str, int]:
+    """Index of the heuristic each rule keeps, from ``w2`` of shape ``(n, 2)`` (calibrated,
+    Gaussian)."""
+    rank = np.argsort(np.argsort(w2, axis=0, kind="stable"), axis=0, kind="stable")
+    ratio = w2 / w2.min(0)
+    n = len(w2)
+    return {
+        "calibrated": int(np.argmin(w2[:, 0])),
+        "gaussian": int(np.argmin(w2[:, 1])),
+        "worse_rank": min(range(n), key=lambda i: (int(rank[i].max()), int(rank[i, 0]))),
+        "worse_ratio": int(np.argmin(ratio.max(1))),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--denoiser", choices=list(rd.SETUPS), required=True)
+    ap.add_argument(
+        "--pair",
+        nargs=2,
+        action="append",
+        type=Path,
+        metavar=("STORED", "FITS"),
+        help="a real_denoisers.py run and the calibrated_fits.py result paired with it",
+    )
+    ap.add_argument("--kind", choices=["fourier", "auto", "pca"], default="fourier")
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    t0 = time.perf_counter()
+    pairs = args.pair or [
+        (
+            HERE / "results" / "real_denoisers.json",
+            HERE / "results" / f"calibrated_fits_{args.denoiser}.json",
+        )
+    ]
+    loaded = [(json.loads(s.read_text()), json.loads(f.read_text())) for s, f in pairs]
+    # the runs of one denoiser share their data set-up (sample and spectrum sizes, seeds)
+    setup = rd.SETUPS[args.denoiser]({**loaded[0][0]["config"], "kind": args.kind, "fid": False})
+    calibrated = rd.calibrate_setup(setup)
+    rows = []
+    for stored, fitted in loaded:
+        for fit_row in fitted["rows"]:
+            if fit_row["fit"] != "calibrated" or fit_row["fallback"] is None:
+                continue
+            sampler, steps = fit_row["sampler"], fit_row["steps"]
+            heur = [
+                r
+                for r in stored["records"]
+                if (r["denoiser"], r["sampler"], r["steps"], r["kind"])
+                == (args.denoiser, sampler, steps, "heuristic")
+            ]
+            best_h = min(heur, key=lambda r: r["metrics"]["fd"]["value"])
+            w2 = np.stack(
+                [predicted_w2(m, heur, sampler, setup.train) for m in (calibrated, setup.spectrum)],
+                1,
+            )
+            chosen = {}
+            for rule, k in picks(w2).items():
+                fd, outcome = measured(heur[k], best_h)
+                chosen[rule] = {
+                    "heuristic": heur[k]["schedule"],
+                    "fd": fd,
+                    "ratio": fd / best_h["metrics"]["fd"]["value"],
+                    "result": outcome,
+                }
+            rows.append(
+                {
+                    "sampler": sampler,
+                    "steps": steps,
+                    "fallback": fit_row["fallback"],
+                    "best_heuristic": best_h["schedule"],
+                    "best_fd": best_h["metrics"]["fd"]["value"],
+                    "w2": {h["schedule"]: w2[i].tolist() for i, h in enumerate(heur)},
+                    "rules": chosen,
+                }
+            )
+            print(
+                f"{sampler:9s} {steps:2d}: fallback {fit_row['fallback']:10s} best "
+                f"{best_h['schedule']:10s} "
+                + " ".join(
+                    f"{r}={c['heuristic']} {c['ratio']:.3f} {c['result']}"
+                    for r, c in chosen.items()
+                ),
+                flush=True,
+            )
+    summary = {}
+    for rule in RULES:
+        got = [r["rules"][rule] for r in rows]
+        summary[rule] = {
+            **{k: sum(c["result"] == k for c in got) for k in ("win", "tie", "loss")},
+            "geomean_ratio": float(np.exp(np.mean(np.log([c["ratio"] for c in got]))))
+            if got
+            else None,
+        }
+        print(f"{rule:12s} {summary[rule]}")
+    mismatch = [r for r in rows if r["rules"]["calibrated"]["heuristic"] != r["fallback"]]
+    if mismatch:
+        print(f"note: {len(mismatch)} cells' stored fallback is not the calibrated model's best")
+    path = args.out / f"fallback_choice_{args.denoiser}.json"
+    write_json(
+        path,
+        {
+            "command": "python benchmarks/fallback_choice.py " + " ".join(argv or sys.argv[1:]),
+            **stamp("1"),
+            "pairs": [[str(s), str(f)] for s, f in pairs],
+            "kind": args.kind,
+            "summary": summary,
+            "wall_seconds": time.perf_counter() - t0,
+            "rows": rows,
+        },
+    )
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
