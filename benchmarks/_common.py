@@ -104,6 +104,18 @@ def write_json(path: Path, payload: Any, indent: int = 1) -> None:
     os.replace(tmp, path)
 
 
+def save_result(
+    path: Path, script: str, argv: list[str] | None, payload: dict, threads: str | None = None
+) -> int:
+    """Write a benchmark's JSON to ``path``: the command line that made it (``script`` with
+    ``argv``, or the process's arguments), :func:`stamp`, then ``payload``; print where, and
+    return 0 (the script's exit code)."""
+    args = " ".join(argv or sys.argv[1:])
+    write_json(path, {"command": f"python benchmarks/{script} {args}", **stamp(threads), **payload})
+    print(f"wrote {path}")
+    return 0
+
+
 def predicted_w2(model: Any, rows: list[dict], sampler: str, train: Any) -> np.ndarray:
     """W2 that the spectrum ``model`` (plain or calibrated) predicts for each stored row's
     ``timesteps`` under ``sampler``, on the training schedule ``train``."""

@@ -46,7 +46,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
-from _common import predicted_w2, stamp, write_json  # noqa: E402
+from _common import predicted_w2, save_result  # noqa: E402
 from model_agreement import measured  # noqa: E402
 
 RULES = ("calibrated", "gaussian", "worse_rank", "worse_ratio")
@@ -152,20 +152,14 @@ def main(argv: list[str] | None = None) -> int:
     if mismatch:
         print(f"note: {len(mismatch)} cells' stored fallback is not the calibrated model's best")
     path = args.out / f"fallback_choice_{args.denoiser}.json"
-    write_json(
-        path,
-        {
-            "command": "python benchmarks/fallback_choice.py " + " ".join(argv or sys.argv[1:]),
-            **stamp("1"),
-            "pairs": [[str(s), str(f)] for s, f in pairs],
-            "kind": args.kind,
-            "summary": summary,
-            "wall_seconds": time.perf_counter() - t0,
-            "rows": rows,
-        },
-    )
-    print(f"wrote {path}")
-    return 0
+    payload = {
+        "pairs": [[str(s), str(f)] for s, f in pairs],
+        "kind": args.kind,
+        "summary": summary,
+        "wall_seconds": time.perf_counter() - t0,
+        "rows": rows,
+    }
+    return save_result(path, "fallback_choice.py", argv, payload, threads="1")
 
 
 if __name__ == "__main__":

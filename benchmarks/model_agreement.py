@@ -38,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
-from _common import predicted_w2, stamp, write_json  # noqa: E402
+from _common import predicted_w2, save_result  # noqa: E402
 
 from specsched.evaluate import paired_tie  # noqa: E402
 
@@ -124,21 +124,15 @@ def main(argv: list[str] | None = None) -> int:
     }
     print(f"wins / ties / losses: {counts}")
     path = args.out / f"model_agreement_{args.denoiser}.json"
-    write_json(
-        path,
-        {
-            "command": "python benchmarks/model_agreement.py " + " ".join(argv or sys.argv[1:]),
-            **stamp("1"),
-            "stored_run": str(args.stored.name),
-            "fits": str(fits_path.name),
-            "kind": args.kind,
-            "counts": counts,
-            "wall_seconds": time.perf_counter() - t0,
-            "rows": rows,
-        },
-    )
-    print(f"wrote {path}")
-    return 0
+    payload = {
+        "stored_run": str(args.stored.name),
+        "fits": str(fits_path.name),
+        "kind": args.kind,
+        "counts": counts,
+        "wall_seconds": time.perf_counter() - t0,
+        "rows": rows,
+    }
+    return save_result(path, "model_agreement.py", argv, payload, threads="1")
 
 
 if __name__ == "__main__":
