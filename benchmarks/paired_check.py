@@ -31,7 +31,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
-from _common import stamp, write_json  # noqa: E402
+from _common import save_result  # noqa: E402
 
 from specsched.generation import generate  # noqa: E402
 from specsched.schedules import Schedule  # noqa: E402
@@ -104,21 +104,15 @@ def main(argv: list[str] | None = None) -> int:
         )
     steps = len(args.schedule[0][1])
     path = args.out / f"paired_check_{args.denoiser}_{args.sampler}{steps}.json"
-    write_json(
-        path,
-        {
-            "command": "python benchmarks/paired_check.py " + " ".join(argv or sys.argv[1:]),
-            **stamp(),
-            "denoiser": args.denoiser,
-            "sampler": args.sampler,
-            "num_samples": args.num_samples,
-            "seed": args.seed,
-            "rows": rows,
-            "wall_seconds": time.perf_counter() - t0,
-        },
-    )
-    print(f"wrote {path}")
-    return 0
+    payload = {
+        "denoiser": args.denoiser,
+        "sampler": args.sampler,
+        "num_samples": args.num_samples,
+        "seed": args.seed,
+        "rows": rows,
+        "wall_seconds": time.perf_counter() - t0,
+    }
+    return save_result(path, "paired_check.py", argv, payload)
 
 
 if __name__ == "__main__":

@@ -1433,9 +1433,9 @@ def _guard(
     if r_fit > r_median:
         found = most_regular(accept, budget)
         if found is not None:
-            sched, _, weight = found
+            sched, r, weight = found
             chosen = dataclasses.replace(sched, name="spectral", meta=final.meta)
-            r_chosen = exact(chosen)
+            r_chosen = dataclasses.replace(r, schedule=chosen)  # the same levels: no re-evaluation
             notes.append(
                 f"returned the most regular schedule the objective cannot tell from the optimum "
                 f"(roughness weight {weight:g}): {objective} {v_fit:.4g} at the optimum, "
@@ -1471,7 +1471,7 @@ def _guard(
         f"{r_chosen.value(objective):.4g})"
     )
     chosen = dataclasses.replace(chosen, name="spectral", meta=final.meta)
-    return chosen, exact(chosen), tol, None
+    return chosen, dataclasses.replace(r_chosen, schedule=chosen), tol, None
 
 
 def _gaussian_veto(
