@@ -88,6 +88,12 @@ def main(argv: list[str] | None = None) -> int:
             HERE / "results" / f"calibrated_fits_{args.denoiser}.json",
         )
     ]
+    missing = [str(f) for pair in pairs for f in pair if not f.is_file()]
+    if missing:
+        ap.error(
+            f"--pair: no such file {missing[0]}: give a real_denoisers.py run and its "
+            "calibrated_fits.py result"
+        )
     loaded = [(json.loads(s.read_text()), json.loads(f.read_text())) for s, f in pairs]
     # the runs of one denoiser share their data set-up (sample and spectrum sizes, seeds)
     setup = rd.SETUPS[args.denoiser]({**loaded[0][0]["config"], "kind": args.kind, "fid": False})

@@ -201,3 +201,12 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
             want = fd[(row["sampler"], row["steps"], c["heuristic"])]
             assert c["fd"] == want and c["ratio"] == pytest.approx(want / row["best_fd"])
             assert c["ratio"] >= 1.0
+    missing = tmp_path / "none.json"
+    bad = subprocess.run(
+        [sys.executable, str(script), "--denoiser", "gmm", "--pair", str(missing), str(missing)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bad.returncode == 2 and f"no such file {missing}" in bad.stderr
+    assert "Traceback" not in bad.stderr
