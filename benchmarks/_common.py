@@ -116,16 +116,22 @@ def save_result(
     return 0
 
 
-def predicted_w2(model: Any, rows: list[dict], sampler: str, train: Any) -> np.ndarray:
+def predicted_w2(
+    model: Any, rows: list[dict], sampler: str, train: Any, target: Any = None
+) -> np.ndarray:
     """W2 that the spectrum ``model`` (plain or calibrated) predicts for each stored row's
-    ``timesteps`` under ``sampler``, on the training schedule ``train``."""
+    ``timesteps`` under ``sampler``, on the training schedule ``train``; against ``target``
+    (per-mode variances and means, as :func:`specsched.response` takes) instead of the data."""
     from specsched import response
     from specsched.schedules import Schedule
 
     return np.array(
         [
             response(
-                model, Schedule.from_timesteps(r["timesteps"], train_schedule=train), sampler
+                model,
+                Schedule.from_timesteps(r["timesteps"], train_schedule=train),
+                sampler,
+                target=target,
             ).w2
             for r in rows
         ]

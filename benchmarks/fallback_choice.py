@@ -13,7 +13,10 @@ among the measured rows. No sampling. Rules:
 - ``gaussian``: the Gaussian model's best;
 - ``worse_rank``: the best worse rank across the two models (ties: the calibrated rank), a
   heuristic both models rank well;
-- ``worse_ratio``: the smallest worse ratio to each model's best heuristic.
+- ``worse_ratio``: the smallest worse ratio to each model's best heuristic;
+- ``converged``: the calibrated model's best by W2 to the calibrated model's own converged
+  output (``fit(..., target="converged")``): the heuristic that lands closest to what the
+  network generates with many steps, rather than closest to the data.
 
 Usage::
 
@@ -49,20 +52,26 @@ import real_denoisers as rd  # noqa: E402
 from _common import predicted_w2, save_result  # noqa: E402
 from model_agreement import measured  # noqa: E402
 
-RULES = ("calibrated", "gaussian", "worse_rank", "worse_ratio")
+from specsched.calibrate import ModeTables  # noqa: E402
+from specsched.levels import LevelRange  # noqa: E402
+from specsched.response import converged_moments  # noqa: E402
+
+RULES = ("calibrated", "gaussian", "worse_rank", "worse_ratio", "converged")
 
 
 def picks(w2: np.ndarray) -> dict[str, int]:
-    """Index of the heuristic each rule keeps, from ``w2`` of shape ``(n, 2)`` (calibrated,
-    Gaussian)."""
-    rank = np.argsort(np.argsort(w2, axis=0, kind="stable"), axis=0, kind="stable")
-    ratio = w2 / w2.min(0)
+    """Index of the heuristic each rule keeps, from ``w2`` of shape ``(n, 3)`` (calibrated,
+    Gaussian, calibrated against its converged output)."""
+    both = w2[:, :2]
+    rank = np.argsort(np.argsort(both, axis=0, kind="stable"), axis=0, kind="stable")
+    ratio = both / both.min(0)
     n = len(w2)
     return {
         "calibrated": int(np.argmin(w2[:, 0])),
         "gaussian": int(np.argmin(w2[:, 1])),
         "worse_rank": min(range(n), key=lambda i: (int(rank[i].max()), int(rank[i, 0]))),
         "worse_ratio": int(np.argmin(ratio.max(1))),
+        "converged": int(np.argmin(w2[:, 2])),
     }
 
 
@@ -98,6 +107,15 @@ def main(argv: list[str] | None = None) -> int:
     # the runs of one denoiser share their data set-up (sample and spectrum sizes, seeds)
     setup = rd.SETUPS[args.denoiser]({**loaded[0][0]["config"], "kind": args.kind, "fid": False})
     calibrated = rd.calibrate_setup(setup)
+    models = (calibrated, setup.spectrum)
+    S, _, m = calibrated.modes()
+    conv = converged_moments(
+        torch.from_numpy(S),
+        torch.from_numpy(m),
+        ModeTables(calibrated.calibration, S),
+        LevelRange.discrete(setup.train).process,
+    )
+    converged = tuple(a.numpy() for a in conv)
     rows = []
     for stored, fitted in loaded:
         for fit_row in fitted["rows"]:
@@ -112,7 +130,10 @@ def main(argv: list[str] | None = None) -> int:
             ]
             best_h = min(heur, key=lambda r: r["metrics"]["fd"]["value"])
             w2 = np.stack(
-                [predicted_w2(m, heur, sampler, setup.train) for m in (calibrated, setup.spectrum)],
+                [
+                    *(predicted_w2(m, heur, sampler, setup.train) for m in models),
+                    predicted_w2(calibrated, heur, sampler, setup.train, target=converged),
+                ],
                 1,
             )
             chosen = {}

@@ -162,16 +162,16 @@ def test_fallback_choice_rules_pick_by_their_definitions():
     spec.loader.exec_module(module)  # it puts benchmarks/ on the path for its own imports
     picks = module.picks
 
-    # columns: calibrated, Gaussian W2 of four heuristics
-    w2 = np.array([[1.0, 9.0], [1.5, 2.0], [2.0, 1.0], [8.0, 1.1]])
+    # columns: calibrated, Gaussian, calibrated-against-converged W2 of four heuristics
+    w2 = np.array([[1.0, 9.0, 5.0], [1.5, 2.0, 4.0], [2.0, 1.0, 6.0], [8.0, 1.1, 0.5]])
     got = picks(w2)
-    assert got["calibrated"] == 0 and got["gaussian"] == 2
+    assert got["calibrated"] == 0 and got["gaussian"] == 2 and got["converged"] == 3
     # worse ranks 3, 1, 2, 3: heuristic 1 is ranked 2nd by both models
     assert got["worse_rank"] == 1
     # worse ratios 9, 2, 2, 8: a tie between 1 and 2, the first taken
     assert got["worse_ratio"] == 1
     # equal worse ranks fall to the better calibrated rank
-    assert picks(np.array([[1.0, 2.0], [2.0, 1.0]]))["worse_rank"] == 0
+    assert picks(np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0]]))["worse_rank"] == 0
 
 
 @pytest.mark.slow
