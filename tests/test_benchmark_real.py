@@ -210,3 +210,19 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
     )
     assert bad.returncode == 2 and f"no such file {missing}" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+def test_reproduce_fits_bad_input_is_one_line(tmp_path):
+    """reproduce_fits.py: --fits without --calibrated, and a missing --fits file, exit 2 with
+    one line naming the problem."""
+    script = ROOT / "benchmarks" / "reproduce_fits.py"
+    missing = tmp_path / "none.json"
+    for argv, want in [
+        (["--fits", str(missing)], "--fits needs --calibrated"),
+        (["--calibrated", "gmm", "--fits", str(missing)], f"no such file {missing}"),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120
+        )
+        assert proc.returncode == 2 and want in proc.stderr
+        assert "Traceback" not in proc.stderr
