@@ -60,7 +60,7 @@ def plain() -> tuple[int, int]:
 def calibrated(denoiser: str, files: list[Path]) -> tuple[int, int]:
     """Refit the calibrated rows of stored calibrated_fits.py results; (same, different)."""
     same = differ = 0
-    cached: dict[tuple, object] = {}
+    cached: dict[tuple[str, int], tuple[rd.Setup, object]] = {}
     for path in files:
         result = json.loads(path.read_text())
         args = result["command"].split()
@@ -69,11 +69,12 @@ def calibrated(denoiser: str, files: list[Path]) -> tuple[int, int]:
             if "--stored" in args
             else HERE / "results" / "real_denoisers.json"
         )
-        config = json.loads(stored_run.read_text())["config"] if stored_run.is_file() else None
-        if config is None:  # a run stored elsewhere: the denoiser's usual set-up
-            config = dict(rd.PRESETS["full"])
-            if denoiser == "mnist":
-                config["num_samples"] = 256
+        # a run stored on another machine: the full preset's data set-up, as the stored runs'
+        config = (
+            json.loads(stored_run.read_text())["config"]
+            if stored_run.is_file()
+            else dict(rd.PRESETS["full"])
+        )
         key = (result["kind"], config["spectrum_n"])
         if key not in cached:
             setup = rd.SETUPS[denoiser]({**config, "kind": result["kind"], "fid": False})

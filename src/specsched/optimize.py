@@ -53,8 +53,8 @@ _U_MIN = 1e-7  # smallest step in stick-breaking units: keeps levels strictly or
 #: weight of the squared excess (in log-SNR) of a step over the cap of ``max_step``
 _STEP_PENALTY = 1e3
 #: roughness weights of the guard's path to the most regular schedule of the flat set, in units
-#: of the flat set's depth (see :func:`_guard`; the path runs from the weakest)
-REGULAR_WEIGHTS = (10.0, 3.0, 1.0, 0.3, 0.1, 0.03)
+#: of the flat set's depth, in the path's order: weakest first (see :func:`_guard`)
+REGULAR_WEIGHTS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 #: default ``max_step`` of calibrated fits (see :func:`fit`)
 CALIBRATED_MAX_STEP = 2.0
 _FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned at t = 1)
@@ -1192,23 +1192,25 @@ def _fit(
         return float(prob.roughness(lam)[0])
 
     def most_regular(
-        accept: Callable[[Schedule, Response], bool], scale: float
-    ) -> tuple[Schedule, Response, float] | None:
+        accept: Callable[[Schedule, Response], float | None], scale: float
+    ) -> tuple[Schedule, Response, float, float] | None:
         """The most regular schedule that ``accept`` accepts, found by continuation from the fit.
 
         From the fit's own (rounded) optimum, minimise the objective plus ``weight * scale``
-        times :meth:`_Problem.roughness` for each weight of :data:`REGULAR_WEIGHTS`, weakest
-        first, each from the last weight's optimum, while ``accept`` accepts the rounded result;
-        return the smoothest one accepted, if it is smoother than the fit (else None). The path stays in the flat set
-        around the optimum: started from the heuristics instead, the penalised minima of MNIST's
-        Heun-20 calibration stayed in another basin (W2 1.60 and above, against 1.51 at the fit)
-        at every weight and none was accepted, after six minimisations of five starts each."""
+        times :meth:`_Problem.roughness` for each weight of :data:`REGULAR_WEIGHTS` in turn
+        (weakest first), each from the last weight's optimum, while ``accept`` accepts the
+        rounded result (it returns the uncertainty it accepted it within, or None). Returns the
+        smoothest one accepted, with its response, weight and that uncertainty, if it is
+        smoother than the fit; else None. The path stays in the flat set around the optimum:
+        started from the heuristics instead, the penalised minima of MNIST's Heun-20
+        calibration stayed in another basin (W2 1.60 and above, against 1.51 at the fit) at
+        every weight and none was accepted, after six minimisations of five starts each."""
         if prob.n_free == 0:
             return None
         u = prob.u_of(_lam_free(final.log_snr, prob))
         found, least = None, roughness(final)
         try:
-            for weight in REGULAR_WEIGHTS[::-1]:
+            for weight in REGULAR_WEIGHTS:
                 prob.smooth = weight * scale
                 with _one_thread():
                     u, _ = prob._minimise_together([u], 300)[0]
@@ -1222,10 +1224,12 @@ def _fit(
                 else:
                     sched = Schedule.from_log_snr(lam[:-1], process=lr.process, name="spectral")
                 r = exact(sched)
-                if not accept(sched, r):
+                within = accept(sched, r)
+                if within is None:
                     break
-                if roughness(sched) < least:
-                    found, least = (sched, r, weight), roughness(sched)
+                rough = roughness(sched)
+                if rough < least:
+                    found, least = (sched, r, weight, within), rough
         finally:
             prob.smooth = 0.0
         return found
@@ -1373,7 +1377,8 @@ def _guard(
     notes: list[str],
     roughness: Callable[[Schedule], float],
     most_regular: Callable[
-        [Callable[[Schedule, Response], bool], float], tuple[Schedule, Response, float] | None
+        [Callable[[Schedule, Response], float | None], float],
+        tuple[Schedule, Response, float, float] | None,
     ],
     pinned: bool = False,
     converged: bool = False,
@@ -1424,30 +1429,29 @@ def _guard(
             )
             return h_sched, h_resp, tol, h_sched.name
     budget = min(tol, v_h - v_fit - tol)  # stays better than the heuristic by more than tol
-    paired: dict[bytes, float] = {}  # paired uncertainty against the fit, by candidate levels
 
-    def accept(cand: Schedule, r: Response) -> bool:
-        """Whether the objective cannot tell ``cand`` from the optimum: within the paired
-        uncertainty of their difference, and within ``budget`` of the optimum."""
+    def accept(cand: Schedule, r: Response) -> float | None:
+        """The paired uncertainty of ``cand``'s difference with the optimum if the objective
+        cannot tell them apart (the difference within it, and within ``budget``); else None."""
         v = r.value(objective)
         if v > v_fit + budget:
-            return False
-        paired[cand.log_snr.tobytes()] = paired_uncertainty(cand)
-        return v - v_fit <= paired[cand.log_snr.tobytes()]
+            return None
+        within = paired_uncertainty(cand)
+        return within if v - v_fit <= within else None
 
     r_fit = roughness(final)
     r_median = float(np.median([roughness(b) for b, _ in baselines]))
     if r_fit > r_median:
         found = most_regular(accept, budget)
         if found is not None:
-            sched, r, weight = found
+            sched, r, weight, within = found
             chosen = dataclasses.replace(sched, name="spectral", meta=final.meta)
             r_chosen = dataclasses.replace(r, schedule=chosen)  # the same levels: no re-evaluation
             notes.append(
                 f"returned the most regular schedule the objective cannot tell from the optimum "
                 f"(roughness weight {weight:g}): {objective} {v_fit:.4g} at the optimum, "
                 f"{r_chosen.value(objective):.4g} here, within the uncertainty of the difference "
-                f"({paired[sched.log_snr.tobytes()]:.2g})"
+                f"({within:.2g})"
             )
             return chosen, r_chosen, tol, None
         smooth = (
