@@ -434,6 +434,46 @@ def test_fits_keep_steps_under_the_cap(rgb):
     assert _longest_step(capped)[0] <= 2 * uniform * 1.02
 
 
+@pytest.mark.parametrize("pinned", [True, False])
+def test_optimiser_starts_are_brought_within_the_cap(rgb, pinned):
+    """A heuristic start with steps over the cap is shortened onto it before the optimiser runs
+    (from deep inside the penalty, L-BFGS-B crawled along its wall: 390 evaluations of one start
+    on a 32x32x3 calibration): the nearest steps under the cap over the same span, long steps cut
+    to the cap and the excess spread evenly over the short ones. The first step from a free
+    first level is not capped and stays."""
+    from specsched.optimize import _Problem
+
+    S, w, m = rgb[1].modes()
+    table = LR.train.log_snr
+    first = table[999] if pinned else None
+    prob = _Problem(S, w, m, LR, 6, "ddim", "w2", {}, first, max_step=1.5)
+    cap = prob.step_cap
+    free = table[[640, 150, 120, 100, 2]] if pinned else table[[700, 640, 150, 120, 100, 2]]
+    lam = np.array(free, dtype=np.float64)
+
+    def penalty(levels: np.ndarray) -> float:
+        full = np.concatenate([[first] if pinned else [], levels, [np.inf]])
+        return float(prob.step_penalty(torch.from_numpy(full)[:, None])[0])
+
+    assert penalty(lam) > 0  # two steps over the cap: 640 -> 150 and 100 -> 2
+    out = prob.within_cap(lam)
+    assert penalty(out) < 1e-20  # rounding of the cumulative sum at most
+    j0 = 0 if pinned else 1
+    d_in, d_out = np.diff(lam[j0:]), np.diff(out[j0:])
+    long = d_in > cap
+    np.testing.assert_allclose(d_out[long], cap, rtol=1e-12)  # long steps: the cap
+    tau = d_out[~long] - d_in[~long]  # short steps: all lengthened by one amount
+    assert tau.min() > 0 and np.ptp(tau) < 1e-9
+    np.testing.assert_array_equal(out[: j0 + 1], lam[: j0 + 1])  # the first levels stay
+    assert out[-1] == pytest.approx(lam[-1], abs=1e-12)  # and so does the last: the same span
+    assert np.all(np.diff(out) > 0)
+    np.testing.assert_allclose(prob.within_cap(out), out, rtol=1e-12)  # a projection
+    within = np.array(
+        table[[640, 500, 400, 300, 200]] if pinned else table[[700, 600, 500, 400, 300, 200]]
+    )
+    assert prob.within_cap(within) is within  # a start within the cap is left exactly as it is
+
+
 @pytest.mark.parametrize("bad", [-1.0, 0.5, "2", True])
 def test_max_step_refuses_what_no_schedule_meets(rgb, bad):
     with pytest.raises(SpecschedError, match="max_step"):

@@ -332,6 +332,35 @@ class _Problem:
         """
         return self.hi - (self.hi - self.lo) * torch.cumprod(1.0 - u, -1)
 
+    def within_cap(self, lam: np.ndarray) -> np.ndarray:
+        """Free levels ``(n_free,)`` moved under the step cap (:meth:`step_penalty`), for a start.
+
+        The nearest steps (least squares) under the cap that span the same range: every long
+        step shortened to the cap, its excess spread evenly over the short ones (``min(d + tau,
+        cap)``), so the first and last levels stay. Where the range is longer than the cap allows,
+        every step is the cap and the schedule ends less clean. Levels within the cap are
+        returned as they are (the same object): those starts run as they did without this.
+
+        Why: from a start far over the cap (a heuristic's long last steps), L-BFGS-B crawled along
+        the penalty's wall, 390 evaluations of one start on a 32x32x3 calibration against 28 for
+        a start within it.
+        """
+        j0 = 0 if self.first is not None else 1  # index of the first level whose steps are capped
+        over = np.flatnonzero(np.diff(lam[j0:]) > self.step_cap) if self.step_cap else []
+        if not len(over):
+            return lam  # exactly: a start within the cap runs as it did without this
+        d = np.diff(lam[j0:])
+        cap, span = self.step_cap, float(d.sum())
+        if span >= cap * d.size:  # no schedule of this span fits under the cap: shorten it
+            steps = np.full(d.size, cap)
+        else:  # the nearest steps under the cap with the same span: min(d + tau, cap)
+            lo_t, hi_t = 0.0, cap
+            for _ in range(100):
+                tau = 0.5 * (lo_t + hi_t)
+                lo_t, hi_t = (tau, hi_t) if np.minimum(d + tau, cap).sum() < span else (lo_t, tau)
+            steps = np.minimum(d + hi_t, cap)
+        return np.concatenate([lam[: j0 + 1], lam[j0] + np.cumsum(steps)])
+
     def u_of(self, lam: np.ndarray) -> np.ndarray:
         """Inverse of :meth:`lam` for a (clipped, ordered) set of free levels."""
         u, cur = np.empty(self.n_free), self.lo
@@ -1074,7 +1103,7 @@ def _fit(
     say("heuristics", 1, n_stages)
     say(f"optimiser starts 1-{len(inits)}", 1, n_stages)
     with _one_thread():
-        optima = prob.minimise([prob.u_of(lam0) for lam0 in inits])
+        optima = prob.minimise([prob.u_of(prob.within_cap(lam0)) for lam0 in inits])
     optima.sort(key=lambda uv: uv[1])  # stable: ties keep the order of the starts
     with torch.no_grad():
         lam_optima = [prob.full(prob.lam(torch.from_numpy(u))).numpy() for u, _ in optima]
