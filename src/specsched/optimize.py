@@ -869,7 +869,10 @@ def fit(
         steps (3.6x the uniform step) and measured FD 1.05 against 0.52 for logSNR-uniform; its
         levels above t = 125 followed by logSNR-uniform's below measured 1.01, logSNR-uniform's
         above followed by its own below 0.52 (benchmarks/splice_schedules.py): the loss was the
-        long middle steps. Capped at 2x it measured 0.57 (a tie).
+        long middle steps. Capped at 2x it measured 0.57 (a tie). The limit is a penalty on
+        the objective; the optimiser's starts (heuristics whose last steps are long) are first
+        moved to the nearest steps under it over the same span, since from deep inside the
+        penalty the optimiser crawls along its wall.
 
     Notes
     -----
