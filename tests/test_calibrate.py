@@ -409,6 +409,25 @@ def test_no_gaussian_veto_when_the_models_agree(rgb):
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
 
 
+def test_a_guarded_fit_reports_the_guard_as_a_stage(rgb):
+    """The guard can take as long as the optimiser (its path to the most regular schedule), so
+    progress names it, between the polish and "done"; an unguarded fit has one stage fewer."""
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=8, num_samples=100)
+    runs = {}
+    for guard in (None, False):
+        calls: list[tuple[str, int, int]] = []
+        ss.fit(cal, 5, sampler="ddim", guard=guard, progress=lambda *a, c=calls: c.append(a))
+        n = calls[0][2]
+        assert {c[2] for c in calls} == {n} and [c[1] for c in calls] == sorted(c[1] for c in calls)
+        assert calls[-1] == ("done", n, n)
+        runs[guard] = calls
+    guarded, unguarded = runs[None], runs[False]
+    assert guarded[-2] == ("guard", guarded[0][2] - 1, guarded[0][2])
+    assert "guard" not in [c[0] for c in unguarded]
+    assert guarded[0][2] == unguarded[0][2] + 1
+
+
 def _longest_step(res) -> tuple[float, float]:
     """The longest step between noisy levels of a fit (after the first), and the uniform step of
     its range."""

@@ -694,11 +694,13 @@ def print_schedule(sched, sampler: str, options: dict[str, Any] | None = None) -
 
 
 class FitProgress:
-    """The stages of a fit (heuristics, optimiser starts, integer polish) as a progress bar on
-    stderr: with --progress, or on a terminal for fits that take a while."""
+    """The stages of a fit (heuristics, optimiser starts, integer polish, guard) as a progress bar
+    on stderr: with --progress, or on a terminal for fits that take a while (20 steps or more,
+    or any fit on a calibration: seconds to minutes, benchmarks/calibrated_speed.py)."""
 
-    def __init__(self, show: bool | None, steps: int):
-        self.show = True if show is None and steps >= 20 and sys.stderr.isatty() else show
+    def __init__(self, show: bool | None, steps: int, calibrated: bool = False):
+        slow = steps >= 20 or calibrated
+        self.show = True if show is None and slow and sys.stderr.isatty() else show
         self.bar: Any = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
@@ -916,7 +918,11 @@ def fit(
         lr = spec.calibration.levels or lr  # a calibration is for one model
     if verify:
         lr = _verify_levels(ctx, params, lr, spec, den)
-    bar = FitProgress(progress if progress is not None else (False if json_out else None), steps)
+    bar = FitProgress(
+        progress if progress is not None else (False if json_out else None),
+        steps,
+        calibrated=spec.calibration is not None,
+    )
     try:
         result = run_fit(
             spec,
@@ -1065,7 +1071,7 @@ def plot(
     check_output_path(output, folder=True, inputs=(source,))
     lr, sampler, options = model_from_params(model)
     spec = spectrum_from_params(source, data)
-    bar = FitProgress(data["progress"], steps)
+    bar = FitProgress(data["progress"], steps, calibrated=spec.calibration is not None)
     try:
         result = run_fit(
             spec,

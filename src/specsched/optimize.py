@@ -1101,7 +1101,10 @@ def _fit(
         if lr.train is not None
         else 0
     )
-    n_stages = 1 + len(inits) + n_polish
+    if guard is None:
+        guard = spec.calibration is not None
+    guarded = guard and bool(baselines)
+    n_stages = 1 + len(inits) + n_polish + guarded
     say = progress or (lambda stage, done, total: None)
     say("heuristics", 1, n_stages)
     say(f"optimiser starts 1-{len(inits)}", 1, n_stages)
@@ -1216,7 +1219,6 @@ def _fit(
                 "the calibration measured the network on noised data, and a longer step leaves "
                 "where it was measured (max_step=0 lifts the limit)"
             )
-    say("done", n_stages, n_stages)
 
     def roughness(sched: Schedule) -> float:
         """:meth:`_Problem.roughness` of one schedule."""
@@ -1267,9 +1269,9 @@ def _fit(
         return found
 
     uncertainty, fallback = 0.0, None
-    if guard is None:
-        guard = spec.calibration is not None
-    if guard and baselines:
+    if guarded:
+        # the guard can take as long as the optimiser (the path to the most regular schedule)
+        say("guard", n_stages - 1, n_stages)
         final, r_final, uncertainty, fallback = _guard(
             spec,
             final,
@@ -1296,6 +1298,7 @@ def _fit(
         notes.append(
             f"optimised on {S.size} compressed modes (of {S_full.size}); relative error {rel:.2e}"
         )
+    say("done", n_stages, n_stages)
     return FitResult(
         schedule=final,
         value=r_final.value(objective),
