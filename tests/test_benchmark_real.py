@@ -228,47 +228,28 @@ def test_reproduce_fits_bad_input_is_one_line(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
-def test_calibrated_speed_splits_a_fit_into_its_stages(rgb_calibration):
+def test_calibrated_speed_splits_a_fit_into_its_stages():
     """benchmarks/calibrated_speed.py: the stage times of one fit cover the whole call (they are
     consecutive intervals from its start to its end), every stage of a calibrated discrete fit
     is there, and the fit is the one `fit` returns; bad counts are refused with exit status 2."""
-    path = ROOT / "benchmarks" / "calibrated_speed.py"
-    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     import time
 
     import specsched as ss
 
-    cal = rgb_calibration
+    path = ROOT / "benchmarks" / "calibrated_speed.py"
+    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cal, _, train = module.photos32(size=8, n=600)  # its 32x32x3 calibration, made small
     t = time.perf_counter()
-    split, res = module.stages(cal, 5, "ddim", "linear")
+    split, res = module.stages(cal, 5, "ddim", train)
     wall = time.perf_counter() - t
     assert set(split) == {"setup + heuristics", "optimiser", "polish", "guard"}
     assert all(v >= 0 for v in split.values())
     assert 0.9 * wall <= sum(split.values()) <= wall
-    direct = ss.fit(cal, 5, sampler="ddim", train_schedule="linear")
+    direct = ss.fit(cal, 5, sampler="ddim", train_schedule=train)
     np.testing.assert_array_equal(res.schedule.timesteps, direct.schedule.timesteps)
     bad = subprocess.run(
         [sys.executable, str(path), "--repeats", "0"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "--repeats and --steps must be at least 1" in bad.stderr
-
-
-@pytest.fixture(scope="module")
-def rgb_calibration():
-    """A small calibration with a non-linear denoiser (the calibrated model's coherent source)."""
-    import torch
-
-    import specsched as ss
-    from specsched.data.builtin import photos
-    from specsched.levels import LevelRange
-
-    x = photos(size=8, channels=3, n=600, seed=1)
-    spec = ss.Spectrum.from_array(x, layout="NCHW")
-    gauss = ss.GaussianDenoiser(spec)
-
-    def denoise(x, alpha, s):
-        return gauss(x, alpha, s) + 0.05 * torch.tanh(3 * x)
-
-    return ss.calibrate(spec, denoise, x, levels=LevelRange.discrete("linear"), seed=0)

@@ -345,12 +345,12 @@ class _Problem:
         the penalty's wall, 390 evaluations of one start on a 32x32x3 calibration against 28 for
         a start within it.
         """
+        cap = self.step_cap
         j0 = 0 if self.first is not None else 1  # index of the first level whose steps are capped
-        over = np.flatnonzero(np.diff(lam[j0:]) > self.step_cap) if self.step_cap else []
-        if not len(over):
-            return lam  # exactly: a start within the cap runs as it did without this
         d = np.diff(lam[j0:])
-        cap, span = self.step_cap, float(d.sum())
+        if cap is None or not np.any(d > cap):
+            return lam  # exactly: a start within the cap runs as it did without this
+        span = float(d.sum())
         if span >= cap * d.size:  # no schedule of this span fits under the cap: shorten it
             steps = np.full(d.size, cap)
         else:  # the nearest steps under the cap with the same span: min(d + tau, cap)
