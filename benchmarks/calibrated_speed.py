@@ -2,7 +2,7 @@
 
 Run from the repository root, on an otherwise idle machine::
 
-    python benchmarks/calibrated_speed.py                    # 32x32x3 and tiny16, ~7 minutes
+    python benchmarks/calibrated_speed.py                    # 32x32x3 and tiny16, ~6 minutes
     python benchmarks/calibrated_speed.py --cases photos32   # the 32x32x3 calibration only
 
 Two calibrations:

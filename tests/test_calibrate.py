@@ -17,15 +17,16 @@ import torch
 from test_mixture import random_mixture
 
 import specsched as ss
-from specsched.calibrate import ModeTables, calibrate
+from specsched.calibrate import CalibratedModeDenoiser, ModeTables, calibrate
 from specsched.data.builtin import photos
 from specsched.denoisers import GaussianDenoiser
 from specsched.errors import SpecschedError
 from specsched.generation import generate
-from specsched.levels import LevelRange
+from specsched.levels import LevelRange, levels_from_log_snr
 from specsched.mixture import MixtureDenoiser
 from specsched.optimize import objective_draws
-from specsched.response import CONVERGED_STEPS, converged_moments
+from specsched.response import CONVERGED_STEPS, converged_moments, output_moments
+from specsched.samplers import get_sampler
 
 LR = LevelRange.discrete("linear")
 
@@ -98,6 +99,47 @@ def test_calibrated_model_predicts_sampling_with_a_mismatched_linear_denoiser(sa
     assert np.max(np.abs(gauss.output_var[..., 0] / var_mc - 1)) > 0.5  # the data model is far off
     dc_sd = np.sqrt(var_mc[0, 0] / n)
     assert abs(pred.output_mean[0, 0, 0] - spec.means[0, 0, 0] - mean_dc) < 5 * dc_sd + 1e-3
+
+
+@pytest.mark.parametrize("sampler", ["ddim", "dpmpp_2m", "heun", "unipc"])
+def test_prepared_levels_give_what_each_call_computes(rgb, sampler):
+    """Without gradients the calibrated denoiser computes every level's terms at once; the moments
+    must be those of computing them at each call (as it does with gradients), to the last bit,
+    for a batch of schedules and for Heun's repeated calls at a level."""
+    x, spec = rgb
+    gauss = GaussianDenoiser(spec)
+
+    def denoise(v: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return gauss(v, alpha, s) + 0.05 * torch.tanh(3 * v)  # a residual to carry
+
+    cal = calibrate(spec, denoise, x[:400], levels=LR, num_levels=6, num_samples=40, seed=0)
+    tables = ModeTables(cal.calibration, spec.variances.reshape(-1))
+    assert tables.nonlinear
+    S = torch.from_numpy(spec.variances.reshape(-1))
+    m = torch.from_numpy(spec.means.reshape(-1))
+    rng = np.random.default_rng(3)
+    lam = np.sort(
+        rng.uniform(-8, 8, size=(8, 4)), axis=0
+    )  # 4 schedules of 8 levels, noisiest first
+    alpha, s = levels_from_log_snr(
+        torch.from_numpy(np.vstack([lam, np.full((1, 4), np.inf)])), "vp"
+    )
+    with torch.no_grad():
+        fast = output_moments(S, m, alpha, s, process="vp", sampler=sampler, calibration=tables)
+        # the prepared path is the one taken: each call is recognised by its level
+        levels = (alpha[:, :, None, None], s[:, :, None, None])
+        den = CalibratedModeDenoiser(S, m, tables, first_row=2, levels=levels)
+        state = torch.zeros(4, 2 + 2 * 8, S.numel(), dtype=torch.float64)
+        state[:, 1] = 1.0
+        get_sampler(sampler)(den, state, *levels)
+        assert len(den.at) == 8 and den.i_prev == 7  # the last call was recognised
+    with torch.enable_grad():
+        slow = output_moments(S, m, alpha, s, process="vp", sampler=sampler, calibration=tables)
+    for key in ("mean", "var", "transfer"):
+        assert torch.equal(fast[key], slow[key].detach()), key
+    assert not torch.equal(
+        fast["var"], output_moments(S, m, alpha, s, process="vp", sampler=sampler)["var"]
+    )
 
 
 def test_mixture_gain_is_the_gaussian_gain_and_residual_is_positive():

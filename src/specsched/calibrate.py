@@ -485,37 +485,100 @@ class CalibratedModeDenoiser:
     first_row : int
         Index of the first state row reserved for the non-linear sources ``e_i``; one row is used
         per denoiser call.
+    levels : (Tensor, Tensor), optional
+        The sampler's ``alpha`` and ``s``, shape ``(N + 1, *batch, 1, 1)``, when the denoiser will
+        be called at their levels. Where no gradient is recorded (the integer polish, the
+        heuristics, the guard's draws), what a call needs at each level but the last (the
+        interpolated tables, the gain, the coherence between consecutive levels) is then
+        computed for all levels at once: a few operations per quantity instead of a few per
+        call, and the same values to the last bit (every operation is elementwise). A call is
+        recognised as at level ``i`` when its ``alpha`` and ``s`` are the views ``alpha[i]`` and
+        ``s[i]``, as the samplers pass them; any other level is computed at the call. With
+        gradients every call computes its own: computed at once, each level's gradient sums its
+        parts in another order, and that rounding alone moved two fits on flat objectives
+        (benchmarks/README.md, "calibrated_speed.py").
     """
 
-    def __init__(self, variances: Tensor, means: Tensor, tables: ModeTables, first_row: int):
+    def __init__(
+        self,
+        variances: Tensor,
+        means: Tensor,
+        tables: ModeTables,
+        first_row: int,
+        levels: tuple[Tensor, Tensor] | None = None,
+    ):
         self.S, self.m, self.t = variances, means, tables
         self.next_row = first_row
         self.u: Tensor | None = None
         self.lam_prev: Tensor | None = None
+        self.i_prev: int | None = None
+        self.at: dict[tuple[int, int, tuple[int, ...]], int] = {}
+        if levels is not None and levels[0].shape[0] > 1 and not torch.is_grad_enabled():
+            self._prepare(*levels)
 
-    def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
+    def _terms(self, alpha: Tensor, s: Tensor) -> tuple[Tensor, ...]:
+        """``lam, g, m (1 - g alpha), bias, amp`` at levels ``alpha, s``, shape ``(..., 1, 1)``."""
         t = self.t
         lam = 2.0 * (torch.log(alpha) - torch.log(s))
         vals = _interp(lam, t.grid, t.table)
         dgain, bias, amp = vals[..., : t.M], vals[..., t.M : 2 * t.M], vals[..., 2 * t.M :]
         g = alpha * self.S / (alpha**2 * self.S + s**2) + dgain
+        return lam, g, self.m * (1 - g * alpha), bias, amp
+
+    def _coherence(self, lam: Tensor, lam_prev: Tensor) -> tuple[Tensor, Tensor]:
+        """``rho`` and ``sqrt(1 - rho^2)`` from a call at ``lam_prev`` to one at ``lam``."""
+        dlam = (lam - lam_prev).abs()
+        rho = torch.exp(-_interp(0.5 * (lam + lam_prev), self.t.mid, self.t.rate) * dlam)
+        return rho, torch.sqrt((1.0 - rho**2).clamp_min(1e-300))
+
+    def _prepare(self, alpha: Tensor, s: Tensor) -> None:
+        """Every level's terms but the last (clean) one's, and the coherence of each pair of
+        consecutive levels (and, once a call repeats a level as Heun's do, of each level with
+        itself)."""
+        self.levels = (alpha, s)  # kept alive: their data pointers identify the calls' levels
+        shape = tuple(alpha.shape[1:])
+        keys = {(alpha[i].data_ptr(), s[i].data_ptr(), shape): i for i in range(len(alpha) - 1)}
+        if len(keys) < len(alpha) - 1:  # levels that share memory (expanded): not told apart
+            return
+        self.at = keys
+        terms = self._terms(alpha[:-1], s[:-1])
+        self.terms = [term.unbind(0) for term in terms]
+        self.lam_levels = lam = terms[0]
+        self.next_pair = [c.unbind(0) for c in self._coherence(lam[1:], lam[:-1])]
+        self.same_pair: list[tuple[Tensor, ...]] | None = None  # when first needed
+
+    def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
+        t = self.t
+        i = self.at.get((alpha.data_ptr(), s.data_ptr(), tuple(alpha.shape)))
+        if i is None:
+            lam, g, offset, bias, amp = self._terms(alpha, s)
+        else:
+            lam, g, offset, bias, amp = (term[i] for term in self.terms)
         x0 = g * x
-        const = x0[..., :1, :] + self.m * (1 - g * alpha) + bias
-        out = torch.cat([const, x0[..., 1:, :]], dim=-2)
+        const = x0[..., :1, :] + offset + bias
         if not t.nonlinear:
-            return out
-        if self.next_row >= x.shape[-2]:
+            return torch.cat([const, x0[..., 1:, :]], dim=-2)
+        row = self.next_row
+        if row >= x.shape[-2]:
             raise RuntimeError("more denoiser calls than rows allocated for the calibrated model")
-        e = torch.zeros_like(x)
-        e[..., self.next_row, :] = 1.0
         self.next_row += 1
         if self.u is None:
-            self.u = e
+            self.u = torch.zeros_like(x)
+            self.u[..., row, :] = 1.0
         else:
-            dlam = (lam - self.lam_prev).abs()
-            rho = torch.exp(-_interp(0.5 * (lam + self.lam_prev), t.mid, t.rate) * dlam)
-            self.u = rho * self.u + torch.sqrt((1.0 - rho**2).clamp_min(1e-300)) * e
-        self.lam_prev = lam
+            if i is not None and self.i_prev == i - 1:
+                rho, keep = (c[i - 1] for c in self.next_pair)
+            elif i is not None and self.i_prev == i:
+                if self.same_pair is None:
+                    lam_all = self.lam_levels
+                    self.same_pair = [c.unbind(0) for c in self._coherence(lam_all, lam_all)]
+                rho, keep = (c[i] for c in self.same_pair)
+            else:
+                rho, keep = self._coherence(lam, self.lam_prev)
+            # rho u + sqrt(1 - rho^2) e with e the new source's row (zero in u until now)
+            self.u = rho * self.u
+            self.u[..., row : row + 1, :] += keep
+        self.lam_prev, self.i_prev = lam, i
         # the residual is orthogonal to the state it is computed from (it is what a regression on
         # the mode leaves): project the coherent source off the state's random part (rows 1:),
         # then scale it to the measured power
@@ -523,5 +586,4 @@ class CalibratedModeDenoiser:
         coef = (us * xs).sum(-2, keepdim=True) / (xs * xs).sum(-2, keepdim=True).clamp_min(1e-300)
         perp = us - coef * xs
         norm = torch.sqrt((perp * perp).sum(-2, keepdim=True).clamp_min(1e-300))
-        r = torch.cat([torch.zeros_like(out[..., :1, :]), amp * perp / norm], dim=-2)
-        return out + r
+        return torch.cat([const, x0[..., 1:, :] + amp * perp / norm], dim=-2)

@@ -176,7 +176,9 @@ def output_moments(
         denoiser = (
             ModeDenoiser(variances, means)
             if calibration is None
-            else CalibratedModeDenoiser(variances, means, calibration, first_row=2 + draws)
+            else CalibratedModeDenoiser(
+                variances, means, calibration, first_row=2 + draws, levels=(alpha_b, s_b)
+            )
         )
         out = sampler_spec(
             denoiser,
