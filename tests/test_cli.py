@@ -248,6 +248,17 @@ def test_samplers_lists_the_registry():
     assert next(r for r in rows if r["name"] == "flow_euler")["processes"] == ["flow"]
 
 
+def test_a_fit_that_keeps_a_heuristic_points_to_verify(spectrum_file):
+    # one step from t = 999: every candidate is the same schedule, and the guard keeps the heuristic
+    p = run("fit", str(spectrum_file), "--steps", "1", "--start-at", "max", "--guard")
+    assert p.returncode == 0, p.stderr
+    assert "note: kept the heuristic" in p.stdout and "tip:" in p.stdout
+    assert "--verify --pipeline DIR" in p.stdout.replace("\n", " ")
+    p = run("fit", str(spectrum_file), "--steps", "6", "--guard")  # a fit it keeps: no tip
+    assert p.returncode == 0, p.stderr
+    assert "kept the heuristic" not in p.stdout and "tip:" not in p.stdout
+
+
 def test_fit_max_step_limits_the_steps_and_refuses_bad_values(spectrum_file):
     out = ok_json("fit", str(spectrum_file), "--steps", "8", "--sampler", "dpmpp_2m",
                   "--start-at", "T-1", "--max-step", "1.1")  # fmt: skip

@@ -988,6 +988,15 @@ def fit(
         out.print(_verify_table(result.verification, objective, pipeline))
     for note in result.notes:
         out.print(f"note: {note}", highlight=False)
+    if result.fallback is not None and result.verification is None:
+        # the heuristic kept is the model's pick, and the models rank close heuristics unreliably
+        # (at 20 steps four of the benchmark's fallbacks keep a heuristic that measures worse)
+        out.print(
+            "tip: the model's best heuristic can measure worse than its runner-up on your model; "
+            "--verify --pipeline DIR samples the fit and the two best heuristics and keeps the "
+            "best",
+            highlight=False,
+        )
     print_schedule(sched, sampler, options)
     out.print(f"\nfitted in {result.seconds:.2f} s ({result.evaluations} evaluations)")
     if result.verification is not None:
