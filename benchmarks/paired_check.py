@@ -13,6 +13,12 @@ Usage::
         --seed 11 --schedule logsnr=999,886,757,603,410,202,73,22,5,0 \\
         --schedule regular=999,817,646,449,314,199,108,51,21,7
 
+``--converged STEPS`` also samples the denoiser's own converged solution from the same x_T (the
+benchmark's reference solution: DPM-Solver++(2M), STEPS trailing steps, checked against twice the
+steps on 64 samples) and reports each schedule's *excess* FD over it, with the paired bootstrap sd
+of the excess, and the first schedule's excess as a ratio of each other's (issue 12's 10-step DDIM
+target: the default's excess at most half the best heuristic's).
+
 Writes ``results/paired_check_<denoiser>_<sampler><steps>.json`` (``--out`` for another folder)
 and prints a table.
 """
@@ -60,9 +66,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=11, help="x_T (the benchmark's is 0)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, default=HERE / "results")
+    ap.add_argument(
+        "--converged",
+        type=int,
+        metavar="STEPS",
+        help="also sample the converged solution (DPM-Solver++(2M), STEPS steps) and report "
+        "each schedule's excess FD over it",
+    )
     args = ap.parse_args(argv)
     if args.num_samples < 2:
         ap.error(f"--num-samples must be at least 2 (got {args.num_samples})")
+    if args.converged is not None and args.converged < 1:
+        ap.error(f"--converged must be at least 1 step (got {args.converged})")
     if len(args.schedule) < 2:
         ap.error("give at least two --schedule NAME=T0,T1,... to compare")
     if len({len(ts) for _, ts in args.schedule}) != 1:
@@ -72,6 +87,25 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {**rd.PRESETS["full"], "num_samples": args.num_samples, "kind": "fourier", "fid": False}
     setup = rd.SETUPS[args.denoiser](cfg)
     rows, scores = [], {}
+    converged = None
+    if args.converged is not None:
+        t1 = time.perf_counter()
+        x_conv, info = rd.reference_solution(
+            setup, {**cfg, "ref_steps": args.converged}, seed=args.seed
+        )
+        conv = rd.score(x_conv, setup.reference, ["fd"], n_boot=cfg["n_boot"], seed=rd.SEED)["fd"]
+        converged = {
+            **info,
+            "fd": conv[0],
+            "fd_sd": float(np.std(conv[1], ddof=1)),
+            "seconds": time.perf_counter() - t1,
+        }
+        print(
+            f"{'converged':>16}: FD {conv[0]:.3f} ± {converged['fd_sd']:.3f}  "
+            f"({args.converged}-step DPM-Solver++(2M); RMSE {info['rmse_vs_double_steps']:.1e} "
+            f"to twice the steps; {converged['seconds']:.0f} s)",
+            flush=True,
+        )
     for name, ts in args.schedule:
         t1 = time.perf_counter()
         sched = Schedule.from_timesteps(np.array(ts), train_schedule=setup.train)
@@ -97,11 +131,25 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": time.perf_counter() - t1,
             }
         )
+        excess = ""
+        if converged is not None:  # the same bootstrap resamples: the excess's paired sd
+            rows[-1]["excess"] = fd[0] - conv[0]
+            rows[-1]["excess_sd"] = float(np.std(fd[1] - conv[1], ddof=1))
+            excess = f"  excess {rows[-1]['excess']:.3f} ± {rows[-1]['excess_sd']:.3f}"
         print(
             f"{name:>16}: FD {fd[0]:.3f} ± {rows[-1]['fd_sd']:.3f}  {result} against {base}"
-            f"  ({rows[-1]['seconds']:.0f} s)",
+            f"{excess}  ({rows[-1]['seconds']:.0f} s)",
             flush=True,
         )
+    if converged is not None:
+        first = rows[0]
+        converged["excess_ratios"] = {}
+        for r in rows[1:]:
+            # undefined (None) where the other schedule is at the converged solution or past it
+            ratio = first["excess"] / r["excess"] if r["excess"] > 0 else None
+            converged["excess_ratios"][r["schedule"]] = ratio
+            text = "undefined (its excess is not positive)" if ratio is None else f"{ratio:.2f}"
+            print(f"excess of {first['schedule']} / excess of {r['schedule']}: {text}")
     steps = len(args.schedule[0][1])
     path = args.out / f"paired_check_{args.denoiser}_{args.sampler}{steps}.json"
     payload = {
@@ -110,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         "num_samples": args.num_samples,
         "seed": args.seed,
         "rows": rows,
+        "converged": converged,
         "wall_seconds": time.perf_counter() - t0,
     }
     return save_result(path, "paired_check.py", argv, payload)

@@ -154,6 +154,33 @@ def test_paired_check_compares_schedules_of_one_cell(tmp_path):
     assert few.returncode == 2 and "--num-samples must be at least 2" in few.stderr
 
 
+def test_paired_check_measures_the_excess_over_the_converged_solution(tmp_path):
+    """--converged: a schedule that is the converged solution's own (the same sampler, steps and
+    x_T) has excess exactly 0 with paired sd 0; another's excess is its FD minus the converged
+    FD, and the first schedule's excess ratio to it is reported."""
+    from specsched.schedules import spaced_timesteps
+
+    script = ROOT / "benchmarks" / "paired_check.py"
+    conv = ",".join(str(t) for t in spaced_timesteps(20, "trailing"))
+    lead = ",".join(str(t) for t in spaced_timesteps(20, "leading"))
+    args = [sys.executable, str(script), "--denoiser", "gmm", "--sampler", "dpmpp_2m"]
+    args += ["--num-samples", "128", "--out", str(tmp_path), "--converged", "20"]
+    args += ["--schedule", f"own={conv}", "--schedule", f"leading={lead}"]
+    args += ["--schedule", f"again={conv}"]
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "paired_check_gmm_dpmpp_2m20.json").read_text())
+    own, other, again = data["rows"]
+    assert own["excess"] == 0.0 and own["excess_sd"] == 0.0 and own["fd"] == data["converged"]["fd"]
+    assert other["excess"] == pytest.approx(other["fd"] - data["converged"]["fd"], abs=1e-12)
+    assert other["excess_sd"] > 0 and data["converged"]["steps"] == 20
+    assert data["converged"]["excess_ratios"]["leading"] == 0.0
+    assert again["excess"] == 0.0 and data["converged"]["excess_ratios"]["again"] is None
+    bad = [a if a != "20" else "0" for a in args]  # --converged 0
+    p = subprocess.run(bad, capture_output=True, text=True, timeout=120)
+    assert p.returncode == 2 and "--converged must be at least 1" in p.stderr
+
+
 def test_fallback_choice_rules_pick_by_their_definitions():
     """benchmarks/fallback_choice.py's rules on a table where the two models disagree."""
     path = ROOT / "benchmarks" / "fallback_choice.py"
