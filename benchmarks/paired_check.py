@@ -87,13 +87,18 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {**rd.PRESETS["full"], "num_samples": args.num_samples, "kind": "fourier", "fid": False}
     setup = rd.SETUPS[args.denoiser](cfg)
     rows, scores = [], {}
+
+    def fd_of(x: np.ndarray) -> tuple[float, np.ndarray]:
+        # one bootstrap seed for every sample set: the resamples are paired
+        return rd.score(x, setup.reference, ["fd"], n_boot=cfg["n_boot"], seed=rd.SEED)["fd"]
+
     converged = None
     if args.converged is not None:
         t1 = time.perf_counter()
         x_conv, info = rd.reference_solution(
             setup, {**cfg, "ref_steps": args.converged}, seed=args.seed
         )
-        conv = rd.score(x_conv, setup.reference, ["fd"], n_boot=cfg["n_boot"], seed=rd.SEED)["fd"]
+        conv = fd_of(x_conv)
         converged = {
             **info,
             "fd": conv[0],
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             shape=setup.shape,
             seed=args.seed,
         )
-        fd = rd.score(x, setup.reference, ["fd"], n_boot=cfg["n_boot"], seed=rd.SEED)["fd"]
+        fd = fd_of(x)
         scores[name] = fd
         base = args.schedule[0][0]
         result = "-" if name == base else rd.outcome(fd, scores[base])

@@ -118,9 +118,8 @@ def test_prepared_levels_give_what_each_call_computes(rgb, sampler):
     S = torch.from_numpy(spec.variances.reshape(-1))
     m = torch.from_numpy(spec.means.reshape(-1))
     rng = np.random.default_rng(3)
-    lam = np.sort(
-        rng.uniform(-8, 8, size=(8, 4)), axis=0
-    )  # 4 schedules of 8 levels, noisiest first
+    # 4 schedules of 8 levels, noisiest first
+    lam = np.sort(rng.uniform(-8, 8, size=(8, 4)), axis=0)
     alpha, s = levels_from_log_snr(
         torch.from_numpy(np.vstack([lam, np.full((1, 4), np.inf)])), "vp"
     )
