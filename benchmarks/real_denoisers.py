@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import os
 import sys
 import time
@@ -80,6 +81,7 @@ HERE = Path(__file__).resolve().parent
 GMM_PATH = HERE / "models" / "gmm16" / "mixture.npz"
 UNET_PATH = HERE / "models" / "tiny16"
 MNIST_PATH = HERE / "models" / "mnist"
+RGB16_PATH = HERE / "models" / "rgb16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -195,25 +197,45 @@ def setup_gmm(cfg: dict[str, Any]) -> Setup:
     )
 
 
-def setup_unet(cfg: dict[str, Any]) -> Setup:
-    den, shape = UNetDenoiser.from_pipeline(UNET_PATH)
-    assert shape == SHAPE, shape
+def _photo_unet(cfg: dict[str, Any], name: str, title: str, path: Path, channels: int) -> Setup:
+    """A UNet trained on 16x16 ``builtin:photos`` patches (``train_tiny.py``): held-out patches
+    (seed 0) as reference, training patches (seed 1) for the spectrum, seed 3 for the floor and
+    seed 4 for the calibration."""
+    den, shape = UNetDenoiser.from_pipeline(path)
+    assert shape == (channels, 16, 16), shape
     n = cfg["num_samples"]
+    data = functools.partial(photos, size=16, channels=channels)
     return Setup(
-        "unet",
-        "tiny16 UNet (learned eps-prediction, 0.93M parameters)",
+        name,
+        title,
         den,
-        Reference(photos(size=16, channels=1, n=cfg["n_ref"], seed=0)),
+        Reference(data(n=cfg["n_ref"], seed=0)),
         Spectrum.from_array(
-            photos(size=16, channels=1, n=cfg["spectrum_n"], seed=1),
-            layout="NCHW",
-            kind=cfg.get("kind", "fourier"),
+            data(n=cfg["spectrum_n"], seed=1), layout="NCHW", kind=cfg.get("kind", "fourier")
         ),
-        photos(size=16, channels=1, n=n, seed=3),
+        data(n=n, seed=3),
         f"reference: {cfg['n_ref']:,} held-out photo patches (seed 0); spectrum from "
         f"{cfg['spectrum_n']:,} training patches (seed 1), calibration on training patches "
         "(seed 4)",
-        calibration_data=photos(size=16, channels=1, n=CALIBRATION_SAMPLES, seed=4),
+        shape=shape,
+        calibration_data=data(n=CALIBRATION_SAMPLES, seed=4),
+    )
+
+
+def setup_unet(cfg: dict[str, Any]) -> Setup:
+    return _photo_unet(
+        cfg, "unet", "tiny16 UNet (learned eps-prediction, 0.93M parameters)", UNET_PATH, 1
+    )
+
+
+def setup_rgb16(cfg: dict[str, Any]) -> Setup:
+    """A fourth model, trained after the guard's rules were chosen, to check them on."""
+    return _photo_unet(
+        cfg,
+        "rgb16",
+        "rgb16 UNet (learned eps-prediction, colour patches, 0.93M parameters)",
+        RGB16_PATH,
+        3,
     )
 
 
@@ -269,7 +291,7 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
     )
 
 
-SETUPS = {"gmm": setup_gmm, "unet": setup_unet, "mnist": setup_mnist}
+SETUPS = {"gmm": setup_gmm, "unet": setup_unet, "mnist": setup_mnist, "rgb16": setup_rgb16}
 DEFAULT_SETUPS = ("gmm", "unet")
 
 

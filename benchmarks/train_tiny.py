@@ -18,6 +18,8 @@ Usage::
 
     python benchmarks/train_tiny.py --minutes 55 --threads 1      # the real run
     python benchmarks/train_tiny.py --smoke                        # ~20 steps into a temp folder
+    python benchmarks/train_tiny.py --image-channels 3 --out benchmarks/models/rgb16 \
+        --minutes 40 --threads 1                                   # colour patches (rgb16)
 
 Load the result with ``diffusers.DDPMPipeline.from_pretrained(out)``.
 """
@@ -67,6 +69,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--norm-groups", type=int, default=16, help="GroupNorm groups (default 16)")
     p.add_argument(
+        "--image-channels",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="1: grey patches (tiny16, the default); 3: colour patches",
+    )
+    p.add_argument(
         "--checkpoint-minutes", type=float, default=5.0, help="EMA checkpoint period (5)"
     )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: none)")
@@ -99,8 +108,8 @@ def build_unet(args: argparse.Namespace):
         raise SystemExit("--channels must list exactly 3 widths (down: plain, attention, plain)")
     return UNet2DModel(
         sample_size=16,
-        in_channels=1,
-        out_channels=1,
+        in_channels=args.image_channels,
+        out_channels=args.image_channels,
         block_out_channels=args.block_out_channels,
         layers_per_block=1,
         norm_num_groups=args.norm_groups,
@@ -112,7 +121,7 @@ def build_unet(args: argparse.Namespace):
 def load_pool(args: argparse.Namespace) -> torch.Tensor:
     from specsched.data.builtin import photos
 
-    x = photos(size=16, channels=1, n=args.pool, seed=args.data_seed)
+    x = photos(size=16, channels=args.image_channels, n=args.pool, seed=args.data_seed)
     return torch.from_numpy(x.astype(np.float32))
 
 
@@ -146,7 +155,7 @@ def write_loss(out: Path, history: dict) -> None:
     ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel(f"MSE loss on epsilon (running mean of {history['every']} steps)")
-    ax.set_title("tiny16 UNet: training loss", fontsize=10)
+    ax.set_title(f"{out.name} UNet: training loss", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "loss.png")
@@ -162,7 +171,9 @@ def model_card(info: dict) -> str:
         if info["final"]
         else f"IN PROGRESS - interim checkpoint written at step {info['steps']}"
     )
-    return f"""# tiny16: a small epsilon-prediction UNet on 16x16 greyscale photo patches
+    grey = a["image_channels"] == 1
+    kind = "greyscale" if grey else "colour (RGB)"
+    return f"""# {Path(info["out_rel"]).name}: a small epsilon-prediction UNet on 16x16 {kind} photo patches
 
 Status: **{status}** (written {info["written"]}).
 
@@ -179,7 +190,7 @@ The folder is a diffusers `DDPMPipeline` (`model_index.json`, `unet/`, `schedule
 from diffusers import DDPMPipeline
 
 pipe = DDPMPipeline.from_pretrained("{info["out_rel"]}")  # EMA weights, float32
-eps = pipe.unet(x_t, t).sample  # x_t: (B, 1, 16, 16), data scaled to [-1, 1]; t in 0..999
+eps = pipe.unet(x_t, t).sample  # x_t: (B, {a["image_channels"]}, 16, 16), data scaled to [-1, 1]; t in 0..999
 ```
 
 The scheduler is `DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear",
@@ -199,8 +210,8 @@ numpy {np.__version__}, Python {sys.version.split()[0]}, {a["threads"]} CPU thre
 ## Data
 
 - Source: `builtin:photos` (specsched.data.builtin.photos): random 16x16 patches of the
-  natural photographs bundled with scikit-image, grey (ITU-R 601 luma), scaled to [-1, 1].
-- Training pool: {a["pool"]:,} patches, `photos(size=16, channels=1, n={a["pool"]},
+  natural photographs bundled with scikit-image, {"grey (ITU-R 601 luma)" if grey else "RGB"}, scaled to [-1, 1].
+- Training pool: {a["pool"]:,} patches, `photos(size=16, channels={a["image_channels"]}, n={a["pool"]},
   seed={a["data_seed"]})`, cast to float32, reshuffled every epoch.
 - Pool statistics: mean {info["pool_mean"]:.4f}, std {info["pool_std"]:.4f}.
 - Seed {EVAL_SEED} is reserved for evaluation and was not trained on. Note that seed-{EVAL_SEED}
@@ -305,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     prep_s = time.monotonic() - t0
     pool_mean, pool_std = float(pool.mean()), float(pool.std())
     print(
-        f"data: builtin:photos size=16 channels=1 n={args.pool} seed={args.data_seed} "
+        f"data: builtin:photos size=16 channels={args.image_channels} n={args.pool} "
+        f"seed={args.data_seed} "
         f"-> {tuple(pool.shape)} float32, mean {pool_mean:.4f} std {pool_std:.4f} "
         f"({prep_s:.1f} s)",
         flush=True,
@@ -452,7 +464,7 @@ def main(argv: list[str] | None = None) -> int:
         from diffusers import UNet2DModel
 
         reloaded = UNet2DModel.from_pretrained(out / "unet").eval()
-        x = torch.randn(4, 1, 16, 16)
+        x = torch.randn(4, args.image_channels, 16, 16)
         tt = torch.tensor([0, 10, 500, 999])
         with torch.no_grad():
             diff = (reloaded(x, tt).sample - ema_model(x, tt).sample).abs().max().item()
