@@ -392,8 +392,8 @@ def overdispersed():
 def _gaussian_note(res) -> tuple[str, float, float]:
     """The guard's note on the Gaussian model, and the two values it quotes for that model."""
     note = next(n for n in res.notes if "Gaussian model of the same spectrum" in n)
-    named = note.split("rates it worse", 1)[1].split("(", 1)[1].split(",", 1)[0]
-    fit, rival = (float(v) for v in named.split(" against "))
+    quoted = note.split("rates it worse", 1)[1].split("(", 1)[1].split(",", 1)[0]
+    fit, rival = (float(v) for v in quoted.split(" against "))
     return note, fit, rival
 
 

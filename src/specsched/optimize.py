@@ -847,9 +847,9 @@ def fit(
         optima lost when made more regular (the exact mixture at 5 steps: 1.31 against 1.07;
         benchmarks/README.md, "A rough optimum is made regular"). A calibrated fit for a sampler
         that combines several calls (multistep, Heun) also keeps that heuristic where the
-        Gaussian model of the same spectrum rates the fit worse than one beyond that model's
-        uncertainty (its advantage would rest on the calibration alone); for first-order
-        samplers (DDIM, Euler) that disagreement is only noted. ``None`` guards calibrated fits
+        Gaussian model of the same spectrum rates the fit worse than any heuristic beyond that
+        model's uncertainty (its advantage would rest on the calibration alone); for
+        first-order samplers (DDIM, Euler) that disagreement is only noted. ``None`` guards calibrated fits
         only.
     target : {"data", "converged"}, default "data"
         What a calibrated fit's objective measures the output against: the data's spectrum, or
@@ -1574,7 +1574,8 @@ def _gaussian_veto(
     see (the mean modes at the noisiest levels) are what decides the schedule. A multistep step
     passes on a difference of two calls' outputs, and how their non-linear parts cancel rests on
     the calibrated model's coherence between calls, its least accurate part (its predicted power
-    loses to the Gaussian model's at 10-20 steps of DPM-Solver++(2M) and UniPC on tiny16). On the
+    loses to the Gaussian model's at tiny16 UniPC-10 and -20, DPM-Solver++(2M)-20 and Heun-10
+    and -20). On the
     two learned models measured, the calibrated model ranks DDIM schedules with Spearman
     0.92-0.97 against measured FD, the Gaussian model 0.74-0.85; and with the verdict applied,
     DDIM fits were refused in four cells, of which three measured better than the kept heuristic
