@@ -640,3 +640,73 @@ def test_calibrated_fit_compresses_a_large_spectrum():
     note = next(n for n in res.notes if "compressed modes" in n)
     assert f"on {Sc.size} compressed modes" in note
     assert float(note.rsplit("relative error ", 1)[1]) < 2e-3
+
+
+class _NoiseUnderestimate:
+    """A linear denoiser that underestimates the noise by 10 %, as an epsilon-prediction network
+    can: its x0 estimate ``(x - s eps_hat) / alpha`` multiplies that error by ``1 / alpha``, so
+    its output has more power than the data where ``alpha`` is small (the noisiest levels)."""
+
+    def __init__(self, spec: ss.Spectrum):
+        self.exact = GaussianDenoiser(spec)
+
+    def __call__(self, x: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        eps = (x - alpha * self.exact(x, alpha, s)) / s
+        return (x - s * 0.9 * eps) / alpha
+
+
+def _total_output_power(x, spec, denoise, lam: float, n: int = 3000) -> float:
+    """Monte-Carlo: E|FFT(x0_hat - mu)|^2 summed over frequencies, over the data's total."""
+    a, s = levels_from_log_snr(torch.tensor(lam, dtype=torch.float64), "vp")
+    x0 = torch.from_numpy(x[:n])
+    z = torch.randn(x0.shape, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    y = denoise(a * x0 + s * z, a, s).numpy()
+    mu = spec.channel_means.reshape(1, -1, 1, 1)
+    gen = np.sum(np.abs(np.fft.fft2(y - mu, norm="ortho")) ** 2)
+    return float(gen / np.sum(np.abs(np.fft.fft2(x[:n] - mu, norm="ortho")) ** 2))
+
+
+def test_output_power_and_the_levels_where_a_network_fails(rgb):
+    """The output power a calibration reports is what Monte-Carlo denoising measures; the exact
+    denoiser never has more than the data's variance, a noise-underestimating one fails at the
+    noisiest levels, and a fit that starts there says so."""
+    x, spec = rgb
+    exact = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=8, num_samples=200)
+    c = exact.calibration
+    ratio, _ = c.output_power(exact.variances, exact.weights)
+    # closed form: sum of alpha^2 S^2 / (alpha^2 S + s^2) over sum of S
+    alpha, g = c.gaussian_gain(exact.variances)
+    closed = np.sum(exact.weights * g * alpha * exact.variances, axis=(1, 2, 3)) / np.sum(
+        exact.weights * exact.variances
+    )
+    np.testing.assert_allclose(ratio, closed, rtol=1e-6)
+    assert np.all(ratio < 1) and not c.failing_levels(exact.variances, exact.weights).any()
+    assert c.failure_note(exact.variances, exact.weights, float(c.log_snr[0])) is None
+
+    bad = _NoiseUnderestimate(spec)
+    cal = calibrate(spec, bad, x, levels=LR, num_levels=8, num_samples=200)
+    b = cal.calibration
+    ratio, se = b.output_power(cal.variances, cal.weights)
+    for j in (0, 3, 7):  # against Monte-Carlo denoising of other samples and noise
+        mc = _total_output_power(x, spec, bad, float(b.log_snr[j]))
+        assert abs(ratio[j] / mc - 1) < 0.1, (j, ratio[j], mc)
+    failing = b.failing_levels(cal.variances, cal.weights)
+    assert failing[0] and ratio[0] > 10 and not failing[-1]
+    assert ratio[0] - 1 > 10 * se[0]  # flagged far beyond the calibration's sampling error
+    assert np.all(np.diff(failing.astype(int)) <= 0)  # the noisiest levels, one block
+    res = ss.fit(cal, 5, sampler="ddim", heuristics=False)  # unguarded: from the top
+    assert res.schedule.timesteps[0] == 999
+    assert any("fails" in note and "--verify" in note for note in res.notes), res.notes
+    # once measured on the network, the schedule no longer carries the note that asks for it
+    checked = ss.verify(res, bad, x[:1000], shape=(3, 8, 8), num_samples=64)
+    assert not any("fails" in note for note in checked.notes), checked.notes
+    # guarded, the fit keeps a heuristic that starts lower (the calibrated model is exact for a
+    # linear denoiser, and rates the schedules from the top worst)
+    guarded = ss.fit(cal, 5, sampler="ddim")
+    assert guarded.schedule.timesteps[0] < 999 and guarded.fallback is not None
+    summary = b.summary(cal.variances, cal.weights)
+    assert summary["fails_up_to_log_snr"] == pytest.approx(float(b.log_snr[failing].max()))
+    assert summary["fails_worst_output_over_data"] == pytest.approx(float(ratio[0]))
+    # a schedule that starts below the failing levels gets no such note
+    lam_ok = float(b.log_snr[~failing].min())
+    assert b.failure_note(cal.variances, cal.weights, lam_ok + 0.1) is None

@@ -29,6 +29,16 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
     assert spec.calibration.model["prediction"] == "epsilon"
     # the network is no exact Gaussian denoiser: it adds non-linear power somewhere
     assert max(cal["residual_over_variance_by_level"]) > 0.01
+    # and it fails at its noisiest level (17x the data's power at t = 999 with the benchmark's
+    # calibration), which no exact denoiser does
+    assert cal["output_over_data_by_level"][0] > 3 and cal["fails_up_to_log_snr"] is not None
+    assert cal["output_over_data_by_level"][-1] < 1.01
+    text = run(
+        "calibrate", *DATA, "--pipeline", str(TINY16), "-o", str(tmp_path / "again.npz"),
+        "--levels", "5", "--num-samples", "40", "--batch-size", "100",
+    )  # fmt: skip
+    assert text.returncode == 0, text.stderr
+    assert "fails at its noisiest levels" in text.stdout and "output power" in text.stdout
     fit = ok_json("fit", str(out), "--sampler", "dpmpp_2m", "--steps", "5")
     assert fit["calibrated"] is True and len(fit["schedule"]["timesteps"]) == 5
     assert fit["levels"]["train_schedule"]["name"] == "linear"

@@ -61,6 +61,9 @@ DEFAULT_SAMPLES = 200
 #: log-SNR span used when a range is unbounded (flow models starting at t = 1)
 _LAM_FLOOR = -14.0
 
+#: how the note of :meth:`Calibration.failure_note` begins (``verify`` drops it: it has checked)
+FAILURE_NOTE = "the schedule starts where the calibrated network fails"
+
 _ARRAYS = ("log_snr", "gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
 
 
@@ -166,13 +169,66 @@ class Calibration:
             return LevelRange(m["process"], float(m["lam_lo"]), float(m["lam_hi"]))
         return None
 
+    def _grid_levels(self, ndim: int) -> tuple[np.ndarray, np.ndarray]:
+        """``alpha`` and ``s`` of the grid levels, shape ``(K, 1, ..., 1)`` (``ndim`` ones)."""
+        a, s = levels_from_log_snr(torch.from_numpy(self.log_snr), self.model.get("process", "vp"))
+        shape = (-1, *([1] * ndim))
+        return a.numpy().reshape(shape), s.numpy().reshape(shape)
+
     def gaussian_gain(self, variances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``alpha`` and the exact Gaussian gain ``alpha S / (alpha^2 S + s^2)`` at every grid
         level (DESIGN §2), in the calibrated model's process, shape ``(K, *variances.shape)``."""
-        a, s = levels_from_log_snr(torch.from_numpy(self.log_snr), self.model.get("process", "vp"))
-        shape = (-1, *([1] * np.ndim(variances)))
-        alpha, s = a.numpy().reshape(shape), s.numpy().reshape(shape)
+        alpha, s = self._grid_levels(np.ndim(variances))
         return alpha, alpha * variances / (alpha**2 * variances + s**2)
+
+    def output_power(
+        self, variances: np.ndarray, weights: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The network's output power about the data's mean over the data's variance, per level.
+
+        On noised data, ``x0_hat`` has power ``g^2 (alpha^2 S + s^2) + R + b^2`` about the
+        data's mean in every mode. An exact denoiser, the posterior mean, has at most the data's
+        variance ``S`` there (its variance is ``S`` less the posterior variance, and its mean is
+        the data's), so a total above 1 is the network's own error.
+
+        Returns
+        -------
+        ratio, se : ndarray, shape (K,)
+            The weighted total over the data's total variance at each grid level, and its
+            standard error from the calibration's sampling error.
+        """
+        S = np.asarray(variances, dtype=np.float64)
+        alpha, s = self._grid_levels(S.ndim)
+        vx = alpha**2 * S + s**2  # the noised mode's variance
+        w = np.broadcast_to(np.asarray(weights, dtype=np.float64), S.shape)
+        axes = tuple(range(1, self.gain.ndim))
+        power = self.gain**2 * vx + self.residual + self.bias**2
+        var = (
+            (2 * self.gain * vx * self.gain_se) ** 2
+            + self.residual_se**2
+            + (2 * self.bias * self.bias_se) ** 2
+        )
+        total = float(np.sum(w * S))
+        return np.sum(w * power, axis=axes) / total, np.sqrt(np.sum(w**2 * var, axis=axes)) / total
+
+    def failing_levels(self, variances: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The noisiest grid levels where the network fails: a boolean mask of the levels, from
+        the noisiest one on until the first that passes, where the network's output has more
+        power about the data's mean than the data's variance by more than 3 standard errors
+        (:meth:`output_power`), which no exact denoiser has. What the network returns there is
+        mostly its own error: typically an epsilon-prediction network at its noisiest levels,
+        whose x0 estimate multiplies the error of its noise estimate by ``1 / alpha``. (Near
+        the clean end a network that returns its input has a little more power than the data,
+        the noise it leaves; that is not counted.)"""
+        ratio, se = self.output_power(variances, weights)
+        over = ratio > 1.0 + 3.0 * se
+        order = np.argsort(self.log_snr)  # noisiest first
+        mask = np.zeros(ratio.shape, dtype=bool)
+        for j in order:
+            if not over[j]:
+                break
+            mask[j] = True
+        return mask
 
     def summary(self, variances: np.ndarray, weights: np.ndarray) -> dict[str, Any]:
         """Figures a person reads: where the network departs from the Gaussian model."""
@@ -189,6 +245,8 @@ class Calibration:
             w * np.abs(self.gain - g_gauss) * alpha / np.maximum(alpha * g_gauss + 1e-3, 1e-300),
             axis=tuple(range(1, self.gain.ndim)),
         )
+        ratio, _ = self.output_power(variances, weights)
+        failing = self.failing_levels(variances, weights)
         return {
             "levels": int(lam.size),
             "log_snr_range": [float(lam[0]), float(lam[-1])],
@@ -197,7 +255,30 @@ class Calibration:
             "seconds": self.meta.get("seconds"),
             "residual_over_variance_by_level": [float(v) for v in nonlinear],
             "gain_deviation_by_level": [float(v) for v in rel_gain],
+            "output_over_data_by_level": [float(v) for v in ratio],
+            # the least noisy level of the noisiest ones where the network fails, and its worst
+            "fails_up_to_log_snr": float(lam[failing].max()) if failing.any() else None,
+            "fails_worst_output_over_data": float(ratio[failing].max()) if failing.any() else None,
         }
+
+    def failure_note(
+        self, variances: np.ndarray, weights: np.ndarray, log_snr0: float
+    ) -> str | None:
+        """What to tell a user whose schedule starts at ``log_snr0`` where the network fails
+        (:meth:`failing_levels`), or None."""
+        failing = self.failing_levels(variances, weights)
+        if not failing.any() or log_snr0 > float(self.log_snr[failing].max()):
+            return None
+        ratio, _ = self.output_power(variances, weights)
+        at = float(np.interp(log_snr0, self.log_snr, ratio))
+        return (
+            f"{FAILURE_NOTE}: its output there has "
+            f"{at:.3g}x the data's variance, where an exact denoiser's is at most 1x (it fails "
+            f"down to log-SNR {self.log_snr[failing].max():.2f}). How that error grows along the "
+            "sampler is what the calibrated model predicts least well (benchmarks/README.md, "
+            "sampling_states.py: a third of the output variance sampling measured, on a network "
+            "at 85x; within 10 % on one at 17x); check the schedule on the network with --verify"
+        )
 
 
 # ----------------------------------------------------------------------------- the mode basis

@@ -1653,14 +1653,24 @@ def calibrate(
     table.add_column("log-SNR", justify="right")
     table.add_column("non-linear power / variance", justify="right")
     table.add_column("gain deviation", justify="right")
+    table.add_column("output power / data's", justify="right")
     lam = cal.calibration.log_snr
     for j in np.unique(np.linspace(0, len(lam) - 1, min(len(lam), 8)).round().astype(int)):
         table.add_row(
             f"{lam[j]:.2f}",
             _fmt(summary["residual_over_variance_by_level"][j]),
             _fmt(summary["gain_deviation_by_level"][j]),
+            _fmt(summary["output_over_data_by_level"][j]),
         )
     out.print(table)
+    if summary["fails_up_to_log_snr"] is not None:
+        out.print(
+            f"the network fails at its noisiest levels: down to log-SNR "
+            f"{summary['fails_up_to_log_snr']:.2f} its output has more power than the data's "
+            f"(up to {summary['fails_worst_output_over_data']:.3g}x; an exact denoiser's is at "
+            "most 1x); fits that start there say so, and --verify checks them on the network",
+            highlight=False,
+        )
     out.print(
         f"{summary['evaluations']:,} network evaluations in {payload['seconds']:.1f} s; "
         f"fit on it with `specsched fit {output} --sampler SAMPLER --steps N`"

@@ -816,6 +816,10 @@ def fit(
         benchmark denoisers (tiny16 DDIM-10 FD 0.93 against 4.46), but a free W2 fit lost 2.8x to
         Karras on a pretrained model of centred objects and free KL fits start at t ~ 250-360 and
         lose 10-50x: pin the start (``"max"``) for KL, and calibrate for a learned model.
+        Whatever the start, a schedule (fitted or kept) that starts where a calibrated network
+        fails (:meth:`~specsched.calibrate.Calibration.failing_levels`: its output there has
+        more power than the data's) gets a note saying so, and to check it with
+        :func:`~specsched.verify.verify`.
     starts : int, default 3
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing;
         on a discrete model each one's optimum is rounded and polished over integers.
@@ -1289,6 +1293,12 @@ def _fit(
             pinned=first is not None,
             converged=target == "converged",
         )
+    if spec.calibration is not None:
+        failing = spec.calibration.failure_note(
+            spec.variances, spec.weights, float(final.log_snr[0])
+        )
+        if failing is not None:
+            notes.append(failing)
     if bins is not None and fallback is None:
         with torch.no_grad():
             approx = float(
