@@ -250,3 +250,44 @@ def test_evaluate_schedules_refuses_bad_requests(gaussian_model):
         evaluate_schedules(den, [sched], data, names=["a", "b"], **kw)
     with pytest.raises(SpecschedError, match="shape"):
         evaluate_schedules(den, [sched], data[:, :, :4, :4], **kw)
+
+
+@pytest.mark.parametrize("kind", ["fourier", "pca"])
+def test_spectral_objective_of_samples_is_the_predicted_objective(kind):
+    """Samples of the exact Gaussian denoiser measure the objective that the closed-form
+    response predicts for their schedule (Monte-Carlo), in Fourier and in PCA modes; the data
+    themselves measure about 0 against their own spectrum."""
+    import specsched as ss
+    from specsched.data.builtin import photos
+    from specsched.denoisers import GaussianDenoiser
+    from specsched.evaluate import spectral_objective
+
+    x = photos(size=8, channels=1 if kind == "pca" else 3, n=3000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW", kind=kind)
+    sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(5, "trailing"))
+    gen = ss.generate(GaussianDenoiser(spec), sched, "ddim", num_samples=20_000,
+                      shape=x.shape[1:], seed=2)  # fmt: skip
+    r = ss.response(spec, sched, "ddim")
+    for objective, predicted in (("w2", r.w2), ("kl", r.kl_gen_data)):
+        assert abs(spectral_objective(gen, spec, objective) / predicted - 1) < 0.03
+    assert spectral_objective(x, spec) < 1e-3 * r.w2
+    with pytest.raises(SpecschedError, match="shape"):
+        spectral_objective(gen[:, :, :4, :4], spec)
+
+
+def test_evaluate_schedules_without_reference_data_needs_its_own_scorers():
+    from specsched import Schedule, Spectrum, spaced_timesteps
+    from specsched.denoisers import GaussianDenoiser
+
+    data = np.random.default_rng(0).standard_normal((256, 1, 4, 4))
+    den = GaussianDenoiser(Spectrum.from_array(data))
+    sched = [Schedule.from_timesteps(spaced_timesteps(3))]
+    with pytest.raises(SpecschedError, match="fd needs reference samples"):
+        evaluate_schedules(den, sched, None, shape=(1, 4, 4), metrics=["fd"], num_samples=8)
+
+    def mean_power(x):
+        return bootstrap(lambda xs, _: float(np.mean(xs**2)), x, None, n_boot=4)
+
+    rows = evaluate_schedules(den, sched, None, shape=(1, 4, 4), metrics=["power"],
+                              scorers={"power": mean_power}, num_samples=64)  # fmt: skip
+    assert rows[0].best["power"] and rows[0].scores["power"][0] > 0

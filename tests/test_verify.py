@@ -18,7 +18,7 @@ from test_bad_input import assert_user_error, cli
 
 import specsched as ss
 from specsched.data.builtin import photos
-from specsched.evaluate import frechet_distance
+from specsched.evaluate import frechet_distance, spectral_objective
 from specsched.integrations.diffusers import UNetDenoiser
 from specsched.integrations.networks import ModelDenoiser
 from specsched.verify import verify, verify_candidates
@@ -162,6 +162,48 @@ def test_cli_fit_verify_on_a_spectrum_file_with_reference(capsys, tmp_path):
     assert "verified in" in stdout
 
 
+def test_cli_fit_verify_on_a_spectrum_file_alone_scores_its_objective(capsys, tmp_path):
+    spec_file = tmp_path / "photos16.npz"
+    spec = ss.Spectrum.from_source("builtin:photos", size=16, channels=1, n=2000)
+    spec.save(spec_file)
+    rc, stdout, stderr = cli(
+        capsys, "fit", str(spec_file), "--steps", "3", "--verify", "--pipeline", str(TINY16),
+        "--verify-samples", "64", "--json",
+    )  # fmt: skip
+    assert rc == 0, stderr
+    ver = json.loads(stdout)["verification"]
+    assert ver["metric"] == "sampled w2" and ver["reference_samples"] == 0
+    # each value is the objective measured on that schedule's samples: sampled again here
+    den, shape = UNetDenoiser.from_pipeline(TINY16)
+    row = ver["candidates"][1]
+    sched = ss.Schedule.from_timesteps(row["timesteps"])
+    x = ss.generate(den, sched, "ddim", num_samples=64, shape=shape, seed=0)
+    assert row["value"] == pytest.approx(spectral_objective(x, spec), rel=1e-9)
+    rc, stdout, stderr = cli(
+        capsys, "fit", str(spec_file), "--steps", "3", "--verify", "--pipeline", str(TINY16),
+        "--verify-samples", "16",
+    )  # fmt: skip
+    assert rc == 0, stderr
+    assert "scored against the spectrum" in stdout and "sampled w2" in stdout
+
+
+def test_verifying_against_the_spectrum_measures_the_objective():
+    """With the exact Gaussian denoiser the sampled objective of every candidate is, up to its
+    sampling error, the objective the closed-form response predicts for it."""
+    from specsched.denoisers import GaussianDenoiser
+
+    x = photos(size=8, channels=3, n=3000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    res = ss.fit(spec, 5, sampler="heun")
+    out = verify(res, GaussianDenoiser(spec), spec, shape=(3, 8, 8), num_samples=4000)
+    ver = out.verification
+    assert ver.metric == "sampled w2" and ver.reference_samples == 0
+    for row in ver.rows:
+        assert abs(row["value"] / row["objective"] - 1) < 0.05, row
+    with pytest.raises(ss.SpecschedError, match="shape"):
+        verify(res, GaussianDenoiser(spec), spec, shape=(1, 8, 8), num_samples=8)
+
+
 @pytest.fixture(scope="module")
 def nan_pipeline(tmp_path_factory) -> Path:
     """A copy of tiny16 whose output layer's bias is NaN: every sample is NaN."""
@@ -179,9 +221,7 @@ def nan_pipeline(tmp_path_factory) -> Path:
 def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
     out = tmp_path / "s.json"
     spec_file = tmp_path / "spec.npz"
-    ss.Spectrum.from_array(np.random.default_rng(0).standard_normal((50, 1, 16, 16))).save(
-        spec_file
-    )
+    ss.Spectrum.from_array(np.random.default_rng(0).standard_normal((50, 1, 8, 8))).save(spec_file)
     verify_args = ("--steps", "3", "--verify", "--pipeline", str(TINY16), "--verify-samples", "8")
     cases = [
         (("fit", *DATA, "--verify"), ["--verify", "--pipeline DIR"]),
@@ -192,7 +232,7 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
          ["shape (1, 8, 8)", "shape (1, 16, 16)", "--size"]),
         (("fit", "builtin:photos", "--size", "16", "--num-samples", "100", *verify_args),
          ["shape (3, 16, 16)", "--channels"]),
-        (("fit", str(spec_file), *verify_args), ["saved spectrum", "--reference"]),
+        (("fit", str(spec_file), *verify_args), ["shape (1, 8, 8)", "(1, 16, 16)", "--reference"]),
         (("fit", *DATA, *verify_args, "--train-schedule", "cosine"),
          ["cosine-1000", "linear-1000", "--scheduler-config"]),
         (("fit", *DATA, *verify_args[:-1], "1"), ["--verify-samples 1"]),

@@ -728,12 +728,13 @@ LEVEL_OPTIONS = ("for_model", "scheduler_config", "process", "train_schedule",
                  "num_train_timesteps", "sigma_min", "sigma_max")  # fmt: skip
 
 
-def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndarray]:
+def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndarray | None]:
     """For ``fit --verify``: ``(denoiser, sample shape, reference samples)``, checked.
 
     Run before the fit: loads the pipeline and the reference data (``--reference``, else the
     fit's own data source, read with the same data options) and checks that the data's sample
-    shape is the model's.
+    shape is the model's. With a saved spectrum as SOURCE and no ``--reference`` the reference
+    is None: the samples are scored by the fit's objective against that spectrum.
     """
     from .integrations.diffusers import UNetDenoiser
 
@@ -744,12 +745,9 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
             f"--verify-samples {params['verify_samples']} is too small: give at least 2"
         )
     check_model_inputs(pipeline, device)
-    if reference is None and _is_saved_spectrum(Path(source)):
-        raise SpecschedError(
-            f"{source} is a saved spectrum, not data: give --reference DATA (the data the model "
-            "was trained on) to score the samples of --verify against"
-        )
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
+    if reference is None and _is_saved_spectrum(Path(source)):
+        return den, shape, None  # scored against the spectrum (checked once it is loaded)
     ref_source = source if reference is None else reference
     opts = _source_options(**{k: params[k] for k in VERIFY_REFERENCE_OPTIONS if k != "limit"})
     y = load_reference(ref_source, limit=params["limit"], **opts)
@@ -796,9 +794,14 @@ def _verify_table(ver: Any, objective: str, pipeline: Path) -> Table:
     from rich import box
     from rich.markup import escape
 
+    against = (
+        f"reference {ver.reference_samples} samples"
+        if ver.reference_samples
+        else "scored against the spectrum"
+    )
     table = Table(
         title=f"--verify on {pipeline.name}: {ver.num_samples} samples per schedule (same "
-        f"starting noise), reference {ver.reference_samples} samples",
+        f"starting noise), {against}",
         caption=f"{ver.metric}: value ± bootstrap sd ({ver.n_boot} resamples), lower is better; "
         "*: best; ≈: tied with the best (paired bootstrap, 2 sd); a tie keeps the fit's choice",
         box=box.SIMPLE_HEAD,
@@ -870,8 +873,9 @@ def fit(
     reference: Annotated[
         str | None,
         typer.Option(
-            help="--verify: data to score against (default: SOURCE; required when SOURCE is a "
-            "spectrum file, and then --size, --channels, ... describe this data)."
+            help="--verify: data to score against (default: SOURCE; when SOURCE is a spectrum "
+            "or calibration file, --size, --channels, ... then describe this data, and without "
+            "it the samples are scored by the fit's objective against the file's spectrum)."
         ),
     ] = None,
     verify_samples: Annotated[
@@ -918,6 +922,13 @@ def fit(
         lr = spec.calibration.levels or lr  # a calibration is for one model
     if verify:
         lr = _verify_levels(ctx, params, lr, spec, den)
+        have = (spec.channels, *spec.signal_shape)
+        if y is None and have != tuple(shape):
+            raise SpecschedError(
+                f"{source} is the spectrum of samples of shape {have} but the model in "
+                f"{pipeline} makes samples of shape {tuple(shape)}: give the spectrum of the "
+                "model's data, or --reference DATA"
+            )
     bar = FitProgress(
         progress if progress is not None else (False if json_out else None),
         steps,
@@ -952,7 +963,12 @@ def fit(
 
         try:
             result = run_verify(
-                result, den, y, shape=shape, num_samples=verify_samples, progress=advance
+                result,
+                den,
+                spec if y is None else y,
+                shape=shape,
+                num_samples=verify_samples,
+                progress=advance,
             )
         finally:
             if sampling:

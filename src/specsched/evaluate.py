@@ -54,6 +54,7 @@ __all__ = [
     "rmse",
     "score",
     "sliced_wasserstein",
+    "spectral_objective",
     "spectral_w2",
     "tie",
     "with_uncertainty",
@@ -357,6 +358,56 @@ def spectral_w2(x: np.ndarray, y: np.ndarray) -> float:
     return variance_term + mean_term
 
 
+def spectral_objective(x: np.ndarray, spectrum: Spectrum, objective: str = "w2") -> float:
+    """The fit's objective measured on samples: ``x`` against ``spectrum`` in its own modes.
+
+    The samples' mode coefficients (Fourier frequencies in the eigenbasis of each frequency's
+    cross-spectrum, or the PCA axes, as :func:`specsched.calibrate.calibrate` measures them)
+    give each mode's variance ``P_k`` and mean ``mu_k``, and the objective is the one that
+    :func:`specsched.fit` minimises (:mod:`specsched.divergence`), e.g.
+    ``W2^2 = sum_k w_k [(sqrt S_k - sqrt P_k)^2 + (mu_k - m_k)^2]``. Where the response model
+    predicts ``P`` and ``mu`` for a schedule, this measures them, so it needs no reference data:
+    only the spectrum the fit was made on.
+
+    Parameters
+    ----------
+    x : ndarray, shape (n, C, *signal_shape)
+        Generated samples; at least 2.
+    spectrum : Spectrum
+        The data's spectrum (Fourier with cross-spectra, or PCA).
+    objective : {"w2", "kl", "kl-data"}, default "w2"
+        As for :func:`specsched.fit`.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    SpecschedError
+        If the samples' shape is not the spectrum's, or on too few or non-finite samples.
+    """
+    import torch
+
+    from .calibrate import _basis
+    from .divergence import total
+
+    xa = _as_samples(x, "x", min_n=2)
+    want = (spectrum.channels, *spectrum.signal_shape)
+    if tuple(xa.shape[1:]) != want:
+        raise SpecschedError(
+            f"samples of shape {tuple(xa.shape[1:])} against a spectrum of samples {want}: give "
+            "samples of the data the spectrum was estimated on"
+        )
+    X = _basis(spectrum)(torch.from_numpy(xa), 1.0).reshape(xa.shape[0], -1)  # about the mean
+    mean = X.mean(0)
+    P = ((X - mean).abs() ** 2).mean(0)
+    S = torch.from_numpy(np.asarray(spectrum.variances, dtype=np.float64).reshape(-1))
+    w = np.broadcast_to(np.asarray(spectrum.weights, dtype=np.float64), spectrum.variances.shape)
+    zero = torch.zeros_like(S)
+    return float(total(objective, S, torch.from_numpy(w.reshape(-1).copy()), zero, P, mean.abs()))  # type: ignore[arg-type]
+
+
 def rmse(x: np.ndarray, ref: np.ndarray) -> float:
     """Root mean squared error between paired arrays.
 
@@ -549,8 +600,8 @@ def score(
     ----------
     x : ndarray, shape (n, C, H, W)
         Generated samples.
-    y : ndarray or Reference
-        Reference samples.
+    y : ndarray, Reference or None
+        Reference samples (None when every metric is one of ``scorers``).
     metrics : sequence of str
         Names from :data:`METRICS` or ``scorers``, in the order of the result. ``fd_pca64`` needs
         at least 64 dimensions; with fewer it uses all of them.
@@ -579,12 +630,14 @@ def score(
     (['fd', 'sw2'], (4,))
     """
     _check_metrics(metrics, scorers)
-    ref = _reference(y)
+    ref = None if y is None else _reference(y)
     out: dict[str, tuple[float, np.ndarray]] = {}
     for name in metrics:
         if scorers is not None and name in scorers:
             out[name] = scorers[name](x)
             continue
+        if ref is None:
+            raise SpecschedError(f"{name} needs reference samples: give reference data")
         fn, kw, _ = METRICS[name]
         if "pca" in kw:
             kw = {**kw, "pca": min(kw["pca"], int(np.prod(ref.sample_shape)))}
@@ -713,8 +766,9 @@ def evaluate_schedules(
         ``denoiser(x, alpha, s) -> x0_hat``, as for :func:`~specsched.generation.generate`.
     schedules : sequence of Schedule
         The schedules to compare.
-    reference : ndarray or Reference
-        Reference samples of shape ``(m, *shape)`` (a :class:`Reference` is reused as it is).
+    reference : ndarray, Reference or None
+        Reference samples of shape ``(m, *shape)`` (a :class:`Reference` is reused as it is);
+        None when every metric is one of ``scorers``.
     shape : tuple of int
         The shape of one sample.
     sampler : str, default "ddim"
@@ -772,12 +826,21 @@ def evaluate_schedules(
         raise SpecschedError(
             f"{len(names)} names for {len(schedules)} schedules: give one name per schedule"
         )
-    ref = _reference(reference)
-    if ref.sample_shape != tuple(shape):
-        raise SpecschedError(
-            f"reference samples of shape {ref.sample_shape} for samples of shape {tuple(shape)}: "
-            "give reference data of the model's sample shape"
-        )
+    if reference is None:  # every metric is a scorer, which has its own reference
+        unscored = [m for m in metrics if m not in (scorers or {})]
+        if unscored:
+            raise SpecschedError(
+                f"{', '.join(unscored)} {'needs' if len(unscored) == 1 else 'need'} reference "
+                "samples: give reference data"
+            )
+        ref = None
+    else:
+        ref = _reference(reference)
+        if ref.sample_shape != tuple(shape):
+            raise SpecschedError(
+                f"reference samples of shape {ref.sample_shape} for samples of shape "
+                f"{tuple(shape)}: give reference data of the model's sample shape"
+            )
     rows = []
     for name, sched in zip(names, schedules, strict=True):
         calls0, t0 = getattr(denoiser, "calls", None), time.perf_counter()

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .response import Response
     from .samplers import Denoiser
     from .schedules import Schedule
+    from .spectrum import Spectrum
 
 __all__ = ["Verification", "verify", "verify_candidates"]
 
@@ -38,7 +39,9 @@ class Verification:
     Attributes
     ----------
     metric : str
-        The metric's name in :data:`specsched.evaluate.METRICS` (lower is better).
+        The metric's name in :data:`specsched.evaluate.METRICS`, or ``"sampled <objective>"``
+        for the fit's objective measured on the samples against its spectrum (lower is
+        better).
     rows : list of dict
         One row per candidate, the fit's own choice first: ``schedule`` (name), ``role``
         (``"fit"``, ``"fallback"`` when the fit had already returned a heuristic, or
@@ -54,7 +57,8 @@ class Verification:
     note : str
         One sentence on the outcome (also appended to :attr:`FitResult.notes`).
     num_samples, seed, n_boot, reference_samples : int
-        The sampling and bootstrap settings, and the number of reference samples.
+        The sampling and bootstrap settings, and the number of reference samples (0: scored
+        against the fit's spectrum, ``metric`` ``"sampled w2"`` or another objective).
     seconds : float
         Wall time of the verification.
     """
@@ -132,7 +136,7 @@ def verify_candidates(
 def verify(
     result: FitResult,
     denoiser: Denoiser,
-    reference: np.ndarray | Reference,
+    reference: np.ndarray | Reference | Spectrum,
     *,
     shape: tuple[int, ...],
     num_samples: int = 256,
@@ -158,8 +162,13 @@ def verify(
     denoiser : callable
         ``denoise(x, alpha, s) -> x0_hat``, e.g. from
         :meth:`specsched.integrations.diffusers.UNetDenoiser.from_pipeline`.
-    reference : ndarray, shape (m, *shape), or Reference
-        Data to score the samples against (at least 2 samples, in the denoiser's value range).
+    reference : ndarray, shape (m, *shape), Reference, or Spectrum
+        Data to score the samples against (at least 2 samples, in the denoiser's value range),
+        or the spectrum the fit was made on (a calibration file's): the samples are then scored
+        by the fit's objective measured on them
+        (:func:`~specsched.evaluate.spectral_objective`), and ``metric`` is not used. That needs
+        no data beyond the spectrum; on the benchmark's cells where the models' choices lost,
+        it chose as pixel FD did (benchmarks/README.md, "Verifying without data").
     shape : tuple of int
         Shape of one sample, e.g. ``(1, 16, 16)``.
     num_samples : int, default 256
@@ -169,7 +178,8 @@ def verify(
     seed : int, default 0
         Seed of the starting noise (the same for every candidate) and of the bootstrap.
     metric : str, default "fd"
-        A name from :data:`specsched.evaluate.METRICS` ("fd": pixel Fréchet distance).
+        A name from :data:`specsched.evaluate.METRICS` ("fd": pixel Fréchet distance), for
+        reference data.
     n_boot : int, default 20
         Bootstrap resamples (at least 2).
     batch_size : int, default 256
@@ -203,7 +213,8 @@ def verify(
     True
     """
     from .calibrate import FAILURE_NOTE
-    from .evaluate import METRICS, Reference, evaluate_schedules
+    from .evaluate import METRICS, Reference, bootstrap, evaluate_schedules, spectral_objective
+    from .spectrum import Spectrum
 
     t_start = time.perf_counter()
     num_samples = check_int("num_samples", num_samples, 2)
@@ -213,12 +224,33 @@ def verify(
     if metric not in METRICS:
         raise SpecschedError(f"unknown metric {metric!r}: use one of {', '.join(METRICS)}")
     shape = tuple(int(n) for n in shape)
-    ref = reference if isinstance(reference, Reference) else Reference(reference)
-    if ref.sample_shape != shape:
-        raise SpecschedError(
-            f"the reference has samples of shape {ref.sample_shape}, but the model makes samples "
-            f"of shape {shape}: give reference data of the model's size and channels"
-        )
+    scorers = None
+    if isinstance(reference, Spectrum):
+        spec = reference
+        have = (spec.channels, *spec.signal_shape)
+        if have != shape:
+            raise SpecschedError(
+                f"the spectrum is of samples of shape {have}, but the model makes samples of "
+                f"shape {shape}: give the spectrum of the model's data"
+            )
+        objective = str(result.objective)
+        metric = f"sampled {objective}"
+
+        def measured(x: np.ndarray) -> tuple[float, np.ndarray]:
+            return bootstrap(
+                lambda xs, _: spectral_objective(xs, spec, objective), x, None, n_boot=n_boot,
+                seed=seed,
+            )  # fmt: skip
+
+        ref, scorers, ref_n = None, {metric: measured}, 0
+    else:
+        ref = reference if isinstance(reference, Reference) else Reference(reference)
+        if ref.sample_shape != shape:
+            raise SpecschedError(
+                f"the reference has samples of shape {ref.sample_shape}, but the model makes "
+                f"samples of shape {shape}: give reference data of the model's size and channels"
+            )
+        ref_n = ref.n
     train = getattr(denoiser, "train", None)
     if train is not None and result.levels.train is not None and train != result.levels.train:
         raise SpecschedError(
@@ -245,6 +277,7 @@ def verify(
             sampler=result.sampler,
             sampler_options=result.options,
             metrics=[metric],
+            scorers=scorers,
             num_samples=num_samples,
             batch_size=batch_size,
             seed=seed,
@@ -307,7 +340,7 @@ def verify(
         num_samples=num_samples,
         seed=seed,
         n_boot=n_boot,
-        reference_samples=ref.n,
+        reference_samples=ref_n,
         seconds=time.perf_counter() - t_start,
     )
     _, sched, resp = cands[chosen]
