@@ -47,6 +47,7 @@ sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
 from _common import save_result  # noqa: E402
+from paired_check import parse_schedule  # noqa: E402
 
 from specsched import Schedule, Spectrum  # noqa: E402
 from specsched.calibrate import ModeTables, _basis  # noqa: E402
@@ -190,8 +191,7 @@ def measure(
 
 def _schedule(arg: str, steps: int, levels: LevelRange, train: Any) -> tuple[str, Schedule]:
     if "=" in arg:
-        name, ts = arg.split("=", 1)
-        t = [int(v) for v in ts.split(",")]
+        name, t = parse_schedule(arg)
         if len(t) != steps:
             raise SystemExit(f"--schedule {name}: {len(t)} timesteps for --steps {steps}")
         return name, Schedule.from_timesteps(t, train_schedule=train, name=name)

@@ -38,6 +38,7 @@ sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
 from _common import save_result  # noqa: E402
+from paired_check import parse_schedule  # noqa: E402
 
 from specsched import Schedule, Spectrum  # noqa: E402
 from specsched.evaluate import (  # noqa: E402
@@ -56,8 +57,7 @@ def _schedules(spec: str, steps: int, lr: LevelRange, train: Any) -> list[Schedu
     out = []
     for item in spec.split(","):
         if "=" in item:
-            name, ts = item.split("=", 1)
-            t = [int(v) for v in ts.split("/")]
+            name, t = parse_schedule(item.replace("/", ","))
             out.append(Schedule.from_timesteps(t, train_schedule=train, name=name))
         else:
             out.append(heuristic_schedule(item, steps, lr))
