@@ -15,6 +15,7 @@ from specsched.errors import SpecschedError
 from specsched.optimize import fit
 from specsched.plots import (
     FITTED_LABEL,
+    plot_calibration,
     plot_schedules,
     plot_spectrum,
     plot_trace,
@@ -303,3 +304,34 @@ def test_write_plots_bad_arguments(tmp_path, fit3):
         plot_trace([])
     with pytest.raises(SpecschedError):
         plot_schedules([])
+
+
+def test_calibration_plot_shows_output_power_and_where_the_network_fails(tmp_path):
+    """A linear denoiser that underestimates the noise fails at the noisiest levels: the plotted
+    output power is the calibration's, the failing levels are shaded, and a calibrated fit's
+    plots include it."""
+    from test_calibrate import LR, _NoiseUnderestimate
+
+    from specsched.calibrate import calibrate
+    from specsched.data.builtin import photos
+
+    x = photos(size=8, channels=1, n=1500, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    cal = calibrate(spec, _NoiseUnderestimate(spec), x, levels=LR, num_levels=8, num_samples=100)
+    fig = plot_calibration(cal)
+    top = fig.axes[0]
+    ratio, _ = cal.calibration.output_power(cal.variances, cal.weights)
+    plotted = top.lines[0].get_xydata()
+    np.testing.assert_allclose(plotted[:, 0], cal.calibration.log_snr)
+    np.testing.assert_allclose(plotted[:, 1], ratio)
+    failing = cal.calibration.failing_levels(cal.variances, cal.weights)
+    assert failing[0] and len(top.patches) == 1  # the shaded failing levels
+    patch = top.patches[0]
+    lo, hi = patch.get_x(), patch.get_x() + patch.get_width()
+    assert lo <= cal.calibration.log_snr[0] < cal.calibration.log_snr[failing].max() < hi
+    assert "fails" in top.get_title()
+    paths = write_plots(fit(cal, steps=5, sampler="ddim"), tmp_path / "plots", max_baselines=1)
+    assert paths[-1].name == "calibration.png"
+    check_png(paths[-1])
+    with pytest.raises(SpecschedError, match="no calibration"):
+        plot_calibration(spec)

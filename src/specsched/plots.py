@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FITTED_LABEL",
+    "plot_calibration",
     "plot_schedules",
     "plot_spectrum",
     "plot_trace",
@@ -543,13 +544,88 @@ def plot_trace(
     return _save(fig, path)
 
 
+def plot_calibration(
+    spec: Spectrum, path: str | Path | None = None, *, title: str | None = None
+) -> Figure:
+    """What a calibrated network does at each noise level, against log-SNR.
+
+    Top panel: the power of the network's output about the data's mean over the data's variance
+    (:meth:`~specsched.calibrate.Calibration.output_power`, with 2 standard errors), against
+    the 1x that no exact denoiser exceeds; the levels where the network fails
+    (:meth:`~specsched.calibrate.Calibration.failing_levels`) are shaded. Bottom panel: the
+    power it adds beyond its linear part over the data's variance (``residual_over_variance``)
+    and its gain's relative deviation from the exact Gaussian gain (``gain_deviation``), from
+    :meth:`~specsched.calibrate.Calibration.summary`.
+
+    Parameters
+    ----------
+    spec : Spectrum
+        A calibrated spectrum (:func:`specsched.calibrate.calibrate`, or a calibration file).
+
+    Returns
+    -------
+    Figure
+
+    Raises
+    ------
+    SpecschedError
+        If ``spec`` has no calibration.
+    """
+    cal = spec.calibration
+    if cal is None:
+        raise SpecschedError(
+            "this spectrum has no calibration: calibrate it on a network with `specsched "
+            "calibrate` first"
+        )
+    lam = np.asarray(cal.log_snr)
+    ratio, se = cal.output_power(spec.variances, spec.weights)
+    failing = cal.failing_levels(spec.variances, spec.weights)
+    summ = cal.summary(spec.variances, spec.weights)
+    fig, (top, bottom) = _new_figure(2)
+    if failing.any():
+        edge = float(lam[failing].max())
+        nxt = lam[lam > edge]
+        hi = 0.5 * (edge + float(nxt.min())) if nxt.size else edge
+        for ax in (top, bottom):
+            ax.axvspan(float(lam.min()), hi, color="#D55E00", alpha=0.12, linewidth=0,
+                       label="_nolegend_")  # fmt: skip
+    top.errorbar(lam, ratio, yerr=2 * se, color=_COLOURS[0], marker="o", markersize=3.5,
+                 linewidth=1.6, label="network output")  # fmt: skip
+    top.axhline(1.0, color="#444444", linewidth=1.0, linestyle="--",
+                label="exact denoiser: at most 1x")  # fmt: skip
+    _ratio_scale(top, [ratio])
+    top.set_ylabel("output power / data variance", fontsize=9)
+    fail_text = (
+        f"; fails (shaded) up to log-SNR {summ['fails_up_to_log_snr']:.2f}, "
+        f"{summ['fails_worst_output_over_data']:.3g}x"
+        if failing.any()
+        else ""
+    )
+    model = cal.model.get("pipeline", "the network")
+    top.set_title(title or f"Calibration of {model}: {cal.evaluations:,} evaluations{fail_text}",
+                  fontsize=10)  # fmt: skip
+    _legend(top)
+    resid = np.asarray(summ["residual_over_variance_by_level"])
+    gain = np.asarray(summ["gain_deviation_by_level"])
+    bottom.plot(lam, _positive(resid), color=_COLOURS[1], marker="s", markersize=3.5,
+                label="non-linear power / variance")  # fmt: skip
+    bottom.plot(lam, _positive(gain), color=_COLOURS[2], marker="^", markersize=3.5,
+                label="gain deviation (relative)")  # fmt: skip
+    bottom.set_yscale("log")
+    _tidy_log(bottom, "y")
+    bottom.set_xlabel("log-SNR (noisiest left)")
+    _legend(bottom)
+    return _save(fig, path)
+
+
 # ------------------------------------------------------------------------------ all of them
 def write_plots(result: FitResult, directory: str | Path, *, max_baselines: int = 4) -> list[Path]:
-    """Write the four plots of a fit into ``directory`` (created if needed).
+    """Write the plots of a fit into ``directory`` (created if needed).
 
     Writes ``spectrum.png`` (:func:`plot_spectrum`), ``transfer.png`` (:func:`plot_transfer`),
     ``schedules.png`` (:func:`plot_schedules`) and ``trace.png`` (:func:`plot_trace`) for the
-    fitted schedule and the best ``max_baselines`` heuristics of ``result``.
+    fitted schedule and the best ``max_baselines`` heuristics of ``result``, and for a fit on a
+    calibration ``calibration.png`` (:func:`plot_calibration`).
 
     Parameters
     ----------
@@ -563,7 +639,7 @@ def write_plots(result: FitResult, directory: str | Path, *, max_baselines: int 
     Returns
     -------
     list of Path
-        The four files, in the order above.
+        The files, in the order above.
 
     Examples
     --------
@@ -593,4 +669,7 @@ def write_plots(result: FitResult, directory: str | Path, *, max_baselines: int 
     plot_transfer(spec, curves, paths[1])
     plot_schedules(schedules, paths[2])
     plot_trace(curves, paths[3])
+    if spec.calibration is not None:
+        paths.append(out / "calibration.png")
+        plot_calibration(spec, paths[4])
     return paths
