@@ -258,8 +258,17 @@ class Calibration:
             "output_over_data_by_level": [float(v) for v in ratio],
             # the least noisy level of the noisiest ones where the network fails, and its worst
             "fails_up_to_log_snr": float(lam[failing].max()) if failing.any() else None,
+            "fails_up_to": self._where(float(lam[failing].max())) if failing.any() else None,
             "fails_worst_output_over_data": float(ratio[failing].max()) if failing.any() else None,
         }
+
+    def _where(self, lam: float) -> str:
+        """``log-SNR -5.92``, with the timestep of a discrete model: ``log-SNR -5.92 (t = 764)``."""
+        levels = self.levels
+        if levels is None or levels.train is None:
+            return f"log-SNR {lam:.2f}"
+        t = float(levels.train.timestep_of_log_snr(np.array([lam]))[0])
+        return f"log-SNR {lam:.2f} (t = {t:.0f})"
 
     def failure_note(
         self, variances: np.ndarray, weights: np.ndarray, log_snr0: float
@@ -274,7 +283,8 @@ class Calibration:
         return (
             f"{FAILURE_NOTE}: its output there has "
             f"{at:.3g}x the data's variance, where an exact denoiser's is at most 1x (it fails "
-            f"down to log-SNR {self.log_snr[failing].max():.2f}). How that error grows along the "
+            f"down to {self._where(float(self.log_snr[failing].max()))}). How that error grows "
+            "along the "
             "sampler is what the calibrated model predicts least well (benchmarks/README.md, "
             "sampling_states.py: a third of the output variance sampling measured, on a network "
             "at 85x; within 10 % on one at 17x); check the schedule on the network with --verify"

@@ -1681,8 +1681,8 @@ def calibrate(
     out.print(table)
     if summary["fails_up_to_log_snr"] is not None:
         out.print(
-            f"the network fails at its noisiest levels: down to log-SNR "
-            f"{summary['fails_up_to_log_snr']:.2f} its output has more power than the data's "
+            f"the network fails at its noisiest levels: down to {summary['fails_up_to']} its "
+            "output has more power than the data's "
             f"(up to {summary['fails_worst_output_over_data']:.3g}x; an exact denoiser's is at "
             "most 1x); fits that start there say so, and --verify checks them on the network",
             highlight=False,

@@ -596,7 +596,7 @@ def plot_calibration(
     _ratio_scale(top, [ratio])
     top.set_ylabel("output power / data variance", fontsize=9)
     fail_text = (
-        f"; fails (shaded) up to log-SNR {summ['fails_up_to_log_snr']:.2f}, "
+        f"; fails (shaded) down to {summ['fails_up_to']}, "
         f"{summ['fails_worst_output_over_data']:.3g}x"
         if failing.any()
         else ""
