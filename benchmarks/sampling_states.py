@@ -50,7 +50,7 @@ from _common import save_result  # noqa: E402
 from paired_check import parse_schedule  # noqa: E402
 
 from specsched import Schedule, Spectrum  # noqa: E402
-from specsched.calibrate import ModeTables, _basis  # noqa: E402
+from specsched.calibrate import ModeTables, _basis, _interp  # noqa: E402
 from specsched.generation import start_noise  # noqa: E402
 from specsched.heuristics import heuristic_schedule  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
@@ -70,12 +70,15 @@ def _groups(spec: Spectrum) -> dict[str, np.ndarray]:
     return out
 
 
-def _interp(table: np.ndarray, grid: np.ndarray, lam: float) -> np.ndarray:
-    """A calibration table ``(K, *modes)`` at log-SNR ``lam``, linear in log-SNR, clamped."""
-    lam = float(np.clip(lam, grid[0], grid[-1]))
-    i = int(np.clip(np.searchsorted(grid, lam), 1, grid.size - 1))
-    w = (lam - grid[i - 1]) / (grid[i] - grid[i - 1])
-    return table[i - 1] * (1 - w) + table[i] * w
+def _at(table: np.ndarray, grid: np.ndarray, lam: float) -> np.ndarray:
+    """A calibration table ``(K, *modes)`` at log-SNR ``lam``, interpolated as the model does
+    (``specsched.calibrate._interp``: linear in log-SNR, clamped)."""
+    vals = _interp(
+        torch.tensor([[lam]], dtype=torch.float64),
+        torch.from_numpy(np.ascontiguousarray(grid, dtype=np.float64)),
+        torch.from_numpy(np.ascontiguousarray(table, dtype=np.float64).reshape(grid.size, -1)),
+    )
+    return vals.numpy().reshape(table.shape[1:])
 
 
 def predicted_states(spec: Spectrum, sched: Schedule, sampler: str, calibrated: bool) -> np.ndarray:
@@ -162,8 +165,8 @@ def measure(
     for a, sg, x, y in calls:
         lam = 2.0 * np.log(a / sg)
         X, Y = basis(x, a).numpy(), basis(y, 1.0).numpy()
-        g, b = _interp(c.gain, c.log_snr, lam), _interp(c.bias, c.log_snr, lam)
-        R = _interp(c.residual, c.log_snr, lam)
+        g, b = _at(c.gain, c.log_snr, lam), _at(c.bias, c.log_snr, lam)
+        R = _at(c.residual, c.log_snr, lam)
         r = Y - g * X - b
         rc, Xc = r - r.mean(0), X - X.mean(0)
         P = np.mean(np.abs(rc) ** 2, axis=0)
@@ -216,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     cal = Spectrum.load(args.calibration) if args.calibration else rd.calibrate_setup(setup)
     c = cal.calibration
     ratio, se = c.output_power(cal.variances, cal.weights)
-    failing = c.failing_levels(cal.variances, cal.weights)
+    failing = c._failing(ratio, se)
     print(f"{args.denoiser}: the network's output power over the data's variance, per level")
     print("  log-SNR " + " ".join(f"{v:6.2f}" for v in c.log_snr[:8]) + " ...")
     print("  ratio   " + " ".join(f"{v:6.2f}" for v in ratio[:8]) + " ...")

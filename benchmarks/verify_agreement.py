@@ -41,12 +41,7 @@ from _common import save_result  # noqa: E402
 from paired_check import parse_schedule  # noqa: E402
 
 from specsched import Schedule, Spectrum  # noqa: E402
-from specsched.evaluate import (  # noqa: E402
-    bootstrap,
-    evaluate_schedules,
-    paired_tie,
-    spectral_objective,
-)
+from specsched.evaluate import evaluate_schedules, paired_tie, spectral_scorer  # noqa: E402
 from specsched.heuristics import heuristic_schedule  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
 
@@ -75,9 +70,6 @@ def agreement(
 ) -> dict[str, Any]:
     """Score ``schedules`` by pixel FD and by the sampled objective; which each picks."""
 
-    def measured(x: np.ndarray) -> tuple[float, np.ndarray]:
-        return bootstrap(lambda xs, _: spectral_objective(xs, spectrum), x, None, seed=seed)
-
     rows = evaluate_schedules(
         setup.denoise,
         schedules,
@@ -85,7 +77,7 @@ def agreement(
         shape=setup.shape,
         sampler=sampler,
         metrics=["fd", METRIC],
-        scorers={METRIC: measured},
+        scorers={METRIC: spectral_scorer(spectrum, seed=seed)},
         num_samples=num_samples,
         seed=seed,
     )

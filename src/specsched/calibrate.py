@@ -220,11 +220,13 @@ class Calibration:
         whose x0 estimate multiplies the error of its noise estimate by ``1 / alpha``. (Near
         the clean end a network that returns its input has a little more power than the data,
         the noise it leaves; that is not counted.)"""
-        ratio, se = self.output_power(variances, weights)
+        return self._failing(*self.output_power(variances, weights))
+
+    def _failing(self, ratio: np.ndarray, se: np.ndarray) -> np.ndarray:
+        """:meth:`failing_levels` from :meth:`output_power`'s ``ratio`` and ``se``."""
         over = ratio > 1.0 + 3.0 * se
-        order = np.argsort(self.log_snr)  # noisiest first
         mask = np.zeros(ratio.shape, dtype=bool)
-        for j in order:
+        for j in np.argsort(self.log_snr):  # noisiest first
             if not over[j]:
                 break
             mask[j] = True
@@ -245,8 +247,8 @@ class Calibration:
             w * np.abs(self.gain - g_gauss) * alpha / np.maximum(alpha * g_gauss + 1e-3, 1e-300),
             axis=tuple(range(1, self.gain.ndim)),
         )
-        ratio, _ = self.output_power(variances, weights)
-        failing = self.failing_levels(variances, weights)
+        ratio, se = self.output_power(variances, weights)
+        failing = self._failing(ratio, se)
         return {
             "levels": int(lam.size),
             "log_snr_range": [float(lam[0]), float(lam[-1])],
@@ -275,10 +277,10 @@ class Calibration:
     ) -> str | None:
         """What to tell a user whose schedule starts at ``log_snr0`` where the network fails
         (:meth:`failing_levels`), or None."""
-        failing = self.failing_levels(variances, weights)
+        ratio, se = self.output_power(variances, weights)
+        failing = self._failing(ratio, se)
         if not failing.any() or log_snr0 > float(self.log_snr[failing].max()):
             return None
-        ratio, _ = self.output_power(variances, weights)
         at = float(np.interp(log_snr0, self.log_snr, ratio))
         return (
             f"{FAILURE_NOTE}: its output there has "

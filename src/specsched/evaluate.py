@@ -55,6 +55,7 @@ __all__ = [
     "score",
     "sliced_wasserstein",
     "spectral_objective",
+    "spectral_scorer",
     "spectral_w2",
     "tie",
     "with_uncertainty",
@@ -406,6 +407,22 @@ def spectral_objective(x: np.ndarray, spectrum: Spectrum, objective: str = "w2")
     w = np.broadcast_to(np.asarray(spectrum.weights, dtype=np.float64), spectrum.variances.shape)
     zero = torch.zeros_like(S)
     return float(total(objective, S, torch.from_numpy(w.reshape(-1).copy()), zero, P, mean.abs()))  # type: ignore[arg-type]
+
+
+def spectral_scorer(
+    spectrum: Spectrum, objective: str = "w2", *, n_boot: int = 20, seed: int = 0
+) -> Scorer:
+    """:func:`spectral_objective` against ``spectrum`` as a :data:`Scorer`: the value and its
+    :func:`bootstrap` values (``n_boot``, ``seed``: paired with the other metrics of a
+    :func:`score` or :func:`evaluate_schedules` call given the same ones)."""
+
+    def scorer(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return bootstrap(
+            lambda xs, _: spectral_objective(xs, spectrum, objective), x, None, n_boot=n_boot,
+            seed=seed,
+        )  # fmt: skip
+
+    return scorer
 
 
 def rmse(x: np.ndarray, ref: np.ndarray) -> float:

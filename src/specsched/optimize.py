@@ -853,8 +853,8 @@ def fit(
         that combines several calls (multistep, Heun) also keeps that heuristic where the
         Gaussian model of the same spectrum rates the fit worse than any heuristic beyond that
         model's uncertainty (its advantage would rest on the calibration alone); for
-        first-order samplers (DDIM, Euler) that disagreement is only noted. ``None`` guards calibrated fits
-        only.
+        first-order samplers (DDIM, Euler) that disagreement is only noted. ``None`` guards
+        calibrated fits only.
     target : {"data", "converged"}, default "data"
         What a calibrated fit's objective measures the output against: the data's spectrum, or
         the network's converged output as the calibration predicts it
@@ -1585,12 +1585,11 @@ def _gaussian_veto(
     passes on a difference of two calls' outputs, and how their non-linear parts cancel rests on
     the calibrated model's coherence between calls, its least accurate part (its predicted power
     loses to the Gaussian model's at tiny16 UniPC-10 and -20, DPM-Solver++(2M)-20 and Heun-10
-    and -20). On the
-    two learned models measured, the calibrated model ranks DDIM schedules with Spearman
-    0.92-0.97 against measured FD, the Gaussian model 0.74-0.85; and with the verdict applied,
-    DDIM fits were refused in four cells, of which three measured better than the kept heuristic
-    at 2,560 samples (1,024 on MNIST) and one tied (benchmarks/README.md, "The Gaussian veto and
-    first-order samplers").
+    and -20). On the two learned models measured, the calibrated model ranks DDIM schedules
+    with Spearman 0.92-0.97 against measured FD, the Gaussian model 0.74-0.85; and with the
+    verdict applied, DDIM fits were refused in four cells, of which three measured better than
+    the kept heuristic at 2,560 samples (1,024 on MNIST) and one tied (benchmarks/README.md,
+    "The Gaussian veto and first-order samplers").
     """
     plain = dataclasses.replace(spec, calibration=None)
     scheds = [fitted, *heuristics]

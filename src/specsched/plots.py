@@ -579,7 +579,7 @@ def plot_calibration(
         )
     lam = np.asarray(cal.log_snr)
     ratio, se = cal.output_power(spec.variances, spec.weights)
-    failing = cal.failing_levels(spec.variances, spec.weights)
+    failing = cal._failing(ratio, se)
     summ = cal.summary(spec.variances, spec.weights)
     fig, (top, bottom) = _new_figure(2)
     if failing.any():

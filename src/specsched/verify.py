@@ -213,7 +213,7 @@ def verify(
     True
     """
     from .calibrate import FAILURE_NOTE
-    from .evaluate import METRICS, Reference, bootstrap, evaluate_schedules, spectral_objective
+    from .evaluate import METRICS, Reference, evaluate_schedules, spectral_scorer
     from .spectrum import Spectrum
 
     t_start = time.perf_counter()
@@ -233,15 +233,8 @@ def verify(
                 f"the spectrum is of samples of shape {have}, but the model makes samples of "
                 f"shape {shape}: give the spectrum of the model's data"
             )
-        objective = str(result.objective)
-        metric = f"sampled {objective}"
-
-        def measured(x: np.ndarray) -> tuple[float, np.ndarray]:
-            return bootstrap(
-                lambda xs, _: spectral_objective(xs, spec, objective), x, None, n_boot=n_boot,
-                seed=seed,
-            )  # fmt: skip
-
+        metric = f"sampled {result.objective}"
+        measured = spectral_scorer(spec, str(result.objective), n_boot=n_boot, seed=seed)
         ref, scorers, ref_n = None, {metric: measured}, 0
     else:
         ref = reference if isinstance(reference, Reference) else Reference(reference)
