@@ -39,6 +39,7 @@ import importlib.util
 import math
 import sys
 import types
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -739,16 +740,21 @@ def test_unipc_lower_order_final_false(record, order):
         assert float((ref[-2] - ours[-2]).abs().max()) > 1e-6
 
 
-def test_heun_calls_the_denoiser_2n_minus_1_times():
-    """specsched's heun: 2N - 1 denoiser calls for N steps (the step to sigma = 0 is Euler)."""
-    spec = field(1)
-    den = ss.GaussianDenoiser(spec)
-    calls = []
+def _counting_denoiser() -> tuple[list[float], Callable[..., torch.Tensor]]:
+    """The exact denoiser of a small field, recording the noise level of every call."""
+    den = ss.GaussianDenoiser(field(1))
+    calls: list[float] = []
 
     def counted(x, a, s):
         calls.append(float(s))
         return den(x, a, s)
 
+    return calls, counted
+
+
+def test_heun_calls_the_denoiser_2n_minus_1_times():
+    """specsched's heun: 2N - 1 denoiser calls for N steps (the step to sigma = 0 is Euler)."""
+    calls, counted = _counting_denoiser()
     for process, sched in (
         ("vp", ss.Schedule.from_timesteps(ss.spaced_timesteps(7, "trailing"))),
         ("ve", ss.Schedule.from_sigmas(karras_sigmas(7), process="ve")),
@@ -759,6 +765,40 @@ def test_heun_calls_the_denoiser_2n_minus_1_times():
         ss.SAMPLERS["heun"](counted, start_noise(4, 1), alpha, s, process=process)
         assert len(calls) == 2 * 7 - 1, process
         assert 0.0 not in calls  # the clean level is never handed to the denoiser
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("ddim", {}),
+        ("ddpm", {}),
+        ("euler", {}),
+        ("heun", {}),
+        ("dpmpp_2m", {}),
+        ("dpmpp_2m_sde", {}),
+        ("unipc", {}),
+        ("unipc", {"order": 3}),
+        ("ipndm", {}),
+    ],
+)
+def test_calls_per_step_bounds_the_denoiser_calls(name, options):
+    """``SamplerSpec.calls_per_step`` x N is at least the calls a real run makes (the calibrated
+    model allocates one state row per call from it), and tight for the one-call samplers."""
+    calls, counted = _counting_denoiser()
+    sampler = ss.SAMPLERS[name]
+    gen = torch.Generator().manual_seed(0)
+
+    def noise(x: torch.Tensor) -> torch.Tensor:
+        return torch.randn(x.shape, generator=gen, dtype=x.dtype)
+
+    for steps in (1, 2, 7):
+        calls.clear()
+        sched = ss.Schedule.from_timesteps(ss.spaced_timesteps(steps, "trailing"))
+        alpha, s = torch.from_numpy(sched.alpha.copy()), torch.from_numpy(sched.s.copy())
+        sampler(counted, start_noise(4, 1), alpha, s, noise=noise, **options)
+        assert len(calls) <= sampler.calls_per_step * steps
+        if sampler.calls_per_step == 1:
+            assert len(calls) == steps
 
 
 @pytest.mark.parametrize("process", ["flow", "vp"])

@@ -580,16 +580,13 @@ class CalibratedModeDenoiser:
         per denoiser call.
     levels : (Tensor, Tensor), optional
         The sampler's ``alpha`` and ``s``, shape ``(N + 1, *batch, 1, 1)``, when the denoiser will
-        be called at their levels. Where no gradient is recorded (the integer polish, the
-        heuristics, the guard's draws), what a call needs at each level but the last (the
+        be called at their levels. What a call needs at each level but the last (the
         interpolated tables, the gain, the coherence between consecutive levels) is then
         computed for all levels at once: a few operations per quantity instead of a few per
-        call, and the same values to the last bit (every operation is elementwise). A call is
+        call, and the same values to the last bit (every operation is elementwise; a level's
+        gradient sums its parts in another order, which changes its last bits). A call is
         recognised as at level ``i`` when its ``alpha`` and ``s`` are the views ``alpha[i]`` and
-        ``s[i]``, as the samplers pass them; any other level is computed at the call. With
-        gradients every call computes its own: computed at once, each level's gradient sums its
-        parts in another order, and that rounding alone moved two fits on flat objectives
-        (benchmarks/README.md, "calibrated_speed.py").
+        ``s[i]``, as the samplers pass them; any other level is computed at the call.
     """
 
     def __init__(
@@ -606,7 +603,7 @@ class CalibratedModeDenoiser:
         self.lam_prev: Tensor | None = None
         self.i_prev: int | None = None
         self.at: dict[tuple[int, int, tuple[int, ...]], int] = {}
-        if levels is not None and levels[0].shape[0] > 1 and not torch.is_grad_enabled():
+        if levels is not None and levels[0].shape[0] > 1:
             self._prepare(*levels)
 
     def _terms(self, alpha: Tensor, s: Tensor) -> tuple[Tensor, ...]:

@@ -252,7 +252,13 @@ class FitResult:
         }
 
 
-def default_bins(n_modes: int, steps: int) -> int | None:
+#: log-variance bins of a calibrated spectrum of more than 1024 modes (:func:`default_bins`)
+CALIBRATED_BINS = 64
+
+
+def default_bins(
+    n_modes: int, steps: int, calibrated: bool = False, objective: Objective = "w2"
+) -> int | None:
     """Log-variance bins of the optimiser's copy of a spectrum when ``fit(compress=None)``.
 
     Spectra of up to 1024 modes are not compressed. Larger ones get 512 bins up to 50 steps and
@@ -262,13 +268,26 @@ def default_bins(n_modes: int, steps: int) -> int | None:
     W2 at 512 bins, 2e-6 at 256, and up to 2e-4 / 5e-4 for KL (``benchmarks/fit_speed.py``,
     part 2, bar 1e-3); every reported value uses the full spectrum.
 
+    A calibrated spectrum of more than 1024 modes gets :data:`CALIBRATED_BINS` (64) for W2.
+    Its model carries a state row per denoiser call, so an evaluation costs several times a
+    plain one, and the objective is known only to the calibration's sampling error, 10-20 % of
+    its value (photos 32x32x3), while the compression's error stays below 1e-3 of it at 32-512
+    bins (benchmarks/README.md, "calibrated_speed.py"). The KL objectives of a calibration are
+    not compressed: averaging the calibration within a bin moves them by up to a third at any
+    bin count (photos 32x32x3 with a non-linear denoiser, 64-512 bins), since a mode's KL is
+    convex in its variance ratio, which the network's gain sets mode by mode.
+
     Examples
     --------
     >>> default_bins(768, 10), default_bins(3072, 10), default_bins(3072, 100)
     (None, 512, 256)
+    >>> default_bins(3072, 10, calibrated=True), default_bins(3072, 10, True, "kl")
+    (64, None)
     """
-    if n_modes <= 1024:
+    if n_modes <= 1024 or (calibrated and objective != "w2"):
         return None
+    if calibrated:
+        return CALIBRATED_BINS
     return 512 if steps <= 50 else 256
 
 
@@ -438,29 +457,19 @@ class _Problem:
     ) -> list[tuple[np.ndarray, float]]:
         """L-BFGS-B from each start in ``u0s``: ``(u, value)`` of each optimum.
 
-        On a plain spectrum the starts run together: each runs scipy's L-BFGS-B in its own
-        thread, and every round the points all running starts ask for are evaluated in one
-        batched call (here, on the calling thread). For a spectrum of a few hundred modes one
-        evaluation is mostly fixed cost, so three starts cost little more than one
-        (benchmarks/README.md, "Issue 14, fourth round"); each start's path is the one it takes
-        alone up to rounding. The 36 reference fits of benchmarks/fit_reference.py are
-        unchanged; where the objective is flat at its floor (DPM-Solver++(2M) at 10-20 steps)
-        rounding alone moves the fitted schedule (3 of the benchmark's 30 plain fits).
+        The starts run together: each runs scipy's L-BFGS-B in its own thread, and every round
+        the points all running starts ask for are evaluated in one batched call (here, on the
+        calling thread). For a spectrum of a few hundred modes one evaluation is mostly fixed
+        cost, so three starts cost little more than one (benchmarks/README.md, "Issue 14,
+        fourth round"); each start's path is the one it takes alone up to rounding. Where the
+        objective is flat at its floor (DPM-Solver++(2M) at 10-20 steps) rounding alone moves
+        the fitted schedule (3 of the benchmark's 30 plain fits when this was introduced for
+        plain spectra; on calibrations since the fifteenth session, benchmarks/README.md,
+        "calibrated_speed.py").
         """
         if self.n_free == 0:  # one step from a pinned first level: nothing to optimise
             values = self.values_and_grads(np.stack(u0s))[0]
             return [(u0, float(v)) for u0, v in zip(u0s, values, strict=True)]
-        if self.tables is None:
-            return self._minimise_together(u0s, max_iter)
-        # the calibrated model's gradients differ more between batched and single evaluations
-        # (1e-14), which moved two stored benchmark fits (mixture, DPM-Solver++(2M)-10 and
-        # UniPC-10): its starts run one after another, as before
-        return [self._minimise_together([u0], max_iter)[0] for u0 in u0s]
-
-    def _minimise_together(
-        self, u0s: list[np.ndarray], max_iter: int
-    ) -> list[tuple[np.ndarray, float]]:
-        """:meth:`minimise` of starts run together (see there)."""
         import threading
 
         import scipy.optimize  # here, not at the top: it costs ~0.2 s of `import specsched`
@@ -827,9 +836,11 @@ def fit(
         Number of log-variance bins for the optimiser's copy of the spectrum; ``None`` compresses
         spectra of more than 1024 modes into 512 bins, 256 beyond 50 steps
         (:func:`default_bins`; relative error of the objective ~1e-6 for W2, up to a few 1e-4
-        for KL; see ``benchmarks/fit_speed.py``). A calibrated spectrum is binned the same way,
-        its calibration averaged per bin (:func:`compress_calibration`), unless the target is
-        ``"converged"``. The reported values always use the full spectrum.
+        for KL; see ``benchmarks/fit_speed.py``). A calibrated spectrum of more than 1024 modes
+        gets 64 bins for W2 (its objective's uncertainty is 10-20 %, the compression's error
+        below 1e-3), its calibration averaged per bin (:func:`compress_calibration`), and is not
+        compressed for KL or the ``"converged"`` target. The reported values always use the
+        full spectrum.
     heuristics : bool, default True
         Evaluate every applicable heuristic family (the baselines, and starting points).
     progress : callable, optional
@@ -1028,7 +1039,11 @@ def _fit(
             f"{n_zero} modes have zero variance (constant pixels); they count in W2 but are left out "
             "of the KL objectives"
         )
-    bins = compress if compress is not None else default_bins(S_full.size, steps)
+    bins = (
+        compress
+        if compress is not None
+        else default_bins(S_full.size, steps, spec.calibration is not None, objective)
+    )
     if target not in ("data", "converged"):
         raise SpecschedError(f"target={target!r} is not understood: use 'data' or 'converged'")
     if target == "converged" and spec.calibration is None:
@@ -1253,7 +1268,7 @@ def _fit(
             for weight in REGULAR_WEIGHTS:
                 prob.smooth = weight * scale
                 with _one_thread():
-                    u, _ = prob._minimise_together([u], 300)[0]
+                    u, _ = prob.minimise([u])[0]
                 with torch.no_grad():
                     lam = prob.full(prob.lam(torch.from_numpy(u))).numpy()
                 if lr.train is not None:

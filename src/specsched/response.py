@@ -147,8 +147,9 @@ def output_moments(
     steps = alpha.shape[0] - 1
     batch = alpha.shape[1:]
     draws = sampler_spec.noise_draws(steps, **options)
-    # the calibrated model draws one non-linear source per denoiser call (at most 2 per step)
-    extra = 2 * steps if calibration is not None and calibration.nonlinear else 0
+    # the calibrated model draws one non-linear source per denoiser call
+    nonlinear = calibration is not None and calibration.nonlinear
+    extra = sampler_spec.calls_per_step * steps if nonlinear else 0
     rows = 2 + draws + extra
     # levels broadcast against states of shape (*batch, rows, M)
     alpha_b = alpha.reshape(steps + 1, *batch, 1, 1)

@@ -105,14 +105,15 @@ def ddim(
         x0 = denoise(x, a, s_cur)
         if _is_clean(s_next):  # to the clean level: no noise left to keep or add
             x = a_next * x0
+        elif eta == 0:  # what the general step gives (its square root is exactly 1), directly
+            x = a_next * x0 + s_next * ((x - a * x0) / s_cur)
         else:
             eps = (x - a * x0) / s_cur
             # 1 - sigma'^2 / sigma^2, clamped so that coinciding levels keep a finite gradient
             gap = (1.0 - (s_next * a / (a_next * s_cur)) ** 2).clamp_min(1e-300)
-            # sqrt(s'^2 - sigma_eta^2) eps_hat
+            # sqrt(s'^2 - sigma_eta^2) eps_hat, then the fresh noise
             x = a_next * x0 + s_next * torch.sqrt(1.0 - eta**2 * gap) * eps
-            if eta > 0:
-                x = x + eta * s_next * torch.sqrt(gap) * noise(x)
+            x = x + eta * s_next * torch.sqrt(gap) * noise(x)
         if callback is not None:
             callback(i, x, x0)
     return x
@@ -417,6 +418,8 @@ class SamplerSpec:
         The diffusers scheduler it matches.
     markov : bool
         The next state depends on the current state and the two levels alone (no history).
+    calls_per_step : int
+        Denoiser calls per step, at most (Heun's last step, Euler, makes one of its two).
     """
 
     name: str
@@ -431,6 +434,7 @@ class SamplerSpec:
     # the next state depends on the current state and the two levels alone (no history): an
     # N-step run is N one-step runs, which output_moments composes (O(N M) for stochastic ones)
     markov: bool = False
+    calls_per_step: int = 1
 
     def check_options(self, options: dict[str, Any]) -> None:
         """Raise a clear error for an option the sampler lacks or a value of the wrong type."""
@@ -542,6 +546,7 @@ SAMPLERS: dict[str, SamplerSpec] = {
             "heun",
             heun,
             "Heun, second order (EDM Alg. 1); last step Euler; 2N-1 calls",
+            calls_per_step=2,
             diffusers="HeunDiscreteScheduler / FlowMatchHeunDiscreteScheduler",
         ),
         SamplerSpec(
