@@ -644,10 +644,10 @@ class CalibratedModeDenoiser:
             lam, g, offset, bias, amp = self._terms(alpha, s)
         else:
             lam, g, offset, bias, amp = (term[i] for term in self.terms)
-        x0 = g * x
-        const = x0[..., :1, :] + offset + bias
+        out = g * x  # the linear part, then the constant row's offset and bias, in place
+        out[..., :1, :] = out[..., :1, :] + offset + bias
         if not t.nonlinear:
-            return torch.cat([const, x0[..., 1:, :]], dim=-2)
+            return out
         row = self.next_row
         if row >= x.shape[-2]:
             raise RuntimeError("more denoiser calls than rows allocated for the calibrated model")
@@ -676,4 +676,5 @@ class CalibratedModeDenoiser:
         coef = (us * xs).sum(-2, keepdim=True) / (xs * xs).sum(-2, keepdim=True).clamp_min(1e-300)
         perp = us - coef * xs
         norm = torch.sqrt((perp * perp).sum(-2, keepdim=True).clamp_min(1e-300))
-        return torch.cat([const, x0[..., 1:, :] + amp * perp / norm], dim=-2)
+        out[..., 1:, :] += amp * perp / norm
+        return out

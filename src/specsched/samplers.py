@@ -101,9 +101,10 @@ def ddim(
         raise SpecschedError(f"eta must lie in [0, 1] (got {eta})")
     if eta > 0 and noise is None:
         raise SpecschedError("a stochastic sampler (eta > 0) needs a noise source")
+    clean = _clean_levels(s)
     for i, ((a, s_cur), (a_next, s_next)) in enumerate(_steps(alpha, s)):
         x0 = denoise(x, a, s_cur)
-        if _is_clean(s_next):  # to the clean level: no noise left to keep or add
+        if clean[i + 1]:  # to the clean level: no noise left to keep or add
             x = a_next * x0
         elif eta == 0:  # what the general step gives (its square root is exactly 1), directly
             x = a_next * x0 + s_next * ((x - a * x0) / s_cur)
@@ -121,6 +122,11 @@ def ddim(
 
 def _is_clean(s: Tensor) -> bool:
     return bool(torch.all(s == 0))
+
+
+def _clean_levels(s: Tensor) -> list[bool]:
+    """:func:`_is_clean` of each level ``s[i]``, from one comparison."""
+    return (s == 0).reshape(s.shape[0], -1).all(1).tolist()
 
 
 def _ode_coords(alpha: Tensor, s: Tensor, process: str) -> tuple[Tensor, Tensor]:
@@ -164,11 +170,12 @@ def heun(
     z = x / c[0]
     # indexed by hand: with named levels (_steps) a level used several times in a step is one
     # autograd node, and the gradients of multi-step runs change in the last bits
+    clean = _clean_levels(s)
     for i in range(alpha.shape[0] - 1):
         x0 = denoise(c[i] * z, alpha[i], s[i])
         d = (z - x0) / tau[i]
         z_e = z + (tau[i + 1] - tau[i]) * d
-        if not _is_clean(s[i + 1]):
+        if not clean[i + 1]:
             x0_e = denoise(c[i + 1] * z_e, alpha[i + 1], s[i + 1])
             d_e = (z_e - x0_e) / tau[i + 1]
             z_e = z + (tau[i + 1] - tau[i]) * 0.5 * (d + d_e)
@@ -253,9 +260,10 @@ def dpmpp_2m(
     lam = _half_lambda(alpha, s)
     d_prev, h_prev = None, None
     levels = _steps(alpha, s, lam)
+    clean = _clean_levels(s)
     for i, ((a, s_cur, lam_cur), (a_next, s_next, lam_next)) in enumerate(levels):
         d = denoise(x, a, s_cur)
-        if _is_clean(s_next):
+        if clean[i + 1]:
             x = a_next * d
         else:
             h = lam_next - lam_cur
