@@ -219,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     cal = Spectrum.load(args.calibration) if args.calibration else rd.calibrate_setup(setup)
     c = cal.calibration
     ratio, se = c.output_power(cal.variances, cal.weights)
-    failing = c._failing(ratio, se)
+    failing = c.failing_levels(cal.variances, cal.weights)
     print(f"{args.denoiser}: the network's output power over the data's variance, per level")
     print("  log-SNR " + " ".join(f"{v:6.2f}" for v in c.log_snr[:8]) + " ...")
     print("  ratio   " + " ".join(f"{v:6.2f}" for v in ratio[:8]) + " ...")
