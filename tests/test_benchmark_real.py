@@ -276,12 +276,43 @@ def test_reproduce_fits_bad_input_is_one_line(tmp_path):
     for argv, want in [
         (["--fits", str(missing)], "--fits needs --calibrated"),
         (["--calibrated", "gmm", "--fits", str(missing)], f"no such file {missing}"),
+        (["--polish"], "--polish needs --calibrated"),
     ]:
         proc = subprocess.run(
             [sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120
         )
         assert proc.returncode == 2 and want in proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_reproduce_fits_counts_the_integer_polishes():
+    """reproduce_fits.PolishCount: one entry per polish of a calibrated fit, each at least one
+    batch per free level (a polish ends after evaluating every level's moves without a gain) and
+    all of them within the fit's evaluations; the library's function is restored on exit."""
+    import specsched as ss
+    from specsched import optimize
+
+    path = ROOT / "benchmarks" / "calibrated_speed.py"
+    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    path = ROOT / "benchmarks" / "reproduce_fits.py"
+    spec = importlib.util.spec_from_file_location("reproduce_fits", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    cal, _, train = speed.photos32(size=8, n=600)
+    original = optimize._polish_integers
+    with module.PolishCount() as count:
+        count.polishes.append([])
+        res = ss.fit(cal, 6, sampler="ddim", train_schedule=train)
+        count.calibrated.append(res.calibrated)
+    assert optimize._polish_integers is original
+    runs = count.polishes[-1]
+    assert len(runs) == 2  # the optimum's and the best heuristic's
+    assert all(n >= 5 for n, _ in runs)  # 5 free levels below the pinned first one
+    assert sum(n for n, _ in runs) <= res.evaluations
+    assert count.line().startswith(f"polishes: {runs[0][0]} batches to ")
+    assert count.summary().startswith("fits with a polish from the best heuristic: 1;")
 
 
 def test_calibrated_speed_splits_a_fit_into_its_stages():
