@@ -54,7 +54,86 @@ def test_calibrating_the_gaussian_denoiser_measures_its_gain(rgb):
     np.testing.assert_allclose(c.gain, gauss_gain(spec, c.log_snr), rtol=1e-9, atol=1e-12)
     assert np.max(c.residual / spec.variances) < 1e-12  # nothing beyond the linear part
     assert np.max(np.abs(c.bias)) < 1e-9
-    assert c.evaluations == 6 * 40 and c.num_samples == 40
+    # 40 noised samples a level, and 40 paths of DPM-Solver++(2M) through the 6 levels
+    assert c.evaluations == 6 * (40 + 40) and c.num_samples == 40 and c.trajectories == 40
+    # a linear denoiser's gain is the same on any state: a path's state regressed at level j
+    # against the output of the call at level j gives the Gaussian gain of level j
+    np.testing.assert_allclose(c.traj_gain, gauss_gain(spec, c.log_snr), rtol=1e-9, atol=1e-12)
+    assert np.max(c.traj_residual / spec.variances) < 1e-12
+    none = calibrate(
+        spec, GaussianDenoiser(spec), x, levels=LR, num_levels=6, num_samples=40, trajectories=0
+    ).calibration
+    assert none.trajectories == 0 and none.traj_gain is None and none.evaluations == 6 * 40
+    np.testing.assert_array_equal(none.gain, c.gain)  # the noised data's pass is unchanged
+
+
+def test_own_paths_power_is_the_sampler_run_with_the_network(rgb):
+    """The paths' power at every level, Monte-Carlo, against the closed-form state variance of
+    DPM-Solver++(2M) on the grid levels (the exact Gaussian denoiser; start at the noisiest
+    level)."""
+    x, spec = rgb
+    n, K = 600, 8
+    cal = calibrate(
+        spec, GaussianDenoiser(spec), x, levels=LR, num_levels=K, num_samples=n, trajectories=n
+    )
+    c = cal.calibration
+    alpha, s = levels_from_log_snr(torch.from_numpy(c.log_snr), "vp")
+    a = torch.cat([alpha, torch.ones(1, dtype=torch.float64)])
+    sg = torch.cat([s, torch.zeros(1, dtype=torch.float64)])
+    S = torch.from_numpy(spec.variances.reshape(-1))
+    m = torch.from_numpy(spec.means.reshape(-1))
+    mom = output_moments(S, m, a, sg, process="vp", sampler="dpmpp_2m", trace=True)
+    power = (mom["trace_var"] + (mom["trace_mean"] - a[:, None] * m) ** 2)[:K].numpy()
+    noised = (alpha[:, None] ** 2 * S + s[:, None] ** 2).numpy()
+    w = np.broadcast_to(spec.weights, spec.variances.shape).reshape(-1)
+    measured = np.sum(w * noised * c.traj_power.reshape(K, -1), 1)
+    predicted = np.sum(w * power, 1)
+    # a weighted sum of |X|^2 over n paths: its relative sd is at most sqrt(2 / n) (one mode);
+    # with ~100 modes of comparable weight it is far less. 4 sd of the one-mode bound
+    np.testing.assert_allclose(measured / predicted, 1.0, atol=4 * np.sqrt(2 / n))
+    # and the paths are not noised data: at the clean end they have the sampler's output power,
+    # which 8 levels of DPM-Solver++(2M) leave measurably off noised data's (the closed form)
+    assert np.all(np.abs(predicted / np.sum(w * noised, 1) - 1) < 1.0)
+
+
+def test_the_model_blends_the_two_measurements_by_the_states_power(rgb):
+    """A state with noised data's power gets the noised data's gain, one with the paths' power
+    the paths' gain, one in between a mix; by the part of the paths' excess beyond 3 sd of its
+    sampling error (CalibratedModeDenoiser._blend). Paths within their noise of noised data
+    change nothing."""
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=4, num_samples=20)
+    c = cal.calibration
+    S = torch.from_numpy(spec.variances.reshape(-1))
+    m = torch.from_numpy(spec.means.reshape(-1))
+    j = 2
+    alpha, s = (torch.tensor(float(v), dtype=torch.float64) for v in levels_from_log_snr(
+        torch.tensor(c.log_snr[j]), "vp"))  # fmt: skip
+    g_data = torch.from_numpy(c.gain[j].reshape(-1))
+    noised = alpha**2 * S + s**2
+    n = 800
+    margin = 3 * np.sqrt(2 / n)  # 0.15 of relative power
+    for paths, cases in (
+        (2.0, ((0.0, 0.0), (2.0, 1.0), (1.0, 0.5), (5.0, 1.0), (-0.5, 0.0))),
+        (-0.5, ((-0.5, 1.0), (-0.25, 0.5), (0.5, 0.0))),  # paths with less power than noised
+        (0.1, ((0.1, 0.0), (2.0, 0.0))),  # within the paths' noise: not used
+    ):
+        traj = dataclasses.replace(
+            c,
+            trajectories=n,
+            traj_gain=c.gain + 0.1,
+            traj_power=np.full_like(c.gain, 1.0 + paths),
+        )
+        tables = ModeTables(traj, spec.variances)
+        shrink = max(0.0, 1 - margin / abs(paths))
+        for excess, weight in cases:
+            state = torch.zeros(3, S.numel(), dtype=torch.float64)
+            state[0] = alpha * m  # the mean row: no offset
+            state[1] = torch.sqrt(noised * (1 + excess))  # one source with that power
+            out = CalibratedModeDenoiser(S, m, tables, first_row=2)(state, alpha, s)
+            np.testing.assert_allclose(
+                (out[1] / state[1]).numpy(), (g_data + 0.1 * weight * shrink).numpy(), rtol=1e-9
+            )
 
 
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp_2m", "heun", "unipc"])
@@ -221,6 +300,7 @@ def test_calibration_file_round_trip_and_fit_uses_its_model(tmp_path, rgb):
     path = tmp_path / "model.npz"
     cal.save(path)
     back = ss.Spectrum.load(path)
+    assert back.calibration.trajectories == 20 and "traj_power" in cal.calibration.arrays()
     for k, v in cal.calibration.arrays().items():
         np.testing.assert_array_equal(getattr(back.calibration, k), v)
     assert back.calibration.levels == LR
@@ -636,7 +716,7 @@ def test_calibrated_fit_compresses_a_large_spectrum():
     plain spectrum's 512), with the calibration averaged per bin: the optimiser's objective
     stays within 2e-3 of the full calibrated model's for a non-linear denoiser, on schedules of
     four samplers, and the fit reports its value on the full spectrum. KL is not compressed:
-    averaging the calibration per bin moves it by far more (5-28 % at DDIM here)."""
+    averaging the calibration per bin moves it by far more (4-28 % at DDIM here)."""
     from specsched.optimize import _Problem, compress_calibration, default_bins
 
     x = photos(size=32, channels=3, n=600, seed=1)
@@ -666,7 +746,7 @@ def test_calibrated_fit_compresses_a_large_spectrum():
         if objective == "w2":
             assert error < 2e-3, sampler
         elif sampler == "ddim":
-            assert error > 0.05  # why fit does not compress KL on a calibration
+            assert error > 10 * 2e-3  # why fit does not compress KL on a calibration
     kl = ss.fit(cal, 4, sampler="ddim", objective="kl")
     assert kl.calibrated and not any("compressed modes" in n for n in kl.notes)
     res = ss.fit(cal, 6, sampler="ddim")

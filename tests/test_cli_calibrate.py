@@ -23,7 +23,9 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
         "--levels", "5", "--num-samples", "40", "--batch-size", "100",
     )  # fmt: skip
     cal = rep["calibration"]
-    assert cal["evaluations"] == 5 * 40 and cal["levels"] == 5
+    # 40 noised samples a level, and 40 of the network's own paths through the 5 levels
+    assert cal["evaluations"] == 5 * (40 + 40) and cal["levels"] == 5
+    assert cal["trajectories"] == 40 and len(cal["own_paths_power_by_level"]) == 5
     spec = ss.Spectrum.load(out)
     assert spec.calibration is not None and spec.signal_shape == (16, 16)
     assert spec.calibration.model["prediction"] == "epsilon"
@@ -39,6 +41,7 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
     )  # fmt: skip
     assert text.returncode == 0, text.stderr
     assert "fails at its noisiest levels" in text.stdout and "output power" in text.stdout
+    assert "own paths' power" in text.stdout
     assert cal["fails_up_to"].startswith("log-SNR ") and "(t = " in cal["fails_up_to"]
     fit = ok_json("fit", str(out), "--sampler", "dpmpp_2m", "--steps", "5")
     assert fit["calibrated"] is True and len(fit["schedule"]["timesteps"]) == 5
@@ -56,6 +59,7 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
         (("--size", "8", "--channels", "1"), ("shape", "--size")),
         (("--size", "16", "--channels", "1", "--num-samples", "4"), ("--num-samples",)),
         (("--size", "16", "--channels", "1", "--data-samples", "20"), ("fewer than",)),
+        (("--size", "16", "--channels", "1", "--trajectories", "300"), ("--trajectories",)),
     ],
 )
 def test_calibrate_bad_input(tmp_path, args, words):

@@ -30,6 +30,22 @@ probability-flow ODE reproduces the data's variance exactly in the limit of smal
 the unprojected model's error on the mixture oracle at 20 steps was 6x the Gaussian model's). The gain is the exact Gaussian gain
 plus the measured deviation, so only a smooth deviation is interpolated between grid levels, and a
 calibration of the exact Gaussian denoiser gives back the closed-form response.
+
+**The network's own paths.** A sampler does not feed the network noised data: its states carry
+what the network generated at the calls before. :func:`calibrate` therefore also runs the network
+along its own sampling paths (``trajectories`` of them, DPM-Solver++(2M) through the grid levels
+from the noisiest) and measures the same regression on their states, with their power ``P`` about
+``alpha m`` relative to noised data's ``alpha^2 S + s^2``. Where the network is close to a
+posterior mean its paths look like noised data and the two measurements agree; where it fails (an
+epsilon-prediction network at its noisiest levels) its paths carry its own error, and on them it
+keeps and amplifies that error, which no measurement on noised data shows. The model takes, mode
+by mode and call by call, the noised-data terms for a state whose power is noised data's, the
+paths' terms for one whose power is the paths', and a mix in between: weight
+``w = clip(q / d, 0, 1) max(0, 1 - 3 sqrt(2 / n) / |d|)`` with ``q`` the state's relative power
+excess, ``d`` the paths' and ``n`` the number of paths, so that only the part of the paths'
+excess beyond three times its sampling error counts (on the exact mixture denoiser the paths
+look like noised data, and a smaller margin let the 100 paths' sampling noise move its fits).
+Measured on the benchmark's networks (benchmarks/README.md, calibration.py and sampling_states.py).
 """
 
 from __future__ import annotations
@@ -65,6 +81,21 @@ _LAM_FLOOR = -14.0
 FAILURE_NOTE = "the schedule starts where the calibrated network fails"
 
 _ARRAYS = ("log_snr", "gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
+#: the regression on the network's own sampling paths (:func:`calibrate`'s ``trajectories``):
+#: the same quantities, and the paths' power over noised data's
+_TRAJ_ARRAYS = (
+    "traj_gain",
+    "traj_bias",
+    "traj_residual",
+    "traj_gain_se",
+    "traj_bias_se",
+    "traj_residual_se",
+    "traj_power",
+)
+
+#: default number of the network's own sampling paths measured besides the noised data
+#: (:func:`calibrate`): 100 paths through the 24 grid levels are 2,400 network evaluations
+DEFAULT_TRAJECTORIES = 100
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,6 +123,12 @@ class Calibration:
         What was calibrated: process, training schedule, prediction type, sample shape, name.
     meta : dict
         Seconds, seed and options.
+    trajectories : int
+        The network's own sampling paths measured (0: none; files before them have none).
+    traj_gain, traj_bias, traj_residual, traj_gain_se, traj_bias_se, traj_residual_se : ndarray or None
+        The same regression on the states of those paths at every grid level.
+    traj_power : ndarray or None
+        The power of those states about ``alpha m`` over noised data's ``alpha^2 S + s^2``.
     """
 
     log_snr: np.ndarray
@@ -106,16 +143,26 @@ class Calibration:
     evaluations: int
     model: dict[str, Any] = field(default_factory=dict)
     meta: dict[str, Any] = field(default_factory=dict)
+    trajectories: int = 0
+    traj_gain: np.ndarray | None = None
+    traj_bias: np.ndarray | None = None
+    traj_residual: np.ndarray | None = None
+    traj_gain_se: np.ndarray | None = None
+    traj_bias_se: np.ndarray | None = None
+    traj_residual_se: np.ndarray | None = None
+    traj_power: np.ndarray | None = None
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The arrays by name (for saving)."""
-        return {name: getattr(self, name) for name in _ARRAYS}
+        names = _ARRAYS + (_TRAJ_ARRAYS if self.trajectories else ())
+        return {name: getattr(self, name) for name in names}
 
     def header(self) -> dict[str, Any]:
         """The scalars and descriptions (for saving)."""
         return {
             "num_samples": self.num_samples,
             "evaluations": self.evaluations,
+            "trajectories": self.trajectories,
             "model": self.model,
             "meta": self.meta,
         }
@@ -129,13 +176,18 @@ class Calibration:
                 f"the calibration is missing {', '.join(missing)}: calibrate again with "
                 "`specsched calibrate`"
             )
-        arr = {k: np.asarray(arrays[k], dtype=np.float64) for k in _ARRAYS}
+        trajectories = int(header.get("trajectories", 0))
+        names = _ARRAYS + (_TRAJ_ARRAYS if trajectories else ())
+        if trajectories and any(a not in arrays for a in _TRAJ_ARRAYS):
+            raise SpecschedError(
+                "the calibration is missing its trajectory arrays: calibrate again with "
+                "`specsched calibrate`"
+            )
+        arr = {k: np.asarray(arrays[k], dtype=np.float64) for k in names}
         K = arr["log_snr"].size
         shape = arr["gain"].shape
         bad = [
-            k
-            for k in _ARRAYS[1:]
-            if arr[k].shape != ((K - 1, *shape[1:]) if k == "corr" else shape)
+            k for k in names[1:] if arr[k].shape != ((K - 1, *shape[1:]) if k == "corr" else shape)
         ]
         if K < 2 or shape[0] != K or bad or not all(np.all(np.isfinite(a)) for a in arr.values()):
             raise SpecschedError(
@@ -144,6 +196,7 @@ class Calibration:
             )
         return cls(
             **arr,
+            trajectories=trajectories,
             num_samples=int(header.get("num_samples", 0)),
             evaluations=int(header.get("evaluations", 0)),
             model=dict(header.get("model", {})),
@@ -249,10 +302,21 @@ class Calibration:
         )
         ratio, se = self.output_power(variances, weights)
         failing = self._failing(ratio, se)
+        paths = None
+        if self.trajectories:
+            # the paths' weighted power over noised data's, per level
+            alpha_l, s_l = self._grid_levels(np.ndim(variances))
+            noised = np.asarray(weights) * (alpha_l**2 * variances + s_l**2)
+            axes = tuple(range(1, noised.ndim))
+            paths = [
+                float(v) for v in np.sum(noised * self.traj_power, axis=axes) / noised.sum(axes)
+            ]
         return {
             "levels": int(lam.size),
             "log_snr_range": [float(lam[0]), float(lam[-1])],
             "num_samples": self.num_samples,
+            "trajectories": self.trajectories,
+            "own_paths_power_by_level": paths,
             "evaluations": self.evaluations,
             "seconds": self.meta.get("seconds"),
             "residual_over_variance_by_level": [float(v) for v in nonlinear],
@@ -365,6 +429,7 @@ def calibrate(
     levels: LevelRange,
     num_levels: int = DEFAULT_LEVELS,
     num_samples: int = DEFAULT_SAMPLES,
+    trajectories: int | None = None,
     batch_size: int = 200,
     seed: int = 0,
     model: dict[str, Any] | None = None,
@@ -389,8 +454,17 @@ def calibrate(
         Grid levels, uniform in log-SNR.
     num_samples : int, default 200
         Samples noised at every level (the same samples and noise at every level, so that the
-        residual's coherence between levels can be measured). Network evaluations are
-        ``num_levels * num_samples``.
+        residual's coherence between levels can be measured).
+    trajectories : int, optional
+        The network's own sampling paths measured besides (default: 100, or ``num_samples`` if
+        fewer; 0 for none): from the first ``trajectories`` of
+        those samples noised to the noisiest level, DPM-Solver++(2M) with the network through
+        the grid levels, and the same regression on its states at every level. A sampler feeds
+        the network states that carry what the network generated before, and on them a network
+        can behave otherwise than on noised data (one that fails at its noisiest levels keeps
+        and amplifies its own error there); the response model blends the two measurements by
+        the state's power (:class:`CalibratedModeDenoiser`). 0 measures noised data alone.
+        Network evaluations are ``num_levels * (num_samples + trajectories)``.
     batch_size : int, default 200
         Samples per denoiser call.
     seed : int, default 0
@@ -417,6 +491,15 @@ def calibrate(
     """
     num_levels = _check_count("num_levels", num_levels, 2)
     num_samples = _check_count("num_samples", num_samples, 2)
+    if trajectories is None:
+        trajectories = min(DEFAULT_TRAJECTORIES, num_samples)
+    elif trajectories != 0:
+        trajectories = _check_count("trajectories", trajectories, 2)
+    if trajectories > num_samples:
+        raise SpecschedError(
+            f"trajectories={trajectories} is more than num_samples={num_samples}: the paths start "
+            "from the calibration's samples; lower trajectories or raise num_samples"
+        )
     batch_size = _check_count("batch_size", batch_size, 1)
     basis = _basis(spectrum)
     x0_all = np.asarray(data)
@@ -445,7 +528,7 @@ def calibrate(
     dof = np.where(weights > 1, 2.0, 1.0)  # real degrees of freedom per sample and mode
     out = {k: np.empty((num_levels, *mode_shape)) for k in _ARRAYS[1:] if k != "corr"}
     corr = np.empty((num_levels - 1, *mode_shape))
-    total, done = num_levels * num_samples, 0
+    total, done = num_levels * (num_samples + trajectories), 0
     t0 = time.perf_counter()
     prev_r: Tensor | None = None
     for j, lam in enumerate(grid):
@@ -476,24 +559,27 @@ def calibrate(
             if progress is not None:
                 progress(done, total)
         X, Y = torch.cat(xs), torch.cat(ys)  # (n, *F, C) complex
-        Xc, Yc = X - X.mean(0), Y - Y.mean(0)
-        vx = (Xc.abs() ** 2).mean(0)
-        g = (Xc.conj() * Yc).real.mean(0) / vx.clamp_min(1e-300)
-        b = (Y.mean(0) - g * X.mean(0)).real
-        r = Yc - g * Xc
-        R = (r.abs() ** 2).mean(0)
+        fitted, r = _regress(X, Y, dof)
         if prev_r is not None:
             num = (prev_r.conj() * r).real.mean(0)
-            den = torch.sqrt((prev_r.abs() ** 2).mean(0) * R).clamp_min(1e-300)
+            den = torch.sqrt((prev_r.abs() ** 2).mean(0) * (r.abs() ** 2).mean(0)).clamp_min(1e-300)
             corr[j - 1] = (num / den).clamp(-1.0, 1.0).numpy()
         prev_r = r
-        n_eff = num_samples * dof
-        out["gain"][j] = g.numpy()
-        out["bias"][j] = b.numpy()
-        out["residual"][j] = R.numpy()
-        out["gain_se"][j] = np.sqrt(R.numpy() / np.maximum(n_eff * vx.numpy(), 1e-300))
-        out["bias_se"][j] = np.sqrt(R.numpy() / num_samples)
-        out["residual_se"][j] = R.numpy() * np.sqrt(2.0 / n_eff)
+        for k, v in fitted.items():
+            out[k][j] = v
+    if trajectories:
+        traj = _trajectories(
+            spectrum,
+            denoiser,
+            x0[:trajectories],
+            eps[:trajectories],
+            grid,
+            levels,
+            basis,
+            batch_size,
+            lambda n: progress(done + n, total) if progress is not None else None,
+        )
+        out.update({f"traj_{k}": v for k, v in traj.items()})
     seconds = time.perf_counter() - t0
     desc = dict(model or {})
     desc.setdefault("process", levels.process)
@@ -507,11 +593,94 @@ def calibrate(
         corr=corr,
         num_samples=num_samples,
         evaluations=total,
+        trajectories=trajectories,
         model=desc,
         meta={"seconds": seconds, "seed": int(seed), "num_levels": num_levels},
         **out,
     )
     return dataclasses.replace(spectrum, calibration=cal)
+
+
+def _regress(X: Tensor, Y: Tensor, dof: np.ndarray) -> tuple[dict[str, np.ndarray], Tensor]:
+    """Per-mode regression ``Y = g X + b + r`` over samples (axis 0) with its standard errors;
+    returns them by name and the residual ``r``."""
+    n = X.shape[0]
+    Xc, Yc = X - X.mean(0), Y - Y.mean(0)
+    vx = (Xc.abs() ** 2).mean(0)
+    g = (Xc.conj() * Yc).real.mean(0) / vx.clamp_min(1e-300)
+    b = (Y.mean(0) - g * X.mean(0)).real
+    r = Yc - g * Xc
+    R = (r.abs() ** 2).mean(0).numpy()
+    n_eff = n * dof
+    return {
+        "gain": g.numpy(),
+        "bias": b.numpy(),
+        "residual": R,
+        "gain_se": np.sqrt(R / np.maximum(n_eff * vx.numpy(), 1e-300)),
+        "bias_se": np.sqrt(R / n),
+        "residual_se": R * np.sqrt(2.0 / n_eff),
+    }, r
+
+
+def _trajectories(
+    spectrum: Any,
+    denoiser: Denoiser,
+    x0: Tensor,
+    eps: Tensor,
+    grid: np.ndarray,
+    levels: LevelRange,
+    basis: Callable[[Tensor, float], Tensor],
+    batch_size: int,
+    progress: Callable[[int], None],
+) -> dict[str, np.ndarray]:
+    """The regression of :func:`calibrate` on the network's own sampling paths.
+
+    ``x0`` noised to the noisiest grid level starts DPM-Solver++(2M) through the grid levels
+    (then to the clean end), with ``denoiser`` at every step; the states it passes to the network
+    at each level are regressed on as the noised data are. Also returns ``power``: those states'
+    power about ``alpha m`` over noised data's, ``alpha^2 S + s^2``.
+    """
+    from .samplers import get_sampler
+
+    a, s = levels_from_log_snr(torch.from_numpy(np.asarray(grid, dtype=np.float64)), levels.process)
+    alpha = torch.cat([a, torch.ones(1, dtype=torch.float64)])
+    sig = torch.cat([s, torch.zeros(1, dtype=torch.float64)])
+    K = len(grid)
+    xs: list[list[Tensor]] = [[] for _ in range(K)]
+    ys: list[list[Tensor]] = [[] for _ in range(K)]
+    calls, done = [0], [0]  # the call within the batch's path (its grid level); evaluations
+
+    def recording(x: Tensor, a_i: Tensor, s_i: Tensor) -> Tensor:
+        y = torch.as_tensor(denoiser(x, a_i, s_i)).to(torch.float64)
+        if not torch.all(torch.isfinite(y)):
+            raise SpecschedError(
+                "the denoiser returned NaN or Inf on its own sampling path at log-SNR "
+                f"{grid[calls[0]]:.2f}: check the model before calibrating"
+            )
+        xs[calls[0]].append(basis(x, float(a_i)))
+        ys[calls[0]].append(basis(y, 1.0))
+        calls[0] += 1
+        done[0] += x.shape[0]
+        progress(done[0])
+        return y
+
+    for start in range(0, x0.shape[0], batch_size):
+        calls[0] = 0
+        xb = alpha[0] * x0[start : start + batch_size] + sig[0] * eps[start : start + batch_size]
+        with torch.no_grad():
+            get_sampler("dpmpp_2m")(recording, xb, alpha, sig, process=levels.process)
+    S = np.asarray(spectrum.variances, dtype=np.float64)
+    weights = np.asarray(spectrum.weights)
+    dof = np.where(weights > 1, 2.0, 1.0)
+    out: dict[str, list[np.ndarray]] = {}
+    for j in range(K):
+        X, Y = torch.cat(xs[j]), torch.cat(ys[j])
+        fitted, _ = _regress(X, Y, dof)
+        noised = float(a[j]) ** 2 * S + float(s[j]) ** 2
+        fitted["power"] = (X.abs() ** 2).mean(0).numpy() / noised
+        for k, v in fitted.items():
+            out.setdefault(k, []).append(v)
+    return {k: np.stack(v) for k, v in out.items()}
 
 
 # ---------------------------------------------------------------------- the response model
@@ -557,6 +726,27 @@ class ModeTables:
         self.table = torch.from_numpy(
             np.concatenate([gain - g_gauss, bias, np.sqrt(np.clip(res, 0, None))], axis=1)
         )
+        # the same on the network's own sampling paths, and their power's excess over noised
+        # data's (CalibratedModeDenoiser blends the two tables by the state's excess)
+        self.traj_table: Tensor | None = None
+        self.traj_excess: Tensor | None = None
+        self.traj_tol = 0.0
+        if cal.trajectories:
+            traj = {k: np.asarray(getattr(cal, k)).reshape(K, -1) for k in _TRAJ_ARRAYS}
+            tg, tb, tr = traj["traj_gain"], traj["traj_bias"], traj["traj_residual"]
+            if perturb is not None:
+                tg = tg + perturb.standard_normal(tg.shape) * traj["traj_gain_se"]
+                tb = tb + perturb.standard_normal(tb.shape) * traj["traj_bias_se"]
+                tr = np.clip(
+                    tr + perturb.standard_normal(tr.shape) * traj["traj_residual_se"], 0, None
+                )
+            self.traj_table = torch.from_numpy(
+                np.concatenate([tg - g_gauss, tb, np.sqrt(np.clip(tr, 0, None))], axis=1)
+            )
+            self.traj_excess = torch.from_numpy(traj["traj_power"] - 1.0)
+            # 3x the relative sampling error of the paths' power in a mode (one real degree of
+            # freedom a path, the larger error): an excess within it is not told from none
+            self.traj_tol = 3.0 * math.sqrt(2.0 / cal.trajectories)
         # coherence per unit log-SNR: rho = corr ** (|dlambda| / grid spacing)
         spacing = np.diff(lam)[:, None]
         c = np.clip(flat["corr"], 1e-6, 1.0)
@@ -607,13 +797,47 @@ class CalibratedModeDenoiser:
             self._prepare(*levels)
 
     def _terms(self, alpha: Tensor, s: Tensor) -> tuple[Tensor, ...]:
-        """``lam, g, m (1 - g alpha), bias, amp`` at levels ``alpha, s``, shape ``(..., 1, 1)``."""
+        """``lam, g, m (1 - g alpha), bias, amp`` at levels ``alpha, s``, shape ``(..., 1, 1)``;
+        with a trajectory table, then what :meth:`_blend` needs: the paths' terms less these four,
+        the paths' relative power excess, noised data's power ``alpha^2 S + s^2`` and
+        ``alpha m``."""
         t = self.t
         lam = 2.0 * (torch.log(alpha) - torch.log(s))
-        vals = _interp(lam, t.grid, t.table)
-        dgain, bias, amp = vals[..., : t.M], vals[..., t.M : 2 * t.M], vals[..., 2 * t.M :]
-        g = alpha * self.S / (alpha**2 * self.S + s**2) + dgain
-        return lam, g, self.m * (1 - g * alpha), bias, amp
+        out: tuple[Tensor, ...] = (lam,)
+        # (the operations in the order of the model before the paths: autograd sums a level's
+        # gradient in the order its parts were made, and its last bits move fits on flat
+        # objectives)
+        for table in (t.table,) if t.traj_table is None else (t.table, t.traj_table):
+            vals = _interp(lam, t.grid, table)
+            dgain, bias, amp = vals[..., : t.M], vals[..., t.M : 2 * t.M], vals[..., 2 * t.M :]
+            g = alpha * self.S / (alpha**2 * self.S + s**2) + dgain
+            out += (g, self.m * (1 - g * alpha), bias, amp)
+        if t.traj_excess is None:
+            return out
+        noised = alpha**2 * self.S + s**2
+        return (
+            *out[:5],
+            *(b - a for a, b in zip(out[1:5], out[5:9], strict=True)),
+            _interp(lam, t.grid, t.traj_excess),  # the paths' relative power excess
+            noised,
+            alpha * self.m,
+        )
+
+    def _blend(self, x: Tensor, terms: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        """``g, offset, bias, amp`` for state ``x`` from :meth:`_terms` with a trajectory table.
+
+        Per mode, the weight of the paths' measurement is the state's power excess ``q`` over
+        noised data's as a fraction of the paths' own excess ``d``: 0 for a state like noised
+        data, 1 for one like the network's own paths (clipped to 0..1), times the part of the
+        paths' excess beyond 3 times its sampling error, ``max(0, 1 - tol / |d|)`` (module
+        docstring).
+        """
+        excess, noised, am = terms[9:]
+        power = (x[..., 1:, :] ** 2).sum(-2, keepdim=True) + (x[..., :1, :] - am) ** 2
+        q = power / noised - 1.0
+        size = excess.abs().clamp_min(1e-300)
+        w = (q * excess / size**2).clamp(0.0, 1.0) * (1.0 - self.t.traj_tol / size).clamp_min(0.0)
+        return tuple(a + w * d for a, d in zip(terms[1:5], terms[5:9], strict=True))
 
     def _coherence(self, lam: Tensor, lam_prev: Tensor) -> tuple[Tensor, Tensor]:
         """``rho`` and ``sqrt(1 - rho^2)`` from a call at ``lam_prev`` to one at ``lam``."""
@@ -640,10 +864,10 @@ class CalibratedModeDenoiser:
     def __call__(self, x: Tensor, alpha: Tensor, s: Tensor) -> Tensor:
         t = self.t
         i = self.at.get((alpha.data_ptr(), s.data_ptr(), tuple(alpha.shape)))
-        if i is None:
-            lam, g, offset, bias, amp = self._terms(alpha, s)
-        else:
-            lam, g, offset, bias, amp = (term[i] for term in self.terms)
+        terms = self._terms(alpha, s) if i is None else tuple(term[i] for term in self.terms)
+        lam, g, offset, bias, amp = terms[:5]
+        if len(terms) > 5:
+            g, offset, bias, amp = self._blend(x, terms)
         out = g * x  # the linear part, then the constant row's offset and bias, in place
         out[..., :1, :] = out[..., :1, :] + offset + bias
         if not t.nonlinear:

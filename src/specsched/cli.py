@@ -1582,6 +1582,14 @@ def calibrate(
     num_samples: Annotated[
         int, typer.Option("--num-samples", help="Data samples noised at every level.")
     ] = 200,
+    trajectories: Annotated[
+        int | None,
+        typer.Option(
+            "--trajectories",
+            help="The network's own sampling paths measured besides (default 100, or "
+            "--num-samples if fewer; at most --num-samples; 0: noised data alone).",
+        ),
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="Samples per network call.")] = 200,
     seed: Annotated[int, typer.Option(help="Seed of the samples drawn and of the noise.")] = 0,
     device: Annotated[str, typer.Option(help="Where the network runs: cpu or cuda.")] = "cpu",
@@ -1602,6 +1610,7 @@ def calibrate(
     json_out: JsonOpt = False,
 ) -> None:
     """Measure what a trained network does to every mode of your data (specsched fit reads it)."""
+    from .calibrate import DEFAULT_TRAJECTORIES
     from .calibrate import calibrate as run_calibrate
     from .data.stream import ProgressBar
     from .integrations.diffusers import UNetDenoiser
@@ -1634,9 +1643,16 @@ def calibrate(
             f"{source} gave {len(x)} samples, fewer than --num-samples {num_samples}: give more "
             "data or a smaller --num-samples"
         )
+    if trajectories is None:
+        trajectories = min(DEFAULT_TRAJECTORIES, num_samples)
+    if trajectories < 0 or trajectories == 1 or trajectories > num_samples:
+        raise SpecschedError(
+            f"--trajectories {trajectories} must be 0 or 2 to --num-samples ({num_samples}): the "
+            "paths start from the calibration's samples"
+        )
     spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None, kind=kind)  # type: ignore[arg-type]
     show = progress if progress is not None else (False if json_out else None)
-    bar = ProgressBar(levels * num_samples, show, "calibrating")
+    bar = ProgressBar(levels * (num_samples + trajectories), show, "calibrating")
     try:
         cal = run_calibrate(
             spec,
@@ -1645,6 +1661,7 @@ def calibrate(
             levels=LevelRange.discrete(den.train),
             num_levels=levels,
             num_samples=num_samples,
+            trajectories=trajectories,
             batch_size=batch_size,
             seed=seed,
             model={"pipeline": str(pipeline), "prediction": den.prediction},
@@ -1670,6 +1687,9 @@ def calibrate(
     table.add_column("non-linear power / variance", justify="right")
     table.add_column("gain deviation", justify="right")
     table.add_column("output power / data's", justify="right")
+    paths = summary["own_paths_power_by_level"]
+    if paths is not None:
+        table.add_column("own paths' power / noised data's", justify="right")
     lam = cal.calibration.log_snr
     for j in np.unique(np.linspace(0, len(lam) - 1, min(len(lam), 8)).round().astype(int)):
         table.add_row(
@@ -1677,6 +1697,7 @@ def calibrate(
             _fmt(summary["residual_over_variance_by_level"][j]),
             _fmt(summary["gain_deviation_by_level"][j]),
             _fmt(summary["output_over_data_by_level"][j]),
+            *([] if paths is None else [_fmt(paths[j])]),
         )
     out.print(table)
     if summary["fails_up_to_log_snr"] is not None:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import divergence
-from .calibrate import Calibration, ModeTables
+from .calibrate import _TRAJ_ARRAYS, Calibration, ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, level_range, levels_from_log_snr, start_std
@@ -127,9 +127,11 @@ def compress_calibration(
     Sc, wc, mc = compress_modes(S, w, m, bins=bins)
     keep, idx, n = _mode_groups(S, m, bins)
     grouped = ~keep
+    names = ("gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
+    if cal.trajectories:
+        names += _TRAJ_ARRAYS
     flat = {
-        name: np.asarray(getattr(cal, name)).reshape(len(getattr(cal, name)), -1)
-        for name in ("gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
+        name: np.asarray(getattr(cal, name)).reshape(len(getattr(cal, name)), -1) for name in names
     }
     _, g_full = cal.gaussian_gain(S)
     _, g_comp = cal.gaussian_gain(Sc)
@@ -143,20 +145,22 @@ def compress_calibration(
         )
         return np.concatenate([a[:, keep], out / wsum], axis=1)
 
-    gain = avg(flat["gain"] - g_full) + g_comp
-    mean_b = avg(flat["bias"])
-    rms_b = np.sqrt(avg(flat["bias"] ** 2))
-    bias = np.where(mean_b < 0, -rms_b, rms_b)
-    bias[:, : int(keep.sum())] = flat["bias"][:, keep]
-    arrays = {
-        "gain": gain,
-        "bias": bias,
-        "residual": avg(flat["residual"]),
-        "corr": avg(flat["corr"]),
-        "gain_se": avg(flat["gain_se"]),
-        "bias_se": avg(flat["bias_se"]),
-        "residual_se": avg(flat["residual_se"]),
-    }
+    def signed_rms(b: np.ndarray) -> np.ndarray:
+        """The group's weighted mean square, with the sign of its weighted mean."""
+        mean_b, rms_b = avg(b), np.sqrt(avg(b**2))
+        out = np.where(mean_b < 0, -rms_b, rms_b)
+        out[:, : int(keep.sum())] = b[:, keep]
+        return out
+
+    arrays = {}
+    for prefix in ("", "traj_") if cal.trajectories else ("",):
+        arrays[prefix + "gain"] = avg(flat[prefix + "gain"] - g_full) + g_comp
+        arrays[prefix + "bias"] = signed_rms(flat[prefix + "bias"])
+        for name in ("residual", "gain_se", "bias_se", "residual_se"):
+            arrays[prefix + name] = avg(flat[prefix + name])
+    arrays["corr"] = avg(flat["corr"])
+    if cal.trajectories:
+        arrays["traj_power"] = avg(flat["traj_power"])
     return Sc, wc, mc, dataclasses.replace(cal, **arrays)
 
 
