@@ -322,6 +322,10 @@ def test_calibration_bad_input(rgb):
         calibrate(spec, den, x[:10], levels=LR, num_samples=20)
     with pytest.raises(SpecschedError, match="num_levels"):
         calibrate(spec, den, x, levels=LR, num_levels=1)
+    with pytest.raises(SpecschedError, match="trajectories=30 is more than num_samples=20"):
+        calibrate(spec, den, x, levels=LR, num_samples=20, trajectories=30)
+    with pytest.raises(SpecschedError, match="trajectories must be an integer >= 2"):
+        calibrate(spec, den, x, levels=LR, num_samples=20, trajectories=1)
 
     def nan_denoiser(xt, a, s):
         return torch.full_like(xt, float("nan"))
