@@ -324,6 +324,12 @@ def test_calibration_plot_shows_output_power_and_where_the_network_fails(tmp_pat
     plotted = top.lines[0].get_xydata()
     np.testing.assert_allclose(plotted[:, 0], cal.calibration.log_snr)
     np.testing.assert_allclose(plotted[:, 1], ratio)
+    # and the power of the network's own paths over noised data's, per level
+    own = cal.calibration.summary(cal.variances, cal.weights)["own_paths_power_by_level"]
+    drawn = [ln for ln in top.lines if "own sampling paths" in str(ln.get_label())]
+    assert len(drawn) == 1
+    np.testing.assert_allclose(drawn[0].get_xydata()[:, 1], own)
+    np.testing.assert_allclose(drawn[0].get_xydata()[:, 0], cal.calibration.log_snr)
     failing = cal.calibration.failing_levels(cal.variances, cal.weights)
     assert failing[0] and len(top.patches) == 1  # the shaded failing levels
     patch = top.patches[0]

@@ -552,7 +552,9 @@ def plot_calibration(
     Top panel: the power of the network's output about the data's mean over the data's variance
     (:meth:`~specsched.calibrate.Calibration.output_power`, with 2 standard errors), against
     the 1x that no exact denoiser exceeds; the levels where the network fails
-    (:meth:`~specsched.calibrate.Calibration.failing_levels`) are shaded. Bottom panel: the
+    (:meth:`~specsched.calibrate.Calibration.failing_levels`) are shaded; and, for a calibration
+    that measured them, the power of the network's own sampling paths over noised data's at each
+    level (1 where the paths look like noised data). Bottom panel: the
     power it adds beyond its linear part over the data's variance (``residual_over_variance``)
     and its gain's relative deviation from the exact Gaussian gain (``gain_deviation``), from
     :meth:`~specsched.calibrate.Calibration.summary`.
@@ -593,7 +595,13 @@ def plot_calibration(
                  linewidth=1.6, label="network output")  # fmt: skip
     top.axhline(1.0, color="#444444", linewidth=1.0, linestyle="--",
                 label="exact denoiser: at most 1x")  # fmt: skip
-    _ratio_scale(top, [ratio])
+    ratios = [ratio]
+    if summ["own_paths_power_by_level"] is not None:
+        paths = np.asarray(summ["own_paths_power_by_level"])
+        top.plot(lam, paths, color=_COLOURS[3], marker="D", markersize=3.0, linewidth=1.2,
+                 label="its own sampling paths: power / noised data's")  # fmt: skip
+        ratios.append(paths)
+    _ratio_scale(top, ratios)
     top.set_ylabel("output power / data variance", fontsize=9)
     fail_text = (
         f"; fails (shaded) down to {summ['fails_up_to']}, "
