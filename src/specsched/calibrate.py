@@ -531,6 +531,7 @@ def calibrate(
     total, done = num_levels * (num_samples + trajectories), 0
     t0 = time.perf_counter()
     prev_r: Tensor | None = None
+    prev_R: Tensor | None = None
     for j, lam in enumerate(grid):
         a_t, s_t = levels_from_log_snr(
             torch.tensor(float(lam), dtype=torch.float64), levels.process
@@ -560,16 +561,18 @@ def calibrate(
                 progress(done, total)
         X, Y = torch.cat(xs), torch.cat(ys)  # (n, *F, C) complex
         fitted, r = _regress(X, Y, dof)
+        R = torch.from_numpy(fitted["residual"])
         if prev_r is not None:
             num = (prev_r.conj() * r).real.mean(0)
-            den = torch.sqrt((prev_r.abs() ** 2).mean(0) * (r.abs() ** 2).mean(0)).clamp_min(1e-300)
+            den = torch.sqrt(prev_R * R).clamp_min(1e-300)
             corr[j - 1] = (num / den).clamp(-1.0, 1.0).numpy()
-        prev_r = r
+        prev_r, prev_R = r, R
         for k, v in fitted.items():
             out[k][j] = v
     if trajectories:
         traj = _trajectories(
-            spectrum,
+            np.asarray(spectrum.variances, dtype=np.float64),
+            dof,
             denoiser,
             x0[:trajectories],
             eps[:trajectories],
@@ -623,7 +626,8 @@ def _regress(X: Tensor, Y: Tensor, dof: np.ndarray) -> tuple[dict[str, np.ndarra
 
 
 def _trajectories(
-    spectrum: Any,
+    S: np.ndarray,
+    dof: np.ndarray,
     denoiser: Denoiser,
     x0: Tensor,
     eps: Tensor,
@@ -633,7 +637,8 @@ def _trajectories(
     batch_size: int,
     progress: Callable[[int], None],
 ) -> dict[str, np.ndarray]:
-    """The regression of :func:`calibrate` on the network's own sampling paths.
+    """The regression of :func:`calibrate` on the network's own sampling paths (``S``: the
+    modes' variances, ``dof``: their real degrees of freedom per sample).
 
     ``x0`` noised to the noisiest grid level starts DPM-Solver++(2M) through the grid levels
     (then to the clean end), with ``denoiser`` at every step; the states it passes to the network
@@ -669,9 +674,6 @@ def _trajectories(
         xb = alpha[0] * x0[start : start + batch_size] + sig[0] * eps[start : start + batch_size]
         with torch.no_grad():
             get_sampler("dpmpp_2m")(recording, xb, alpha, sig, process=levels.process)
-    S = np.asarray(spectrum.variances, dtype=np.float64)
-    weights = np.asarray(spectrum.weights)
-    dof = np.where(weights > 1, 2.0, 1.0)
     out: dict[str, list[np.ndarray]] = {}
     for j in range(K):
         X, Y = torch.cat(xs[j]), torch.cat(ys[j])
@@ -713,19 +715,25 @@ class ModeTables:
                 "the calibration does not match the spectrum's modes: calibrate this spectrum "
                 "again with `specsched calibrate`"
             )
-        gain, bias, res = flat["gain"], flat["bias"], flat["residual"]
-        if perturb is not None:  # one draw of the calibration's sampling error
-            gain = gain + perturb.standard_normal(gain.shape) * flat["gain_se"]
-            bias = bias + perturb.standard_normal(bias.shape) * flat["bias_se"]
-            res = np.clip(res + perturb.standard_normal(res.shape) * flat["residual_se"], 0, None)
         lam = cal.log_snr
         _, g_gauss = cal.gaussian_gain(np.asarray(variances, dtype=np.float64).reshape(-1))
+
+        def table(arr: dict[str, np.ndarray], prefix: str) -> Tensor:
+            """gain deviation | bias | residual amplitude, one interpolation per call (with one
+            draw of the calibration's sampling error when ``perturb`` is given)."""
+            gain, bias, res = (arr[prefix + k] for k in ("gain", "bias", "residual"))
+            if perturb is not None:
+                gain = gain + perturb.standard_normal(gain.shape) * arr[prefix + "gain_se"]
+                bias = bias + perturb.standard_normal(bias.shape) * arr[prefix + "bias_se"]
+                res = res + perturb.standard_normal(res.shape) * arr[prefix + "residual_se"]
+                res = np.clip(res, 0, None)
+            return torch.from_numpy(
+                np.concatenate([gain - g_gauss, bias, np.sqrt(np.clip(res, 0, None))], axis=1)
+            )
+
         self.grid = torch.from_numpy(np.ascontiguousarray(lam, dtype=np.float64))
-        self.M = gain.shape[1]
-        # one table, one interpolation per call: gain deviation | bias | residual amplitude
-        self.table = torch.from_numpy(
-            np.concatenate([gain - g_gauss, bias, np.sqrt(np.clip(res, 0, None))], axis=1)
-        )
+        self.M = flat["gain"].shape[1]
+        self.table = table(flat, "")
         # the same on the network's own sampling paths, and their power's excess over noised
         # data's (CalibratedModeDenoiser blends the two tables by the state's excess)
         self.traj_table: Tensor | None = None
@@ -733,16 +741,7 @@ class ModeTables:
         self.traj_tol = 0.0
         if cal.trajectories:
             traj = {k: np.asarray(getattr(cal, k)).reshape(K, -1) for k in _TRAJ_ARRAYS}
-            tg, tb, tr = traj["traj_gain"], traj["traj_bias"], traj["traj_residual"]
-            if perturb is not None:
-                tg = tg + perturb.standard_normal(tg.shape) * traj["traj_gain_se"]
-                tb = tb + perturb.standard_normal(tb.shape) * traj["traj_bias_se"]
-                tr = np.clip(
-                    tr + perturb.standard_normal(tr.shape) * traj["traj_residual_se"], 0, None
-                )
-            self.traj_table = torch.from_numpy(
-                np.concatenate([tg - g_gauss, tb, np.sqrt(np.clip(tr, 0, None))], axis=1)
-            )
+            self.traj_table = table(traj, "traj_")
             self.traj_excess = torch.from_numpy(traj["traj_power"] - 1.0)
             # 3x the relative sampling error of the paths' power in a mode (one real degree of
             # freedom a path, the larger error): an excess within it is not told from none
@@ -753,7 +752,7 @@ class ModeTables:
         rate = -np.log(c) / spacing  # (K - 1, M)
         self.mid = torch.from_numpy(0.5 * (lam[1:] + lam[:-1]))
         self.rate = torch.from_numpy(rate)
-        self.nonlinear = bool(np.any(res > 0))
+        self.nonlinear = bool(torch.any(self.table[:, 2 * self.M :] > 0))  # a residual somewhere
 
 
 class CalibratedModeDenoiser:
