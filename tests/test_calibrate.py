@@ -88,12 +88,15 @@ def test_own_paths_power_is_the_sampler_run_with_the_network(rgb):
     w = np.broadcast_to(spec.weights, spec.variances.shape).reshape(-1)
     measured = np.sum(w * noised * c.traj_power.reshape(K, -1), 1)
     predicted = np.sum(w * power, 1)
-    # a weighted sum of |X|^2 over n paths: its relative sd is at most sqrt(2 / n) (one mode);
-    # with ~100 modes of comparable weight it is far less. 4 sd of the one-mode bound
-    np.testing.assert_allclose(measured / predicted, 1.0, atol=4 * np.sqrt(2 / n))
-    # and the paths are not noised data: at the clean end they have the sampler's output power,
-    # which 8 levels of DPM-Solver++(2M) leave measurably off noised data's (the closed form)
-    assert np.all(np.abs(predicted / np.sum(w * noised, 1) - 1) < 1.0)
+    # a weighted sum over modes of |X|^2 averaged over n paths: each mode's mean has relative
+    # variance 2 / (n dof) (dof = 2 for complex modes), so the sum's relative sd is
+    dof = np.where(np.broadcast_to(spec.weights, spec.variances.shape).reshape(-1) > 1, 2.0, 1.0)
+    sd = np.sqrt(np.sum((w * power) ** 2 * 2 / (n * dof), 1)) / predicted
+    # (about 0.4 % at the noisiest level, where every mode weighs alike, and 5 % at the clean
+    # end, where a few low-frequency modes carry the power: there the 7 % by which 8 levels of
+    # DPM-Solver++(2M) leave the paths off noised data's is not resolved; the paths' gain,
+    # checked exactly above, is what pins each call to its level)
+    np.testing.assert_array_less(np.abs(measured / predicted - 1), 4 * sd)
 
 
 def test_the_model_blends_the_two_measurements_by_the_states_power(rgb):
@@ -331,6 +334,16 @@ def test_calibration_bad_input(rgb):
         calibrate(spec, den, x, levels=LR, num_samples=20, trajectories=30)
     with pytest.raises(SpecschedError, match="trajectories must be an integer >= 2"):
         calibrate(spec, den, x, levels=LR, num_samples=20, trajectories=1)
+
+    calls = [0]
+
+    def fails_on_its_paths(xt, a, s):  # finite on noised data, NaN from its paths' first call on
+        calls[0] += 1
+        y = den(xt, a, s)
+        return y if calls[0] <= 3 else torch.full_like(y, float("nan"))
+
+    with pytest.raises(SpecschedError, match="NaN or Inf on its own sampling path"):
+        calibrate(spec, fails_on_its_paths, x, levels=LR, num_levels=3, num_samples=10)
 
     def nan_denoiser(xt, a, s):
         return torch.full_like(xt, float("nan"))

@@ -60,6 +60,7 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
         (("--size", "16", "--channels", "1", "--num-samples", "4"), ("--num-samples",)),
         (("--size", "16", "--channels", "1", "--data-samples", "20"), ("fewer than",)),
         (("--size", "16", "--channels", "1", "--trajectories", "300"), ("--trajectories",)),
+        (("--size", "16", "--channels", "1", "--trajectories", "1"), ("--trajectories",)),
     ],
 )
 def test_calibrate_bad_input(tmp_path, args, words):
