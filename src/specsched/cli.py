@@ -1708,6 +1708,15 @@ def calibrate(
             "most 1x); fits that start there say so, and --verify checks them on the network",
             highlight=False,
         )
+    drawn = summary["samples_power_over_spectrum"]
+    if drawn is not None and abs(drawn - 1) > 0.02:
+        out.print(
+            f"the {summary['num_samples']:,} calibration samples carry {drawn:.3g}x the "
+            "spectrum's power; the gains were corrected for that draw (a network whose gain "
+            "followed it as the posterior mean's does would otherwise look "
+            f"{'over' if drawn > 1 else 'under'}-confident at every mode)",
+            highlight=False,
+        )
     out.print(
         f"{summary['evaluations']:,} network evaluations in {payload['seconds']:.1f} s; "
         f"fit on it with `specsched fit {output} --sampler SAMPLER --steps N`"
