@@ -24,7 +24,7 @@ from specsched.denoisers import GaussianDenoiser
 from specsched.errors import SpecschedError
 from specsched.generation import generate
 from specsched.levels import LevelRange, levels_from_log_snr
-from specsched.mixture import GaussianMixture, MixtureDenoiser
+from specsched.mixture import MixtureDenoiser
 from specsched.optimize import objective_draws
 from specsched.response import CONVERGED_STEPS, converged_moments, output_moments
 from specsched.samplers import get_sampler
@@ -66,7 +66,7 @@ def test_calibrating_the_gaussian_denoiser_measures_its_gain(rgb):
     assert none.trajectories == 0 and none.traj_gain is None and none.evaluations == 6 * 40
     np.testing.assert_array_equal(none.gain, c.gain)  # the noised data's pass is unchanged
     # samples with 1.44x the spectrum's power (all 3000 used, so the draw is known): the draw is
-    # reported, and the linear denoiser's gain, which does not follow it, is left as it is
+    # reported, and the gains are measured as they are
     big = calibrate(
         spec, GaussianDenoiser(spec), 1.2 * x, levels=LR, num_levels=6, num_samples=3000
     ).calibration
@@ -858,30 +858,3 @@ def test_output_power_and_the_levels_where_a_network_fails(rgb):
     # a schedule that starts below the failing levels gets no such note
     lam_ok = float(b.log_snr[~failing].min())
     assert b.failure_note(cal.variances, cal.weights, lam_ok + 0.1) is None
-
-
-def test_the_gain_is_not_the_draw_of_a_few_samples():
-    """A heavy-tailed mixture (one sample in ten has 6x the variance): 100 samples hold more or
-    fewer of the wide component from one draw to the next, and every mode's regression gain
-    follows that draw. The exact posterior mean's population gain is the Gaussian gain of the
-    population spectrum (orthogonality of the posterior mean), so what the calibration reports
-    must stay near it whatever the draw. Measured over these 10 draws: the uncorrected median
-    over modes is off by 0.05-0.07 rms at log-SNR -2 to 4; corrected, 0.011-0.024."""
-    x8 = photos(size=8, channels=1, n=3000, seed=1).reshape(3000, -1)
-    C = np.cov(x8, rowvar=False) + 1e-3 * np.eye(64)
-    gm = GaussianMixture(np.array([0.9, 0.1]), np.zeros((2, 64)), np.stack([C, 6 * C]), (1, 8, 8))
-    x = gm.sample(20000, seed=0)
-    spec = ss.Spectrum.from_array(x, layout="NCHW", kind="fourier")
-    den = MixtureDenoiser(gm)
-    devs, draws = [], []
-    for seed in range(10):
-        c = calibrate(
-            spec, den, x, levels=LR, num_levels=8, num_samples=100, trajectories=0, seed=seed
-        ).calibration
-        devs.append(np.median((c.gain / gauss_gain(spec, c.log_snr) - 1).reshape(8, -1), 1))
-        draws.append(c.meta["draw"])
-    mid = (c.log_snr > -3) & (c.log_snr < 5)
-    rms = np.sqrt(np.mean(np.square(devs), 0))[mid]
-    # the draws were large (the test means something) and the gain did not follow them
-    assert np.max(np.abs(draws)) > 0.1, draws
-    assert np.all(rms < 0.035), rms

@@ -42,10 +42,9 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
     assert text.returncode == 0, text.stderr
     assert "fails at its noisiest levels" in text.stdout and "output power" in text.stdout
     assert "own paths'" in text.stdout  # the column of the paths' power
-    # the samples' draw: reported, and said in words where it is more than 2 %
-    drawn, removed = cal["samples_power_over_spectrum"], cal["draw_removed_by_level"]
-    assert drawn > 0 and len(removed) == 5 and all(0 <= b <= 1 for b in removed)
-    assert ("calibration samples carry" in text.stdout) == (abs(drawn - 1) > 0.02)
+    # the samples' draw: reported, and said in words where it is more than 5 %
+    drawn = cal["samples_power_over_spectrum"]
+    assert drawn > 0 and ("calibration samples carry" in text.stdout) == (abs(drawn - 1) > 0.05)
     assert cal["fails_up_to"].startswith("log-SNR ") and "(t = " in cal["fails_up_to"]
     fit = ok_json("fit", str(out), "--sampler", "dpmpp_2m", "--steps", "5")
     assert fit["calibrated"] is True and len(fit["schedule"]["timesteps"]) == 5

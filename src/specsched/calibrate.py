@@ -31,14 +31,16 @@ the unprojected model's error on the mixture oracle at 20 steps was 6x the Gauss
 plus the measured deviation, so only a smooth deviation is interpolated between grid levels, and a
 calibration of the exact Gaussian denoiser gives back the closed-form response.
 
-**The samples' draw.** A few hundred samples of real data hold more or fewer high-contrast
-images than the data do, and every mode's regression gain follows that common draw (on the
-benchmark's 20-component mixture, 200 samples carried 0.89-1.19x its power, and the exact
-denoiser's gain, whose population value is the Gaussian gain, came out up to 12 % off in the
-median over modes). The per-mode standard errors, independent across modes, do not see a common
-error, and the model took it for the network's own deviation: it predicted the converged sampler
-of the exact mixture denoiser at 1.1-1.2x the data's power. The measured gains are therefore
-corrected by what the clean samples' own power says of the draw (:func:`_composition`).
+**The samples' draw** is measured and reported, not corrected. A few hundred samples of real
+data hold more or fewer high-contrast images than the data do, and every mode's regression gain
+can follow that common draw, an error the per-mode standard errors (independent across modes)
+do not see: the benchmark mixture's 200 calibration samples carry 1.17x its power, and the exact
+denoiser's gain, whose population value is the Gaussian gain, came out 8-12 % above it (median
+over modes) at log-SNR 0-5, so that the model predicts the converged sampler of that exact
+denoiser at 1.07-1.19x the data's power. ``meta["draw"]`` holds the samples' power over the
+spectrum's less 1; more ``num_samples`` make it smaller. Two corrections were tried and not
+adopted (benchmarks/RESULTS.md, "The samples' draw"): one also removed real deviations of a
+network that misjudges the noise, the other made the mixture's fits worse.
 
 **The network's own paths.** A sampler does not feed the network noised data: its states carry
 what the network generated at the calls before. :func:`calibrate` therefore also runs the network
@@ -132,8 +134,7 @@ class Calibration:
         What was calibrated: process, training schedule, prediction type, sample shape, name.
     meta : dict
         Seconds, seed and options; ``draw``, the calibration samples' power over the
-        spectrum's less 1, and ``composition``, the share of that draw removed from each
-        level's gains (:func:`_composition`; absent from files calibrated before it).
+        spectrum's less 1 (absent from files calibrated before it).
     trajectories : int
         The network's own sampling paths measured (0: none; files before them have none).
     traj_gain, traj_bias, traj_residual, traj_gain_se, traj_bias_se, traj_residual_se : ndarray or None
@@ -328,12 +329,11 @@ class Calibration:
             "num_samples": self.num_samples,
             "trajectories": self.trajectories,
             "own_paths_power_by_level": paths,
-            # the calibration samples' power over the spectrum's, and how much of that draw each
-            # level's gains followed and had removed (None: calibrated before the correction)
+            # the calibration samples' power over the spectrum's: the gains can follow that
+            # draw at every mode (None: calibrated before it was measured)
             "samples_power_over_spectrum": (
                 1.0 + self.meta["draw"] if "draw" in self.meta else None
             ),
-            "draw_removed_by_level": self.meta.get("composition"),
             "evaluations": self.evaluations,
             "seconds": self.meta.get("seconds"),
             "residual_over_variance_by_level": [float(v) for v in nonlinear],
@@ -546,12 +546,11 @@ def calibrate(
     out = {k: np.empty((num_levels, *mode_shape)) for k in _ARRAYS[1:] if k != "corr"}
     corr = np.empty((num_levels - 1, *mode_shape))
     S = np.asarray(spectrum.variances, dtype=np.float64)
-    # each clean sample's power in every mode: the samples' draw (_composition)
+    # each clean sample's power in every mode: the samples' draw (reported, see the docstring)
     P0 = torch.cat(
         [basis(x0[i : i + batch_size], 1.0).abs() ** 2 for i in range(0, num_samples, batch_size)]
     ).numpy()
     draw = _draw(P0, S)
-    composition = np.empty(num_levels)
     total, done = num_levels * (num_samples + trajectories), 0
     t0 = time.perf_counter()
     prev_r: Tensor | None = None
@@ -585,7 +584,6 @@ def calibrate(
                 progress(done, total)
         X, Y = torch.cat(xs), torch.cat(ys)  # (n, *F, C) complex
         fitted, r = _regress(X, Y, dof)
-        composition[j], fitted["gain"] = _composition(fitted["gain"], draw, alpha, s, S)
         R = torch.from_numpy(fitted["residual"])
         if prev_r is not None:
             num = (prev_r.conj() * r).real.mean(0)
@@ -598,7 +596,6 @@ def calibrate(
         traj = _trajectories(
             S,
             dof,
-            _draw(P0[:trajectories], S),
             denoiser,
             x0[:trajectories],
             eps[:trajectories],
@@ -629,7 +626,6 @@ def calibrate(
             "seed": int(seed),
             "num_levels": num_levels,
             "draw": draw,
-            "composition": [float(v) for v in composition],
         },
         **out,
     )
@@ -659,51 +655,14 @@ def _regress(X: Tensor, Y: Tensor, dof: np.ndarray) -> tuple[dict[str, np.ndarra
 
 def _draw(P0: np.ndarray, S: np.ndarray) -> float:
     """The samples' power over the spectrum's, less 1, averaged over the modes with variance
-    (``P0``: each sample's power in every mode, samples first)."""
+    (``P0``: each sample's power in every mode, samples first): the calibration samples' draw."""
     ok = S > 0
-    return float(np.mean(P0.mean(0)[ok] / S[ok] - 1.0)) if np.any(ok) else 0.0
-
-
-def _composition(
-    g: np.ndarray, draw: float, alpha: float, s: float, S: np.ndarray
-) -> tuple[float, np.ndarray]:
-    """The gain ``g`` measured at level ``(alpha, s)`` less its share of the samples' draw.
-
-    A few hundred samples of real data hold more or fewer high-contrast images than the data
-    do, and every mode's regression gain follows that common draw. On the benchmark's mixture,
-    200-sample subsets carry 0.89-1.19x its power, and the exact mixture denoiser's gain, whose
-    population value is the Gaussian gain, came out with a median over modes 8 % below to 12 %
-    above it from one draw to the next, at every level from log-SNR 0 to 5. The per-mode
-    standard errors, independent across modes, do not see a common error, and the response model
-    took it for the network's own deviation (the converged sampler predicted at 1.1-1.2x the
-    data's power).
-
-    ``draw`` is the samples' power over the spectrum's, less 1, averaged over modes (what the
-    clean samples alone say, before any noise or network). Data with that much more power have,
-    in every mode, a Gaussian gain higher by the relative amount ``b draw`` with
-    ``b = s^2 / (alpha^2 S + s^2)``. The correction removes ``beta b draw`` of the relative gain,
-    with ``beta`` the regression over modes of the measured relative deviation
-    ``(g - g_gauss) / g_gauss`` on ``b draw``, clipped to ``[0, 1]``: 0 for a denoiser whose gain
-    does not follow the draw (a linear one, whose gain is exact, is left as it is), 1 for one
-    that follows it as the posterior mean does. Whatever ``beta``, the correction is at most the
-    draw's own size, so a deviation of the network's own is never removed beyond that. Measured
-    on the mixture (8 draws at each of 8 levels): the median deviation's rms over draws fell from
-    0.02-0.085 to 0.002-0.031. Returns ``beta`` and the corrected gain.
-    """
-    ok = S > 0  # zero-variance modes (PCA) carry no gain to correct
-    vs = np.where(ok, S, 1.0)
-    g_gauss = alpha * vs / (alpha**2 * vs + s**2)
-    u = np.where(ok, (g - g_gauss) / g_gauss, 0.0)
-    v = np.where(ok, s**2 / (alpha**2 * vs + s**2) * draw, 0.0)
-    vv = float(np.sum(v * v))
-    beta = float(np.clip(np.sum(u * v) / vv, 0.0, 1.0)) if vv > 0 else 0.0
-    return beta, np.where(ok, g - beta * v * g_gauss, g)
+    return float(np.mean(P0.mean(0)[ok] / S[ok]) - 1.0) if np.any(ok) else 0.0
 
 
 def _trajectories(
     S: np.ndarray,
     dof: np.ndarray,
-    draw: float,
     denoiser: Denoiser,
     x0: Tensor,
     eps: Tensor,
@@ -714,8 +673,7 @@ def _trajectories(
     progress: Callable[[int], None],
 ) -> dict[str, np.ndarray]:
     """The regression of :func:`calibrate` on the network's own sampling paths (``S``: the
-    modes' variances, ``dof``: their real degrees of freedom per sample, ``draw``: the starting
-    samples' draw, :func:`_composition`).
+    modes' variances, ``dof``: their real degrees of freedom per sample).
 
     ``x0`` noised to the noisiest grid level starts DPM-Solver++(2M) through the grid levels
     (then to the clean end), with ``denoiser`` at every step; the states it passes to the network
@@ -755,7 +713,6 @@ def _trajectories(
     for j in range(K):
         X, Y = torch.cat(xs[j]), torch.cat(ys[j])
         fitted, _ = _regress(X, Y, dof)
-        _, fitted["gain"] = _composition(fitted["gain"], draw, float(a[j]), float(s[j]), S)
         noised = float(a[j]) ** 2 * S + float(s[j]) ** 2
         fitted["power"] = (X.abs() ** 2).mean(0).numpy() / noised
         for k, v in fitted.items():

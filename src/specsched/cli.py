@@ -1709,12 +1709,11 @@ def calibrate(
             highlight=False,
         )
     drawn = summary["samples_power_over_spectrum"]
-    if drawn is not None and abs(drawn - 1) > 0.02:
+    if drawn is not None and abs(drawn - 1) > 0.05:
         out.print(
             f"the {summary['num_samples']:,} calibration samples carry {drawn:.3g}x the "
-            "spectrum's power; the gains were corrected for that draw (a network whose gain "
-            "followed it as the posterior mean's does would otherwise look "
-            f"{'over' if drawn > 1 else 'under'}-confident at every mode)",
+            "spectrum's power: the measured gains can follow that draw at every mode, which the "
+            "fit's uncertainty does not include; more --num-samples make the draw smaller",
             highlight=False,
         )
     out.print(
