@@ -508,15 +508,7 @@ def calibrate(
     """
     num_levels = _check_count("num_levels", num_levels, 2)
     num_samples = _check_count("num_samples", num_samples, 2)
-    if trajectories is None:
-        trajectories = min(DEFAULT_TRAJECTORIES, num_samples)
-    elif trajectories != 0:
-        trajectories = _check_count("trajectories", trajectories, 2)
-    if trajectories > num_samples:
-        raise SpecschedError(
-            f"trajectories={trajectories} is more than num_samples={num_samples}: the paths start "
-            "from the calibration's samples; lower trajectories or raise num_samples"
-        )
+    trajectories = trajectory_count(trajectories, num_samples)
     batch_size = _check_count("batch_size", batch_size, 1)
     basis = _basis(spectrum)
     x0_all = np.asarray(data)
@@ -546,11 +538,12 @@ def calibrate(
     out = {k: np.empty((num_levels, *mode_shape)) for k in _ARRAYS[1:] if k != "corr"}
     corr = np.empty((num_levels - 1, *mode_shape))
     S = np.asarray(spectrum.variances, dtype=np.float64)
-    # each clean sample's power in every mode: the samples' draw (reported, see the docstring)
-    P0 = torch.cat(
-        [basis(x0[i : i + batch_size], 1.0).abs() ** 2 for i in range(0, num_samples, batch_size)]
-    ).numpy()
-    draw = _draw(P0, S)
+    # the clean samples' mean power in every mode: their draw (reported, see the docstring)
+    P0 = sum(
+        (basis(x0[i : i + batch_size], 1.0).abs() ** 2).sum(0)
+        for i in range(0, num_samples, batch_size)
+    )
+    draw = _draw(np.asarray(P0) / num_samples, S)
     total, done = num_levels * (num_samples + trajectories), 0
     t0 = time.perf_counter()
     prev_r: Tensor | None = None
@@ -632,6 +625,27 @@ def calibrate(
     return dataclasses.replace(spectrum, calibration=cal)
 
 
+def trajectory_count(trajectories: int | None, num_samples: int) -> int:
+    """The number of the network's own paths :func:`calibrate` measures: ``trajectories``, or
+    by default 100 (``num_samples`` if fewer); 0 or 2 to ``num_samples``.
+
+    Raises
+    ------
+    SpecschedError
+        For any other count.
+    """
+    if trajectories is None:
+        return min(DEFAULT_TRAJECTORIES, num_samples)
+    if trajectories != 0:
+        trajectories = _check_count("trajectories", trajectories, 2)
+    if trajectories > num_samples:
+        raise SpecschedError(
+            f"trajectories={trajectories} is more than num_samples={num_samples}: the paths start "
+            "from the calibration's samples; lower trajectories or raise num_samples"
+        )
+    return int(trajectories)
+
+
 def _regress(X: Tensor, Y: Tensor, dof: np.ndarray) -> tuple[dict[str, np.ndarray], Tensor]:
     """Per-mode regression ``Y = g X + b + r`` over samples (axis 0) with its standard errors;
     returns them by name and the residual ``r``."""
@@ -653,11 +667,11 @@ def _regress(X: Tensor, Y: Tensor, dof: np.ndarray) -> tuple[dict[str, np.ndarra
     }, r
 
 
-def _draw(P0: np.ndarray, S: np.ndarray) -> float:
-    """The samples' power over the spectrum's, less 1, averaged over the modes with variance
-    (``P0``: each sample's power in every mode, samples first): the calibration samples' draw."""
+def _draw(P: np.ndarray, S: np.ndarray) -> float:
+    """The calibration samples' draw: their mean power ``P`` in each mode over the spectrum's
+    ``S``, less 1, averaged over the modes with variance."""
     ok = S > 0
-    return float(np.mean(P0.mean(0)[ok] / S[ok]) - 1.0) if np.any(ok) else 0.0
+    return float(np.mean(P[ok] / S[ok]) - 1.0) if np.any(ok) else 0.0
 
 
 def _trajectories(

@@ -1610,8 +1610,8 @@ def calibrate(
     json_out: JsonOpt = False,
 ) -> None:
     """Measure what a trained network does to every mode of your data (specsched fit reads it)."""
-    from .calibrate import DEFAULT_TRAJECTORIES
     from .calibrate import calibrate as run_calibrate
+    from .calibrate import trajectory_count
     from .data.stream import ProgressBar
     from .integrations.diffusers import UNetDenoiser
     from .levels import LevelRange
@@ -1643,13 +1643,13 @@ def calibrate(
             f"{source} gave {len(x)} samples, fewer than --num-samples {num_samples}: give more "
             "data or a smaller --num-samples"
         )
-    if trajectories is None:
-        trajectories = min(DEFAULT_TRAJECTORIES, num_samples)
-    if trajectories < 0 or trajectories == 1 or trajectories > num_samples:
+    try:
+        trajectories = trajectory_count(trajectories, num_samples)
+    except SpecschedError:
         raise SpecschedError(
             f"--trajectories {trajectories} must be 0 or 2 to --num-samples ({num_samples}): the "
             "paths start from the calibration's samples"
-        )
+        ) from None
     spec = Spectrum.from_array(x, layout="NCHW" if x.ndim == 4 else None, kind=kind)  # type: ignore[arg-type]
     show = progress if progress is not None else (False if json_out else None)
     bar = ProgressBar(levels * (num_samples + trajectories), show, "calibrating")

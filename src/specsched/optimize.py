@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from . import divergence
-from .calibrate import _TRAJ_ARRAYS, Calibration, ModeTables
+from .calibrate import _ARRAYS, _TRAJ_ARRAYS, Calibration, ModeTables
 from .divergence import OBJECTIVES, Objective
 from .errors import SpecschedError
 from .levels import LevelRange, TrainSchedule, level_range, levels_from_log_snr, start_std
@@ -127,7 +127,7 @@ def compress_calibration(
     Sc, wc, mc = compress_modes(S, w, m, bins=bins)
     keep, idx, n = _mode_groups(S, m, bins)
     grouped = ~keep
-    names = ("gain", "bias", "residual", "corr", "gain_se", "bias_se", "residual_se")
+    names = _ARRAYS[1:]  # all but the grid
     if cal.trajectories:
         names += _TRAJ_ARRAYS
     flat = {
