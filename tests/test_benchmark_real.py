@@ -340,3 +340,33 @@ def test_calibrated_speed_splits_a_fit_into_its_stages():
         [sys.executable, str(path), "--repeats", "0"], capture_output=True, text=True, timeout=120
     )
     assert bad.returncode == 2 and "--repeats and --steps must be at least 1" in bad.stderr
+
+
+def test_calibration_draw_reports_the_draw_and_the_converged_power(tmp_path):
+    """benchmarks/calibration_draw.py on the mixture: the JSON's draw is the calibration's, the
+    gain deviations are the calibration's against the Gaussian gain, and with the Gaussian gain
+    in place the converged samplers give the exact posterior mean's answer, about the data's
+    power in every band (DDIM's last step to the clean end loses a little in the smallest
+    modes); a negative --draws is refused."""
+    script = ROOT / "benchmarks" / "calibration_draw.py"
+    proc = subprocess.run(
+        [sys.executable, str(script), "--draws", "1", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    data = json.loads((tmp_path / "calibration_draw_gmm.json").read_text())
+    setup = bench.SETUPS["gmm"](dict(bench.PRESETS["full"]))
+    cal = bench.calibrate_setup(setup).calibration
+    assert data["power"] == pytest.approx(1 + cal.meta["draw"], rel=1e-9)
+    _, gg = cal.gaussian_gain(setup.spectrum.variances)
+    want = np.median((cal.gain / gg - 1).reshape(len(cal.log_snr), -1), 1)
+    np.testing.assert_allclose(data["gain_deviation"], want, rtol=0, atol=1e-9)
+    for row in data["converged"].values():
+        assert all(0.85 < p < 1.05 for p in row["calibrated, Gaussian gain"])
+    assert len(data["subsets"]) == 1 and data["subsets"][0]["power"] > 0
+    bad = subprocess.run(
+        [sys.executable, str(script), "--draws", "-1"], capture_output=True, text=True, timeout=120
+    )
+    assert bad.returncode == 2 and "--draws must be at least 0" in bad.stderr

@@ -35,12 +35,13 @@ calibration of the exact Gaussian denoiser gives back the closed-form response.
 data hold more or fewer high-contrast images than the data do, and every mode's regression gain
 can follow that common draw, an error the per-mode standard errors (independent across modes)
 do not see: the benchmark mixture's 200 calibration samples carry 1.17x its power, and the exact
-denoiser's gain, whose population value is the Gaussian gain, came out 8-12 % above it (median
+denoiser's gain, whose population value is the Gaussian gain, came out 6-11 % above it (median
 over modes) at log-SNR 0-5, so that the model predicts the converged sampler of that exact
-denoiser at 1.07-1.19x the data's power. ``meta["draw"]`` holds the samples' power over the
-spectrum's less 1; more ``num_samples`` make it smaller. Two corrections were tried and not
-adopted (benchmarks/RESULTS.md, "The samples' draw"): one also removed real deviations of a
-network that misjudges the noise, the other made the mixture's fits worse.
+denoiser at 1.05-1.17x the data's power (benchmarks/calibration_draw.py). ``meta["draw"]``
+holds the samples' power over the spectrum's less 1; more ``num_samples`` make it smaller. Two
+corrections were tried and not adopted (benchmarks/RESULTS.md, "The samples' draw"): one also
+removed real deviations of a network that misjudges the noise, the other made the mixture's
+fits worse.
 
 **The network's own paths.** A sampler does not feed the network noised data: its states carry
 what the network generated at the calls before. :func:`calibrate` therefore also runs the network
