@@ -13,7 +13,9 @@ one or more schedules with a benchmark network, records every state and every ca
    (``g``, ``b``, ``R`` interpolated in log-SNR as the model does): its power over the calibrated
    ``R`` (the model's is 1 by construction), its correlation with the state (the model projects
    it off the state: 0) and with the previous call's residual (both averaged over modes weighted
-   by the residual's power).
+   by the residual's power), and the gain the network has on these states (the regression of
+   its output on the state, over the samples) and the calibrated gain, both over the Gaussian
+   gain ``alpha S / (alpha^2 S + s^2)`` (averaged over the non-DC modes weighted by ``S``).
 
 It also prints, per level of the calibration grid, the network's output power over the data's
 variance (`Calibration.output_power`; an exact denoiser's is at most 1) and the levels where it
@@ -161,6 +163,7 @@ def measure(
             }
         levels.append(row)
     out_calls = []
+    ws = w * S * groups.get("rest", groups["all"])  # the gains' weights (see below)
     prev: np.ndarray | None = None
     for a, sg, x, y in calls:
         lam = 2.0 * np.log(a / sg)
@@ -172,8 +175,19 @@ def measure(
         P = np.mean(np.abs(rc) ** 2, axis=0)
         vx = np.mean(np.abs(Xc) ** 2, axis=0)
         coef = np.mean((np.conj(Xc) * rc).real, axis=0) / np.maximum(vx, 1e-300)
+        # the gain the network has on these states (the regression's, ``g + coef``) and the
+        # calibrated gain, over the Gaussian gain, weighted by the modes' variance over the
+        # non-DC modes (all modes for spectra without a DC group)
+        gauss = a * S / (a * a * S + sg * sg)
+        ok = ws * (gauss > 0)
         row = {
             "log_snr": float(lam),
+            "gain_over_gaussian": float(
+                np.sum(ok * (g + coef) / np.maximum(gauss, 1e-300)) / np.sum(ok)
+            ),
+            "calibrated_gain_over_gaussian": float(
+                np.sum(ok * g / np.maximum(gauss, 1e-300)) / np.sum(ok)
+            ),
             "residual_over_calibrated": float(np.sum(w * P) / max(np.sum(w * R), 1e-300)),
             # correlation of the residual with the state, weighted by the residual's power
             "correlation_with_state": float(
@@ -248,12 +262,17 @@ def main(argv: list[str] | None = None) -> int:
                 for g in groups
             )
             print(f"  {i:5d} {t:>5s}  {cells}")
-        print("  call  log-SNR  residual/calibrated  corr. with state  with previous")
+        print(
+            "  call  log-SNR  gain/Gaussian: network  calibrated  residual/calibrated  "
+            "corr. with state  with previous"
+        )
         for k, row in enumerate(res["calls"]):
             corr = row["correlation_with_previous"]
             print(
-                f"  {k:4d} {row['log_snr']:8.2f} {row['residual_over_calibrated']:15.2f} "
-                f"{row['correlation_with_state']:11.3f} {'' if corr is None else f'{corr:12.3f}'}"
+                f"  {k:4d} {row['log_snr']:8.2f} {row['gain_over_gaussian']:22.3f} "
+                f"{row['calibrated_gain_over_gaussian']:11.3f} "
+                f"{row['residual_over_calibrated']:20.2f} "
+                f"{row['correlation_with_state']:17.3f} {'' if corr is None else f'{corr:14.3f}'}"
             )
     payload = {
         "denoiser": args.denoiser,

@@ -77,3 +77,31 @@ def test_the_first_calls_residual_has_the_calibrated_power(rgb):
     assert abs(first["correlation_with_state"]) < 0.05  # a regression residual, on its own data
     assert first["correlation_with_previous"] is None
     assert all(-1 <= c["correlation_with_previous"] <= 1 for c in res["calls"][1:])
+
+
+def test_the_gain_on_the_samplers_states_is_the_denoisers(rgb):
+    """A denoiser with 0.8 of the Gaussian gain in every mode has 0.8 of it on any states: the
+    regression on the sampler's states must give it exactly, and the calibrated gain too (up to
+    its interpolation between grid levels)."""
+    x, spec = rgb
+    gauss = GaussianDenoiser(spec)
+    mu = torch.from_numpy(spec.channel_means.reshape(1, -1, 1, 1))
+
+    def shrunk(v: torch.Tensor, alpha: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        return mu + 0.8 * (gauss(v, alpha, s) - mu)
+
+    cal = calibrate(spec, shrunk, x, levels=LR, num_samples=200)
+    sched = heuristic_schedule("logsnr", 6, LR)
+    res = states.measure(cal, shrunk, sched, "dpmpp_2m", num_samples=500, shape=(3, 8, 8), seed=3)
+    grid = cal.calibration.log_snr
+    on_grid = 0
+    for row in res["calls"]:
+        assert row["gain_over_gaussian"] == pytest.approx(0.8, rel=1e-6)
+        # exact at the grid's levels; between them the deviation from the Gaussian gain is
+        # interpolated linearly in log-SNR while the Gaussian gain is not (up to 2 % off here)
+        if np.min(np.abs(grid - row["log_snr"])) < 1e-9:
+            on_grid += 1
+            assert row["calibrated_gain_over_gaussian"] == pytest.approx(0.8, rel=1e-9)
+        else:
+            assert row["calibrated_gain_over_gaussian"] == pytest.approx(0.8, rel=0.03)
+    assert on_grid == 2  # the first and the last level are the grid's ends
