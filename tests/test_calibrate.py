@@ -149,6 +149,31 @@ def test_the_model_blends_the_two_measurements_by_the_states_power(rgb):
             )
 
 
+def test_paths_exactly_like_noised_data_leave_the_gain_alone(rgb):
+    """A mode whose paths' power excess is exactly 0 gets the noised data's gain, finite, for
+    states with any power (the weight's 0 / 0 once gave NaN)."""
+    x, spec = rgb
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=4, num_samples=20)
+    c = cal.calibration
+    S = torch.from_numpy(spec.variances.reshape(-1))
+    m = torch.from_numpy(spec.means.reshape(-1))
+    alpha, s = (torch.tensor(float(v), dtype=torch.float64) for v in levels_from_log_snr(
+        torch.tensor(c.log_snr[2]), "vp"))  # fmt: skip
+    traj = dataclasses.replace(
+        c, trajectories=100, traj_gain=c.gain + 0.1, traj_power=np.ones_like(c.gain)
+    )
+    tables = ModeTables(traj, spec.variances)
+    noised = alpha**2 * S + s**2
+    for excess in (0.0, 0.5, -0.5):
+        state = torch.zeros(3, S.numel(), dtype=torch.float64)
+        state[0] = alpha * m
+        state[1] = torch.sqrt(noised * (1 + excess))
+        out = CalibratedModeDenoiser(S, m, tables, first_row=2)(state, alpha, s)
+        np.testing.assert_allclose(
+            (out[1] / state[1]).numpy(), c.gain[2].reshape(-1), rtol=1e-12, atol=0
+        )
+
+
 @pytest.mark.parametrize("sampler", ["ddim", "ddpm", "dpmpp_2m", "heun", "unipc"])
 def test_calibrated_gaussian_response_is_the_closed_form(rgb, sampler):
     assert_calibrated_gaussian_response_is_closed_form(*rgb, sampler)

@@ -884,7 +884,9 @@ class CalibratedModeDenoiser:
         excess, noised, am = terms[9:]
         power = (x[..., 1:, :] ** 2).sum(-2, keepdim=True) + (x[..., :1, :] - am) ** 2
         q = power / noised - 1.0
-        size = excess.abs().clamp_min(1e-300)
+        # (1e-150: its square does not underflow, so a mode whose paths' excess is exactly 0
+        # gets weight 0 rather than 0 / 0)
+        size = excess.abs().clamp_min(1e-150)
         w = (q * excess / size**2).clamp(0.0, 1.0) * (1.0 - self.t.traj_tol / size).clamp_min(0.0)
         return tuple(a + w * d for a, d in zip(terms[1:5], terms[5:9], strict=True))
 
