@@ -32,15 +32,18 @@ sys.modules.setdefault("real_denoisers", bench)  # dataclasses look their module
 _spec.loader.exec_module(bench)
 
 
+def _run(script: str | Path, *args: object, timeout: float = 120) -> subprocess.CompletedProcess:
+    """A benchmark script (a file name under benchmarks/, or a path) run with this Python."""
+    path = script if isinstance(script, Path) else ROOT / "benchmarks" / script
+    cmd = [sys.executable, str(path), *map(str, args)]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("real_denoisers")
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--out", str(out)],
-        capture_output=True,
-        text=True,
-        timeout=2400,  # ~12 min on CI's core; more on a shared machine
-    )
+    # ~12 min on CI's core; more on a shared machine
+    proc = _run(SCRIPT, "--quick", "--out", out, timeout=2400)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     payload = json.loads((out / "results" / "real_denoisers.json").read_text())
     return out, payload
@@ -235,13 +238,7 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
     """On the stored mixture fits, the calibrated model's best heuristic (rated from the stored
     timesteps by the recomputed calibration) is the fallback `fit` returned in every cell, and
     each rule's measured ratio is the stored FD of its pick over the best heuristic's."""
-    script = ROOT / "benchmarks" / "fallback_choice.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--denoiser", "gmm", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
+    proc = _run("fallback_choice.py", "--denoiser", "gmm", "--out", tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads((tmp_path / "fallback_choice_gmm.json").read_text())
     stored = json.loads((ROOT / "benchmarks" / "results" / "real_denoisers.json").read_text())
@@ -258,12 +255,7 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
             assert c["fd"] == want and c["ratio"] == pytest.approx(want / row["best_fd"])
             assert c["ratio"] >= 1.0
     missing = tmp_path / "none.json"
-    bad = subprocess.run(
-        [sys.executable, str(script), "--denoiser", "gmm", "--pair", str(missing), str(missing)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    bad = _run("fallback_choice.py", "--denoiser", "gmm", "--pair", missing, missing)
     assert bad.returncode == 2 and f"no such file {missing}" in bad.stderr
     assert "Traceback" not in bad.stderr
 
@@ -271,16 +263,13 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
 def test_reproduce_fits_bad_input_is_one_line(tmp_path):
     """reproduce_fits.py: --fits without --calibrated, and a missing --fits file, exit 2 with
     one line naming the problem."""
-    script = ROOT / "benchmarks" / "reproduce_fits.py"
     missing = tmp_path / "none.json"
     for argv, want in [
         (["--fits", str(missing)], "--fits needs --calibrated"),
         (["--calibrated", "gmm", "--fits", str(missing)], f"no such file {missing}"),
         (["--polish"], "--polish needs --calibrated"),
     ]:
-        proc = subprocess.run(
-            [sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120
-        )
+        proc = _run("reproduce_fits.py", *argv)
         assert proc.returncode == 2 and want in proc.stderr
         assert "Traceback" not in proc.stderr
 
@@ -336,9 +325,7 @@ def test_calibrated_speed_splits_a_fit_into_its_stages():
     assert 0.9 * wall <= sum(split.values()) <= wall
     direct = ss.fit(cal, 5, sampler="ddim", train_schedule=train)
     np.testing.assert_array_equal(res.schedule.timesteps, direct.schedule.timesteps)
-    bad = subprocess.run(
-        [sys.executable, str(path), "--repeats", "0"], capture_output=True, text=True, timeout=120
-    )
+    bad = _run(path, "--repeats", "0")
     assert bad.returncode == 2 and "--repeats and --steps must be at least 1" in bad.stderr
 
 
@@ -348,13 +335,7 @@ def test_calibration_draw_reports_the_draw_and_the_converged_power(tmp_path):
     in place the converged samplers give the exact posterior mean's answer, about the data's
     power in every band (DDIM's last step to the clean end loses a little in the smallest
     modes); a negative --draws is refused."""
-    script = ROOT / "benchmarks" / "calibration_draw.py"
-    proc = subprocess.run(
-        [sys.executable, str(script), "--draws", "1", "--out", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = _run("calibration_draw.py", "--draws", "1", "--out", tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads((tmp_path / "calibration_draw_gmm.json").read_text())
     setup = bench.SETUPS["gmm"](dict(bench.PRESETS["full"]))
@@ -366,7 +347,5 @@ def test_calibration_draw_reports_the_draw_and_the_converged_power(tmp_path):
     for row in data["converged"].values():
         assert all(0.85 < p < 1.05 for p in row["calibrated, Gaussian gain"])
     assert len(data["subsets"]) == 1 and data["subsets"][0]["power"] > 0
-    bad = subprocess.run(
-        [sys.executable, str(script), "--draws", "-1"], capture_output=True, text=True, timeout=120
-    )
+    bad = _run("calibration_draw.py", "--draws", "-1")
     assert bad.returncode == 2 and "--draws must be at least 0" in bad.stderr
