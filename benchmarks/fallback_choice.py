@@ -1,7 +1,8 @@
 """Which heuristic should a calibrated fit fall back to? Rules compared offline on measured cells.
 
 Where the guard of a calibrated fit keeps a heuristic (``FitResult.fallback``), ``fit`` returns
-the calibrated model's best heuristic. That choice rests on the calibrated model's ranking of
+the calibrated model's best heuristic, or logSNR-uniform spacing where the model cannot tell it
+from the best (rule ``logsnr_within``). That choice rests on the calibrated model's ranking of
 the heuristics, whose model error its sampling uncertainty does not measure. This script asks
 whether another rule would have kept a better heuristic, on every fallback cell of stored
 ``calibrated_fits.py`` results: each heuristic of the cell (every one was sampled and scored by
@@ -16,7 +17,15 @@ among the measured rows. No sampling. Rules:
 - ``worse_ratio``: the smallest worse ratio to each model's best heuristic;
 - ``converged``: the calibrated model's best by W2 to the calibrated model's own converged
   output (``fit(..., target="converged")``): the heuristic that lands closest to what the
-  network generates with many steps, rather than closest to the data.
+  network generates with many steps, rather than closest to the data;
+- ``regular``: of the heuristics the calibrated model cannot tell from its best (their W2 within
+  2 sd of the paired difference over ``objective_draws``, the guard's own uncertainty), the most
+  regular (least roughness, the fit's own measure: squared second differences of the log-SNR
+  levels), so logSNR-uniform wherever it is among them; the fit's rule for a flat objective
+  ("return the most regular schedule of the flat set") applied to the fallback;
+- ``logsnr_within``: what ``fit`` does since the nineteenth session
+  (``specsched.optimize._regular_fallback``, called here): logSNR-uniform spacing where it is
+  within that uncertainty of the calibrated model's best, else the best.
 
 Usage::
 
@@ -41,6 +50,7 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,14 +64,25 @@ from model_agreement import measured  # noqa: E402
 
 from specsched.calibrate import ModeTables  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
-from specsched.response import converged_moments  # noqa: E402
+from specsched.optimize import _regular_fallback, objective_draws  # noqa: E402
+from specsched.response import converged_moments, response  # noqa: E402
+from specsched.schedules import Schedule  # noqa: E402
 
-RULES = ("calibrated", "gaussian", "worse_rank", "worse_ratio", "converged")
+RULES = (
+    "calibrated",
+    "gaussian",
+    "worse_rank",
+    "worse_ratio",
+    "converged",
+    "regular",
+    "logsnr_within",
+)
 
 
-def picks(w2: np.ndarray) -> dict[str, int]:
+def picks(w2: np.ndarray, regular: int, library: int) -> dict[str, int]:
     """Index of the heuristic each rule keeps, from ``w2`` of shape ``(n, 3)`` (calibrated,
-    Gaussian, calibrated against its converged output)."""
+    Gaussian, calibrated against its converged output), the ``regular`` rule's pick
+    (:func:`most_regular_within`) and the library's (:func:`library_fallback`)."""
     both = w2[:, :2]
     rank = np.argsort(np.argsort(both, axis=0, kind="stable"), axis=0, kind="stable")
     ratio = both / both.min(0)
@@ -72,7 +93,39 @@ def picks(w2: np.ndarray) -> dict[str, int]:
         "worse_rank": min(range(n), key=lambda i: (int(rank[i].max()), int(rank[i, 0]))),
         "worse_ratio": int(np.argmin(ratio.max(1))),
         "converged": int(np.argmin(w2[:, 2])),
+        "regular": regular,
+        "logsnr_within": library,
     }
+
+
+def library_fallback(model: Any, rows: list[dict], sampler: str, train: Any) -> int:
+    """Index of the heuristic of ``rows`` that ``fit``'s guard keeps on the calibrated ``model``
+    (``specsched.optimize._regular_fallback`` on the rows ranked by the model's W2)."""
+    scheds = [
+        Schedule.from_timesteps(r["timesteps"], train_schedule=train, name=r["schedule"])
+        for r in rows
+    ]
+    resp = [response(model, s, sampler) for s in scheds]
+    order = sorted(range(len(rows)), key=lambda i: resp[i].w2)
+    kept, _, _ = _regular_fallback(
+        model, [(scheds[i], resp[i]) for i in order], "w2", sampler, {}, False
+    )
+    return next(i for i, s in enumerate(scheds) if s is kept)
+
+
+def most_regular_within(model: Any, rows: list[dict], sampler: str, train: Any) -> int:
+    """Index of the most regular heuristic of ``rows`` that the calibrated ``model`` cannot tell
+    from its best one (2 sd of the paired W2 difference over its ``objective_draws``); ties
+    (several equally regular) go to the lower W2."""
+    scheds = [Schedule.from_timesteps(r["timesteps"], train_schedule=train) for r in rows]
+    w2 = predicted_w2(model, rows, sampler, train)
+    draws = objective_draws(model, scheds, sampler=sampler, objective="w2")
+    best = int(np.argmin(w2))
+    diff = draws - draws[:, [best]]
+    within = np.abs(w2 - w2[best]) <= 2.0 * diff.std(0, ddof=1)
+    lam = [s.log_snr[:-1] for s in scheds]
+    rough = np.array([float(np.sum(np.diff(x, 2) ** 2)) for x in lam])
+    return min(np.flatnonzero(within), key=lambda i: (rough[i], w2[i]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +190,9 @@ def main(argv: list[str] | None = None) -> int:
                 1,
             )
             chosen = {}
-            for rule, k in picks(w2).items():
+            regular = most_regular_within(calibrated, heur, sampler, setup.train)
+            library = library_fallback(calibrated, heur, sampler, setup.train)
+            for rule, k in picks(w2, regular, library).items():
                 fd, outcome = measured(heur[k], best_h)
                 chosen[rule] = {
                     "heuristic": heur[k]["schedule"],
@@ -175,9 +230,12 @@ def main(argv: list[str] | None = None) -> int:
             else None,
         }
         print(f"{rule:12s} {summary[rule]}")
-    mismatch = [r for r in rows if r["rules"]["calibrated"]["heuristic"] != r["fallback"]]
+    mismatch = [r for r in rows if r["rules"]["logsnr_within"]["heuristic"] != r["fallback"]]
     if mismatch:
-        print(f"note: {len(mismatch)} cells' stored fallback is not the calibrated model's best")
+        print(
+            f"note: {len(mismatch)} cells' stored fallback is not what fit's guard keeps today "
+            "(rule logsnr_within): a run older than the rule"
+        )
     path = args.out / f"fallback_choice_{args.denoiser}.json"
     payload = {
         "pairs": [[str(s), str(f)] for s, f in pairs],

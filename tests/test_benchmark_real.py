@@ -223,21 +223,26 @@ def test_fallback_choice_rules_pick_by_their_definitions():
 
     # columns: calibrated, Gaussian, calibrated-against-converged W2 of four heuristics
     w2 = np.array([[1.0, 9.0, 5.0], [1.5, 2.0, 4.0], [2.0, 1.0, 6.0], [8.0, 1.1, 0.5]])
-    got = picks(w2)
+    got = picks(w2, 2, 1)
     assert got["calibrated"] == 0 and got["gaussian"] == 2 and got["converged"] == 3
+    # the rules that need the calibration's draws are computed apart and passed through
+    assert got["regular"] == 2 and got["logsnr_within"] == 1
     # worse ranks 3, 1, 2, 3: heuristic 1 is ranked 2nd by both models
     assert got["worse_rank"] == 1
     # worse ratios 9, 2, 2, 8: a tie between 1 and 2, the first taken
     assert got["worse_ratio"] == 1
     # equal worse ranks fall to the better calibrated rank
-    assert picks(np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0]]))["worse_rank"] == 0
+    assert picks(np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0]]), 0, 0)["worse_rank"] == 0
 
 
 @pytest.mark.slow
 def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
-    """On the stored mixture fits, the calibrated model's best heuristic (rated from the stored
-    timesteps by the recomputed calibration) is the fallback `fit` returned in every cell, and
-    each rule's measured ratio is the stored FD of its pick over the best heuristic's."""
+    """On the stored mixture fits, the guard's rule run offline (``logsnr_within``: the
+    calibrated model's best heuristic, rated from the stored timesteps by the recomputed
+    calibration, or logSNR-uniform spacing where the model cannot rank the best above it) is the
+    fallback `fit` returned in every cell, the calibrated model's best wherever that is not
+    logSNR-uniform, and each rule's measured ratio is the stored FD of its pick over the best
+    heuristic's."""
     proc = _run("fallback_choice.py", "--denoiser", "gmm", "--out", tmp_path, timeout=900)
     assert proc.returncode == 0, proc.stderr[-2000:]
     data = json.loads((tmp_path / "fallback_choice_gmm.json").read_text())
@@ -247,13 +252,17 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
         for r in stored["records"]
         if r["denoiser"] == "gmm"
     }
-    assert data["rows"] and "not the calibrated model's best" not in proc.stdout
+    assert data["rows"] and "stored fallback is not" not in proc.stdout
     for row in data["rows"]:
-        assert row["rules"]["calibrated"]["heuristic"] == row["fallback"]
+        assert row["rules"]["logsnr_within"]["heuristic"] == row["fallback"]
+        if row["fallback"] != "logsnr":
+            assert row["rules"]["calibrated"]["heuristic"] == row["fallback"]
         for c in row["rules"].values():
             want = fd[(row["sampler"], row["steps"], c["heuristic"])]
             assert c["fd"] == want and c["ratio"] == pytest.approx(want / row["best_fd"])
             assert c["ratio"] >= 1.0
+    # the stored runs include cells where the rule kept logSNR-uniform over the model's best
+    assert any(r["rules"]["calibrated"]["heuristic"] != r["fallback"] for r in data["rows"])
     missing = tmp_path / "none.json"
     bad = _run("fallback_choice.py", "--denoiser", "gmm", "--pair", missing, missing)
     assert bad.returncode == 2 and f"no such file {missing}" in bad.stderr

@@ -425,6 +425,38 @@ def test_fit_falls_back_to_the_heuristic_when_it_cannot_tell_them_apart():
     assert same.to_dict()["fallback"] == best.name
 
 
+@pytest.mark.parametrize(
+    "n, sampler, steps, regular",
+    [(5, "unipc", 5, True), (8, "unipc", 5, True), (3, "ddim", 8, False)],
+)
+def test_a_fallback_keeps_logsnr_uniform_where_the_objective_cannot_rank_the_best_above_it(
+    n, sampler, steps, regular
+):
+    """A guard that keeps a heuristic keeps logSNR-uniform spacing where the objective cannot
+    tell it from the best heuristic (their W2 within 2 sd of the paired difference over the
+    spectrum's sampling error, computed here again), else the best one. With 5 or 8 samples
+    logSNR-uniform is within it of the best heuristic (Karras, kl_optimal) at UniPC-5; with 3
+    at DDIM-8 it is not (sixth of the heuristics)."""
+    x = photos(size=8, channels=1, n=n, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    res = ss.fit(spec, steps, sampler=sampler, guard=True)
+    assert res.fallback is not None  # these fits do not beat the best heuristic beyond the noise
+    best, r_best = res.best_baseline
+    log, r_log = next((s, r) for s, r in res.baselines if s.name == "logsnr")
+    assert best.name != "logsnr"
+    vals = objective_draws(spec, [best, log], sampler=sampler, objective="w2")
+    within = 2 * np.std(vals[:, 1] - vals[:, 0], ddof=1)
+    assert bool(r_log.w2 - r_best.w2 <= within) is regular
+    kept = log if regular else best
+    assert res.fallback == kept.name
+    assert res.schedule.timesteps.tolist() == kept.timesteps.tolist()
+    assert res.value == pytest.approx(ss.response(spec, kept, sampler).w2, rel=1e-12)
+    assert res.table()[0]["schedule"] == f"{kept.name} (fallback)"
+    note = next(m for m in res.notes if m.startswith("kept the heuristic"))
+    assert note.startswith(f"kept the heuristic {kept.name!r}")
+    assert (f"from {best.name!r}: the objective cannot rank them" in note) is regular
+
+
 def test_flat_objective_moves_towards_the_heuristic():
     """With 10 samples the objective is uncertain; an optimum no rougher than the median heuristic
     gives up part of its predicted gain to move towards the heuristic, but stays better than it
