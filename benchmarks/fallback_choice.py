@@ -65,7 +65,7 @@ from model_agreement import measured  # noqa: E402
 from specsched.calibrate import ModeTables  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
 from specsched.optimize import _regular_fallback, objective_draws  # noqa: E402
-from specsched.response import converged_moments, response  # noqa: E402
+from specsched.response import Response, converged_moments, response  # noqa: E402
 from specsched.schedules import Schedule  # noqa: E402
 
 RULES = (
@@ -98,33 +98,26 @@ def picks(w2: np.ndarray, regular: int, library: int) -> dict[str, int]:
     }
 
 
-def library_fallback(model: Any, rows: list[dict], sampler: str, train: Any) -> int:
-    """Index of the heuristic of ``rows`` that ``fit``'s guard keeps on the calibrated ``model``
-    (``specsched.optimize._regular_fallback`` on the rows ranked by the model's W2)."""
-    scheds = [
-        Schedule.from_timesteps(r["timesteps"], train_schedule=train, name=r["schedule"])
-        for r in rows
-    ]
-    resp = [response(model, s, sampler) for s in scheds]
-    order = sorted(range(len(rows)), key=lambda i: resp[i].w2)
+def library_fallback(model: Any, scheds: list[Schedule], resp: list[Response], sampler: str) -> int:
+    """Index of the heuristic of ``scheds`` (with their responses ``resp`` on the calibrated
+    ``model``) that ``fit``'s guard keeps: ``specsched.optimize._regular_fallback`` on them,
+    ranked by the model's W2."""
+    order = sorted(range(len(scheds)), key=lambda i: resp[i].w2)
     kept, _, _ = _regular_fallback(
         model, [(scheds[i], resp[i]) for i in order], "w2", sampler, {}, False
     )
     return next(i for i, s in enumerate(scheds) if s is kept)
 
 
-def most_regular_within(model: Any, rows: list[dict], sampler: str, train: Any) -> int:
-    """Index of the most regular heuristic of ``rows`` that the calibrated ``model`` cannot tell
-    from its best one (2 sd of the paired W2 difference over its ``objective_draws``); ties
-    (several equally regular) go to the lower W2."""
-    scheds = [Schedule.from_timesteps(r["timesteps"], train_schedule=train) for r in rows]
-    w2 = predicted_w2(model, rows, sampler, train)
+def most_regular_within(model: Any, scheds: list[Schedule], w2: np.ndarray, sampler: str) -> int:
+    """Index of the most regular heuristic of ``scheds`` (their W2 ``w2`` on the calibrated
+    ``model``) that the model cannot tell from its best one (2 sd of the paired W2 difference
+    over its ``objective_draws``); ties (several equally regular) go to the lower W2."""
     draws = objective_draws(model, scheds, sampler=sampler, objective="w2")
     best = int(np.argmin(w2))
     diff = draws - draws[:, [best]]
     within = np.abs(w2 - w2[best]) <= 2.0 * diff.std(0, ddof=1)
-    lam = [s.log_snr[:-1] for s in scheds]
-    rough = np.array([float(np.sum(np.diff(x, 2) ** 2)) for x in lam])
+    rough = np.array([float(np.sum(np.diff(s.log_snr[:-1], 2) ** 2)) for s in scheds])
     return min(np.flatnonzero(within), key=lambda i: (rough[i], w2[i]))
 
 
@@ -160,7 +153,6 @@ def main(argv: list[str] | None = None) -> int:
     # the runs of one denoiser share their data set-up (sample and spectrum sizes, seeds)
     setup = rd.SETUPS[args.denoiser]({**loaded[0][0]["config"], "kind": args.kind, "fid": False})
     calibrated = rd.calibrate_setup(setup)
-    models = (calibrated, setup.spectrum)
     S, _, m = calibrated.modes()
     conv = converged_moments(
         torch.from_numpy(S),
@@ -182,16 +174,25 @@ def main(argv: list[str] | None = None) -> int:
                 == (args.denoiser, sampler, steps, "heuristic")
             ]
             best_h = min(heur, key=lambda r: r["metrics"]["fd"]["value"])
+            # the heuristics' schedules and calibrated responses, shared by the rules
+            scheds = [
+                Schedule.from_timesteps(
+                    r["timesteps"], train_schedule=setup.train, name=r["schedule"]
+                )
+                for r in heur
+            ]
+            resp = [response(calibrated, sch, sampler) for sch in scheds]
             w2 = np.stack(
                 [
-                    *(predicted_w2(m, heur, sampler, setup.train) for m in models),
+                    [r.w2 for r in resp],
+                    predicted_w2(setup.spectrum, heur, sampler, setup.train),
                     predicted_w2(calibrated, heur, sampler, setup.train, target=converged),
                 ],
                 1,
             )
             chosen = {}
-            regular = most_regular_within(calibrated, heur, sampler, setup.train)
-            library = library_fallback(calibrated, heur, sampler, setup.train)
+            regular = most_regular_within(calibrated, scheds, w2[:, 0], sampler)
+            library = library_fallback(calibrated, scheds, resp, sampler)
             for rule, k in picks(w2, regular, library).items():
                 fd, outcome = measured(heur[k], best_h)
                 chosen[rule] = {

@@ -855,26 +855,25 @@ def fit(
         Called as ``progress(stage, done, total)`` as the fit advances through its stages (the
         heuristics, each optimiser start, each integer polish), e.g. to draw a progress bar.
     guard : bool or None, default None
-        Guard the fit against the uncertainty of its objective (needs ``heuristics``): if the
-        fit does not beat the best heuristic by more than the uncertainty
-        (:attr:`FitResult.uncertainty`), that heuristic is returned
-        (:attr:`FitResult.fallback`), or logSNR-uniform spacing where the objective cannot tell
-        it from the best heuristic either (:data:`REGULAR_HEURISTIC`). Otherwise an optimum rougher than the median heuristic
-        (squared second differences of its log-SNR levels) is replaced by the most regular
-        schedule (closest to log-SNR-uniform spacing, :data:`REGULAR_WEIGHTS`) that the
-        objective cannot tell from it and that still beats the heuristic by more than the
-        uncertainty; a smoother optimum is moved towards the best heuristic as far as the
-        objective's uncertainty allows. Why: the optima of a flat objective are arbitrary points
-        that rounding chooses between, and a network does not forgive irregular ones (tiny16,
-        DPM-Solver++(2M)-10, 2560 samples: FD 1.13 for the optimum one CPU found, 0.28 for the
-        most regular schedule within its uncertainty, 0.47 for logSNR-uniform), while smooth
-        optima lost when made more regular (the exact mixture at 5 steps: 1.31 against 1.07;
-        benchmarks/README.md, "A rough optimum is made regular"). A calibrated fit for a sampler
-        that combines several calls (multistep, Heun) also keeps that heuristic where the
-        Gaussian model of the same spectrum rates the fit worse than any heuristic beyond that
-        model's uncertainty (its advantage would rest on the calibration alone); for
-        first-order samplers (DDIM, Euler) that disagreement is only noted. ``None`` guards
-        calibrated fits only.
+        Guard the fit against the uncertainty of its objective (needs ``heuristics``): if the fit
+        does not beat the best heuristic by more than the uncertainty
+        (:attr:`FitResult.uncertainty`), that heuristic is returned (:attr:`FitResult.fallback`), or
+        logSNR-uniform spacing where the objective cannot tell it from the best heuristic either
+        (:data:`REGULAR_HEURISTIC`). Otherwise an optimum rougher than the median heuristic (squared
+        second differences of its log-SNR levels) is replaced by the most regular schedule (closest
+        to log-SNR-uniform spacing, :data:`REGULAR_WEIGHTS`) that the objective cannot tell from it
+        and that still beats the heuristic by more than the uncertainty; a smoother optimum is moved
+        towards the best heuristic as far as the objective's uncertainty allows. Why: the optima of
+        a flat objective are arbitrary points that rounding chooses between, and a network does not
+        forgive irregular ones (tiny16, DPM-Solver++(2M)-10, 2560 samples: FD 1.13 for the optimum
+        one CPU found, 0.28 for the most regular schedule within its uncertainty, 0.47 for
+        logSNR-uniform), while smooth optima lost when made more regular (the exact mixture at 5
+        steps: 1.31 against 1.07; benchmarks/README.md, "A rough optimum is made regular"). A
+        calibrated fit for a sampler that combines several calls (multistep, Heun) also keeps that
+        heuristic where the Gaussian model of the same spectrum rates the fit worse than any
+        heuristic beyond that model's uncertainty (its advantage would rest on the calibration
+        alone); for first-order samplers (DDIM, Euler) that disagreement is only noted. ``None``
+        guards calibrated fits only.
     target : {"data", "converged"}, default "data"
         What a calibrated fit's objective measures the output against: the data's spectrum, or
         the network's converged output as the calibration predicts it
@@ -1468,16 +1467,9 @@ def _guard(
 
     def paired_uncertainty(other: Schedule) -> float:
         """2 sd of the objective's difference between the fit and ``other`` over the draws."""
-        vals = objective_draws(
-            spec,
-            [final, other],
-            sampler=sampler,
-            objective=objective,
-            converged=converged,
-            **sampler_options,
+        return _paired_uncertainty(
+            spec, final, other, objective, sampler, sampler_options, converged
         )
-        diff = vals[:, 1] - vals[:, 0]
-        return 2.0 * float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
 
     tol = paired_uncertainty(h_sched)
     tol = max(tol, 1e-12 * max(abs(v_h), 1e-300))  # rounding: equal schedules tie
@@ -1572,6 +1564,33 @@ def _guard(
     return chosen, dataclasses.replace(r_chosen, schedule=chosen), tol, None
 
 
+def _two_sd(diff: np.ndarray) -> float:
+    """Two standard deviations of paired differences over the draws (0 for a single draw)."""
+    return 2.0 * float(np.std(diff, ddof=1)) if len(diff) > 1 else 0.0
+
+
+def _paired_uncertainty(
+    spec: Spectrum,
+    first: Schedule,
+    other: Schedule,
+    objective: Objective,
+    sampler: str,
+    sampler_options: dict[str, Any],
+    converged: bool,
+) -> float:
+    """2 sd of the objective's difference between two schedules over :func:`objective_draws`:
+    the guard's test of whether its objective can tell them apart."""
+    vals = objective_draws(
+        spec,
+        [first, other],
+        sampler=sampler,
+        objective=objective,
+        converged=converged,
+        **sampler_options,
+    )
+    return _two_sd(vals[:, 1] - vals[:, 0])
+
+
 def _regular_fallback(
     spec: Spectrum,
     baselines: list[tuple[Schedule, Response]],
@@ -1601,15 +1620,9 @@ def _regular_fallback(
     regular = next(((b, r) for b, r in baselines if b.name == REGULAR_HEURISTIC), None)
     if regular is None or regular[0] is best:
         return best, r_best, ""
-    vals = objective_draws(
-        spec,
-        [best, regular[0]],
-        sampler=sampler,
-        objective=objective,
-        converged=converged,
-        **sampler_options,
+    within = _paired_uncertainty(
+        spec, best, regular[0], objective, sampler, sampler_options, converged
     )
-    within = 2.0 * float(np.std(vals[:, 1] - vals[:, 0], ddof=1))
     v_best, v_reg = r_best.value(objective), regular[1].value(objective)
     if v_reg - v_best > within:
         return best, r_best, ""
@@ -1677,7 +1690,7 @@ def _gaussian_veto(
     flagged = []
     for k, h in enumerate(heuristics, start=1):
         v_h = response(plain, h, sampler=sampler, **sampler_options).value(objective)
-        tol = 2.0 * float(np.std(vals[:, 0] - vals[:, k], ddof=1))
+        tol = _two_sd(vals[:, 0] - vals[:, k])
         if v_fit - v_h > tol:
             flagged.append((v_h, h.name, tol))
     if not flagged:
