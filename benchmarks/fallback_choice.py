@@ -25,7 +25,12 @@ among the measured rows. No sampling. Rules:
   ("return the most regular schedule of the flat set") applied to the fallback;
 - ``logsnr_within``: what ``fit`` does since the nineteenth session
   (``specsched.optimize._regular_fallback``, called here): logSNR-uniform spacing where it is
-  within that uncertainty of the calibrated model's best, else the best.
+  within that uncertainty of the calibrated model's best, else the best; since the twentieth
+  session not where the model's timesteps do not realise logSNR-uniform spacing (levels moved
+  off their nearest timestep, as on MNIST's cosine schedule at 10 and 20 steps).
+
+Each heuristic is built by the library, as ``fit`` builds its baselines (its metadata is what the
+guard reads), and checked against the stored row's timesteps.
 
 Usage::
 
@@ -47,6 +52,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -63,6 +69,7 @@ from _common import predicted_w2, save_result  # noqa: E402
 from model_agreement import measured  # noqa: E402
 
 from specsched.calibrate import ModeTables  # noqa: E402
+from specsched.heuristics import all_heuristics  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
 from specsched.optimize import _regular_fallback, objective_draws  # noqa: E402
 from specsched.response import Response, converged_moments, response  # noqa: E402
@@ -96,6 +103,28 @@ def picks(w2: np.ndarray, regular: int, library: int) -> dict[str, int]:
         "regular": regular,
         "logsnr_within": library,
     }
+
+
+def library_heuristic(record: dict[str, Any], steps: int, train: Any) -> Schedule:
+    """The heuristic a stored row sampled, as ``fit`` builds it (with its metadata, which the
+    guard reads: ``meta["moved_levels"]``), checked against the row's timesteps."""
+    found = re.search(r"resolution=(\d+)", record["schedule"])
+    resolution = int(found.group(1)) if found else None
+    lr = LevelRange.discrete(train)
+    sched = next(
+        (
+            s
+            for s in all_heuristics(steps, lr, resolution=resolution)
+            if s.name == record["schedule"]
+        ),
+        None,
+    )
+    if sched is None or sched.timesteps.tolist() != list(record["timesteps"]):
+        raise SystemExit(
+            f"the stored {record['schedule']!r} row ({record['sampler']}, {steps} steps) is not "
+            "the library's heuristic: a run older than the heuristic's definition"
+        )
+    return sched
 
 
 def library_fallback(model: Any, scheds: list[Schedule], resp: list[Response], sampler: str) -> int:
@@ -175,12 +204,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             best_h = min(heur, key=lambda r: r["metrics"]["fd"]["value"])
             # the heuristics' schedules and calibrated responses, shared by the rules
-            scheds = [
-                Schedule.from_timesteps(
-                    r["timesteps"], train_schedule=setup.train, name=r["schedule"]
-                )
-                for r in heur
-            ]
+            scheds = [library_heuristic(r, steps, setup.train) for r in heur]
             resp = [response(calibrated, sch, sampler) for sch in scheds]
             w2 = np.stack(
                 [

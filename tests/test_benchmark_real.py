@@ -238,8 +238,9 @@ def test_fallback_choice_rules_pick_by_their_definitions():
 @pytest.mark.slow
 def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
     """On the stored mixture fits, the guard's rule run offline (``logsnr_within``: the
-    calibrated model's best heuristic, rated from the stored timesteps by the recomputed
-    calibration, or logSNR-uniform spacing where the model cannot rank the best above it) is the
+    calibrated model's best heuristic, rated by the recomputed calibration (each heuristic built
+    by the library and checked against the stored timesteps), or logSNR-uniform spacing where the
+    model cannot rank the best above it) is the
     fallback `fit` returned in every cell, the calibrated model's best wherever that is not
     logSNR-uniform, and each rule's measured ratio is the stored FD of its pick over the best
     heuristic's."""

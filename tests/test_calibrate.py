@@ -457,6 +457,34 @@ def test_a_fallback_keeps_logsnr_uniform_where_the_objective_cannot_rank_the_bes
     assert (f"from {best.name!r}: the objective cannot rank them" in note) is regular
 
 
+def test_a_fallback_does_not_keep_logsnr_uniform_spacing_the_timesteps_do_not_realise():
+    """On a cosine training schedule logSNR-uniform spacing crowds the noisiest timesteps, and
+    rounding to distinct timesteps moves 6 of its 20 levels (999, 998, ..., 993): not the
+    regular spacing the fallback means to keep. There the objective cannot rank it below the
+    best heuristic (AYS), yet the best is kept, and the note says why."""
+    x = photos(size=8, channels=1, n=5, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    res = ss.fit(spec, 20, sampler="unipc", guard=True, train_schedule="cosine")
+    best, r_best = res.best_baseline
+    log, r_log = next((s, r) for s, r in res.baselines if s.name == "logsnr")
+    # the rounding: each level's nearest timestep, against the schedule's
+    lr = LevelRange.discrete("cosine")
+    lam = np.linspace(lr.lam_lo, lr.lam_hi, 20)
+    nearest = np.round(lr.train.timestep_of_log_snr(lam)).astype(int)
+    assert log.timesteps[:8].tolist() == [999, 998, 997, 996, 995, 994, 993, 991]
+    assert log.meta["moved_levels"] == int(np.sum(nearest != log.timesteps)) == 6
+    assert best.name != "logsnr" and "moved_levels" not in best.meta
+    vals = objective_draws(spec, [best, log], sampler="unipc", objective="w2")
+    assert r_log.w2 - r_best.w2 <= 2 * np.std(vals[:, 1] - vals[:, 0], ddof=1)  # cannot rank
+    assert res.fallback == best.name
+    assert res.schedule.timesteps.tolist() == best.timesteps.tolist()
+    note = next(m for m in res.notes if m.startswith("kept the heuristic"))
+    assert note.startswith(f"kept the heuristic {best.name!r}")
+    assert "do not realise logSNR-uniform spacing (6 of its levels moved" in note
+    # on the linear schedule the same spacing is realised: no level moved, nothing recorded
+    assert "moved_levels" not in ss.heuristics.logsnr(20, LevelRange.discrete("linear")).meta
+
+
 def test_flat_objective_moves_towards_the_heuristic():
     """With 10 samples the objective is uncertain; an optimum no rougher than the median heuristic
     gives up part of its predicted gain to move towards the heuristic, but stays better than it

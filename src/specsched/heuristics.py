@@ -187,7 +187,10 @@ def _build(
     """Turn a family's levels (log-SNR, sigmas or integer timesteps) into a Schedule of ``lr``.
 
     Levels are clipped into the range (this absorbs rounding at the ends); a family that then has
-    repeated levels cannot make ``steps`` distinct levels and raises.
+    repeated levels cannot make ``steps`` distinct levels and raises. On a discrete model each
+    level goes to its nearest timestep, and levels that share one are moved apart
+    (:func:`distinct_timesteps`); how many moved is recorded as ``meta["moved_levels"]`` (absent
+    when none did).
     """
     name = _label(family, params)
     meta = {"heuristic": family, "params": {k: _jsonable(v) for k, v in params.items()}}
@@ -211,7 +214,14 @@ def _build(
             else:
                 sched = Schedule.from_log_snr(lam, process=lr.process, name=name)
             return dataclasses.replace(sched, meta=meta)
-        timesteps = distinct_timesteps(np.round(lr.train.timestep_of_log_snr(lam)), lr.train.T)
+        nearest = np.round(lr.train.timestep_of_log_snr(lam))
+        timesteps = distinct_timesteps(nearest, lr.train.T)
+        moved = int(np.sum(timesteps != nearest))
+        if moved:
+            # the model's timesteps do not realise the family's spacing: this many levels left
+            # their nearest timestep to keep the timesteps distinct (logSNR-uniform spacing on a
+            # cosine schedule, whose log-SNR falls steeply over its last timesteps)
+            meta["moved_levels"] = moved
     sched = Schedule.from_timesteps(timesteps, train_schedule=lr.train, name=name)
     return dataclasses.replace(sched, meta=meta)
 

@@ -195,7 +195,7 @@ class FitResult:
         Name of the heuristic returned instead of the fit when the fit did not beat the best
         heuristic by more than ``uncertainty`` (then ``schedule`` is that heuristic, unless a
         verification replaced it): the best heuristic, or logSNR-uniform spacing where the
-        objective cannot tell the two apart.
+        objective cannot tell the two apart and the model's timesteps realise that spacing.
     calibrated : bool
         Whether the objective is that of the calibrated response model.
     verification : Verification or None
@@ -859,7 +859,7 @@ def fit(
         does not beat the best heuristic by more than the uncertainty
         (:attr:`FitResult.uncertainty`), that heuristic is returned (:attr:`FitResult.fallback`), or
         logSNR-uniform spacing where the objective cannot tell it from the best heuristic either
-        (:data:`REGULAR_HEURISTIC`). Otherwise an optimum rougher than the median heuristic (squared
+        and the model's timesteps realise it (:data:`REGULAR_HEURISTIC`). Otherwise an optimum rougher than the median heuristic (squared
         second differences of its log-SNR levels) is replaced by the most regular schedule (closest
         to log-SNR-uniform spacing, :data:`REGULAR_WEIGHTS`) that the objective cannot tell from it
         and that still beats the heuristic by more than the uncertainty; a smoother optimum is moved
@@ -1609,9 +1609,16 @@ def _regular_fallback(
     Measured offline on every fallback cell of the benchmark's four models
     (``benchmarks/fallback_choice.py``, rule ``logsnr_within``; benchmarks/README.md): it keeps
     logSNR-uniform instead of AYS on the exact mixture's DPM-Solver++(2M) at 10 and 20 steps
-    (the best heuristic of both; AYS lost the 20-step cell by 1.30x at 2,560 samples) and
-    instead of AYS on MNIST's UniPC-20 (AYS lost to trailing by 0.7 %, logSNR-uniform ties it),
-    and changes no cell of tiny16 or rgb16. Rejected: the most regular of *all* the heuristics
+    (the best heuristic of both; AYS lost the 20-step cell by 1.30x at 2,560 samples), and
+    changes no cell of tiny16 or rgb16.
+
+    A logSNR-uniform schedule that the model's timesteps do not realise (levels moved off their
+    nearest timestep to keep the timesteps distinct, ``meta["moved_levels"]``) is not regular
+    spacing, and is not kept: on a cosine training schedule, whose log-SNR falls from -10 to -20
+    over its last five timesteps, logSNR-uniform spacing puts 7 of 20 levels at t >= 993, 6 of
+    them moved. On MNIST's UniPC-20 (cosine schedule) it had been kept in place of AYS, the
+    model's best, and measured FD 11.58 +- 0.44 against AYS's 11.29 +- 0.41 at 1,024 samples
+    (trailing 11.15; benchmarks/README.md). Rejected: the most regular of *all* the heuristics
     within the uncertainty (any spacing, by :meth:`_Problem.roughness`), which on rgb16, whose
     objective is uncertain by more than its spread at few steps, kept trailing instead of
     leading at Heun-5 (FD 264 against 114) and quadratic instead of leading at DDIM-5 (27.8
@@ -1626,13 +1633,20 @@ def _regular_fallback(
     v_best, v_reg = r_best.value(objective), regular[1].value(objective)
     if v_reg - v_best > within:
         return best, r_best, ""
-    return (
-        regular[0],
-        regular[1],
+    cannot_rank = (
         f"; {REGULAR_HEURISTIC!r} ({objective} {v_reg:.4g}) is within the uncertainty of its "
-        f"difference ({within:.2g}) from {best.name!r}: the objective cannot rank them, and the "
-        "regular spacing is kept",
+        f"difference ({within:.2g}) from {best.name!r}: the objective cannot rank them"
     )
+    moved = regular[0].meta.get("moved_levels", 0)
+    if moved:
+        return (
+            best,
+            r_best,
+            f"{cannot_rank}, but the model's timesteps do not realise logSNR-uniform spacing "
+            f"({moved} of its levels moved off their nearest timestep to keep the timesteps "
+            "distinct), and the best is kept",
+        )
+    return regular[0], regular[1], f"{cannot_rank}, and the regular spacing is kept"
 
 
 def _gaussian_veto(
