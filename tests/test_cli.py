@@ -103,6 +103,27 @@ def test_fit_writes_a_schedule_that_compare_and_load_read_back(spectrum_file, tm
     assert human.returncode == 0 and "diffusers" in human.stdout and "timesteps" in human.stdout
 
 
+def test_compare_says_which_heuristics_the_timesteps_do_not_realise(spectrum_file):
+    """On a cosine training schedule, logSNR-uniform and Karras spacing crowd the noisiest
+    timesteps, where rounding to distinct timesteps moves some of their levels: ``compare`` gives
+    the count per row and says so under the table; on the linear schedule nothing moved."""
+    args = ("compare", str(spectrum_file), "--steps", "20", "--train-schedule", "cosine")
+    rows = {r["schedule"]: r for r in ok_json(*args)["table"]}
+    cosine = ss.LevelRange.discrete("cosine")
+    lam = np.linspace(cosine.lam_lo, cosine.lam_hi, 20)  # logSNR-uniform, before rounding
+    nearest = np.round(cosine.train.timestep_of_log_snr(lam)).astype(int)
+    logsnr = rows["logsnr"]
+    assert logsnr["moved_levels"] == int(np.sum(nearest != logsnr["timesteps"])) == 6
+    assert rows["karras"]["moved_levels"] > 0 and rows["trailing"]["moved_levels"] == 0
+    human = run(*args)
+    assert human.returncode == 0, human.stderr
+    text = " ".join(human.stdout.split())
+    assert "do not realise the spacing of" in text and "logsnr (6 levels moved)" in text
+    linear = ok_json("compare", str(spectrum_file), "--steps", "20")["table"]
+    assert all(r["moved_levels"] == 0 for r in linear)
+    assert "do not realise" not in run("compare", str(spectrum_file), "--steps", "20").stdout
+
+
 def test_long_kl_fit_from_the_command_line(tmp_path):
     """``specsched fit --objective kl --steps 50`` on photos 32x32x3 exited 2 with "noise levels
     must strictly decrease" until 2026-11-30 (levels crowding at the clean end coincided in

@@ -1065,6 +1065,7 @@ def compare(
             **row,
             "file": str(schedule[schedules.index(s)]) if s in schedules else None,
             "timesteps": None if s.timesteps is None else s.timesteps.tolist(),
+            "moved_levels": int(s.meta.get("moved_levels", 0)),
         }
         for row, (s, _) in zip(comparison_rows(rows, objective, best), rows, strict=True)  # type: ignore[arg-type]
     ]
@@ -1074,6 +1075,14 @@ def compare(
         )
         return
     out.print(comparison_table(table_rows, objective, f"{sampler} on {source}"))
+    moved = [r for r in table_rows if r["moved_levels"]]
+    if moved:
+        which = ", ".join(f"{r['schedule']} ({r['moved_levels']} levels moved)" for r in moved)
+        out.print(
+            f"The model's timesteps do not realise the spacing of {which}: where the model's "
+            "log-SNR changes by more than the family's step within one timestep, levels were "
+            "moved off their nearest timestep to keep the timesteps distinct."
+        )
 
 
 @app.command()
