@@ -859,11 +859,12 @@ def fit(
         does not beat the best heuristic by more than the uncertainty
         (:attr:`FitResult.uncertainty`), that heuristic is returned (:attr:`FitResult.fallback`), or
         logSNR-uniform spacing where the objective cannot tell it from the best heuristic either
-        and the model's timesteps realise it (:data:`REGULAR_HEURISTIC`). Otherwise an optimum rougher than the median heuristic (squared
-        second differences of its log-SNR levels) is replaced by the most regular schedule (closest
-        to log-SNR-uniform spacing, :data:`REGULAR_WEIGHTS`) that the objective cannot tell from it
-        and that still beats the heuristic by more than the uncertainty; a smoother optimum is moved
-        towards the best heuristic as far as the objective's uncertainty allows. Why: the optima of
+        and the model's timesteps realise it (:data:`REGULAR_HEURISTIC`). Otherwise an optimum
+        rougher than the median heuristic (squared second differences of its log-SNR levels) is
+        replaced by the most regular schedule (closest to log-SNR-uniform spacing,
+        :data:`REGULAR_WEIGHTS`) that the objective cannot tell from it and that still beats the
+        heuristic by more than the uncertainty; a smoother optimum is moved towards the best
+        heuristic as far as the objective's uncertainty allows. Why: the optima of
         a flat objective are arbitrary points that rounding chooses between, and a network does not
         forgive irregular ones (tiny16, DPM-Solver++(2M)-10, 2560 samples: FD 1.13 for the optimum
         one CPU found, 0.28 for the most regular schedule within its uncertainty, 0.47 for
