@@ -105,8 +105,8 @@ def test_fit_writes_a_schedule_that_compare_and_load_read_back(spectrum_file, tm
 
 def test_compare_says_which_heuristics_the_timesteps_do_not_realise(spectrum_file):
     """On a cosine training schedule, logSNR-uniform and Karras spacing crowd the noisiest
-    timesteps, where rounding to distinct timesteps moves some of their levels: ``compare`` gives
-    the count per row and says so under the table; on the linear schedule nothing moved."""
+    timesteps, where rounding to distinct timesteps moves some of their levels: ``compare`` and
+    ``fit`` give the count per row and say so in a note; on the linear schedule nothing moved."""
     args = ("compare", str(spectrum_file), "--steps", "20", "--train-schedule", "cosine")
     rows = {r["schedule"]: r for r in ok_json(*args)["table"]}
     cosine = ss.LevelRange.discrete("cosine")
@@ -118,7 +118,12 @@ def test_compare_says_which_heuristics_the_timesteps_do_not_realise(spectrum_fil
     human = run(*args)
     assert human.returncode == 0, human.stderr
     text = " ".join(human.stdout.split())
-    assert "do not realise the spacing of" in text and "logsnr (6 levels moved)" in text
+    assert "note: the model's timesteps do not realise the spacing of" in text
+    assert "logsnr (6 levels moved)" in text
+    fit_args = ("fit", str(spectrum_file), "--steps", "20", "--train-schedule", "cosine")
+    fitted = {r["schedule"]: r for r in ok_json(*fit_args)["table"]}
+    assert fitted["logsnr"]["moved_levels"] == 6 and fitted["spectral"]["moved_levels"] == 0
+    assert "logsnr (6 levels moved)" in " ".join(run(*fit_args).stdout.split())
     linear = ok_json("compare", str(spectrum_file), "--steps", "20")["table"]
     assert all(r["moved_levels"] == 0 for r in linear)
     assert "do not realise" not in run("compare", str(spectrum_file), "--steps", "20").stdout

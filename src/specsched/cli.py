@@ -29,7 +29,7 @@ except KeyboardInterrupt:  # pragma: no cover - depends on when the key is press
     raise SystemExit(130) from None
 
 from .errors import SpecschedError
-from .report import comparison_rows, comparison_table
+from .report import comparison_rows, comparison_table, moved_note
 
 # typer >= 0.20 vendors click; find its exception base through a public subclass.
 ClickException = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -1002,7 +1002,8 @@ def fit(
     )
     if result.verification is not None:
         out.print(_verify_table(result.verification, objective, pipeline))
-    for note in result.notes:
+    moved = moved_note(result.table())
+    for note in [*result.notes, *([moved] if moved is not None else [])]:
         out.print(f"note: {note}", highlight=False)
     if result.fallback is not None and result.verification is None:
         # the heuristic kept is the model's pick, and the models rank close heuristics unreliably
@@ -1065,7 +1066,6 @@ def compare(
             **row,
             "file": str(schedule[schedules.index(s)]) if s in schedules else None,
             "timesteps": None if s.timesteps is None else s.timesteps.tolist(),
-            "moved_levels": int(s.meta.get("moved_levels", 0)),
         }
         for row, (s, _) in zip(comparison_rows(rows, objective, best), rows, strict=True)  # type: ignore[arg-type]
     ]
@@ -1075,14 +1075,9 @@ def compare(
         )
         return
     out.print(comparison_table(table_rows, objective, f"{sampler} on {source}"))
-    moved = [r for r in table_rows if r["moved_levels"]]
-    if moved:
-        which = ", ".join(f"{r['schedule']} ({r['moved_levels']} levels moved)" for r in moved)
-        out.print(
-            f"The model's timesteps do not realise the spacing of {which}: where the model's "
-            "log-SNR changes by more than the family's step within one timestep, levels were "
-            "moved off their nearest timestep to keep the timesteps distinct."
-        )
+    moved = moved_note(table_rows)
+    if moved is not None:
+        out.print(f"note: {moved}", highlight=False)
 
 
 @app.command()

@@ -2,8 +2,9 @@
 
 Rows have the same keys in Python (:meth:`specsched.FitResult.table`), in the ``--json`` output and
 in the schedule file's metadata: ``schedule``, ``w2``, ``kl_gen_data``, ``kl_data_gen`` (the
-figure names of :class:`~specsched.response.Response`) and ``ratio_to_best_heuristic``.
-:func:`comparison_table` draws them for the terminal.
+figure names of :class:`~specsched.response.Response`), ``ratio_to_best_heuristic`` and
+``moved_levels``. :func:`comparison_table` draws them for the terminal, and :func:`moved_note`
+says which schedules the model's timesteps do not realise.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .response import Response
     from .schedules import Schedule
 
-__all__ = ["comparison_rows", "comparison_table"]
+__all__ = ["comparison_rows", "comparison_table", "moved_note"]
 
 
 def comparison_rows(
@@ -45,7 +46,9 @@ def comparison_rows(
     Returns
     -------
     list of dict
-        ``schedule``, ``w2``, ``kl_gen_data``, ``kl_data_gen``, ``ratio_to_best_heuristic``.
+        ``schedule``, ``w2``, ``kl_gen_data``, ``kl_data_gen``, ``ratio_to_best_heuristic``, and
+        ``moved_levels``: how many of a heuristic's levels were moved off their nearest timestep
+        to keep the timesteps distinct (its ``meta["moved_levels"]``; 0 for any other schedule).
     """
     rows = list(rows)
     labels = [s.name for s, _ in rows] if names is None else list(names)
@@ -56,8 +59,9 @@ def comparison_rows(
             "kl_gen_data": r.kl_gen_data,
             "kl_data_gen": r.kl_data_gen,
             "ratio_to_best_heuristic": r.value(objective) / best if best else math.nan,
+            "moved_levels": int(s.meta.get("moved_levels", 0)),
         }
-        for label, (_, r) in zip(labels, rows, strict=True)
+        for label, (s, r) in zip(labels, rows, strict=True)
     ]
 
 
@@ -90,3 +94,17 @@ def comparison_table(
             style="bold green" if first else None,
         )
     return table
+
+
+def moved_note(rows: Iterable[dict[str, Any]]) -> str | None:
+    """The line that names the rows of :func:`comparison_rows` whose levels the model's
+    timesteps do not realise (``moved_levels`` > 0), or None when there are none."""
+    moved = [r for r in rows if r.get("moved_levels")]
+    if not moved:
+        return None
+    which = ", ".join(f"{r['schedule']} ({r['moved_levels']} levels moved)" for r in moved)
+    return (
+        f"the model's timesteps do not realise the spacing of {which}: where the model's "
+        "log-SNR changes by more than the family's step within one timestep, levels were moved "
+        "off their nearest timestep to keep the timesteps distinct"
+    )
