@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -69,7 +68,6 @@ from _common import predicted_w2, save_result  # noqa: E402
 from model_agreement import measured  # noqa: E402
 
 from specsched.calibrate import ModeTables  # noqa: E402
-from specsched.heuristics import all_heuristics  # noqa: E402
 from specsched.levels import LevelRange  # noqa: E402
 from specsched.optimize import _regular_fallback, objective_draws  # noqa: E402
 from specsched.response import Response, converged_moments, response  # noqa: E402
@@ -105,26 +103,21 @@ def picks(w2: np.ndarray, regular: int, library: int) -> dict[str, int]:
     }
 
 
-def library_heuristic(record: dict[str, Any], steps: int, train: Any) -> Schedule:
-    """The heuristic a stored row sampled, as ``fit`` builds it (with its metadata, which the
-    guard reads: ``meta["moved_levels"]``), checked against the row's timesteps."""
-    found = re.search(r"resolution=(\d+)", record["schedule"])
-    resolution = int(found.group(1)) if found else None
-    lr = LevelRange.discrete(train)
-    sched = next(
-        (
-            s
-            for s in all_heuristics(steps, lr, resolution=resolution)
-            if s.name == record["schedule"]
-        ),
-        None,
-    )
-    if sched is None or sched.timesteps.tolist() != list(record["timesteps"]):
-        raise SystemExit(
-            f"the stored {record['schedule']!r} row ({record['sampler']}, {steps} steps) is not "
-            "the library's heuristic: a run older than the heuristic's definition"
-        )
-    return sched
+def library_heuristics(records: list[dict[str, Any]], setup: Any, steps: int) -> list[Schedule]:
+    """The heuristics stored rows sampled, as the benchmark and ``fit`` build them (with their
+    metadata, which the guard reads: ``meta["moved_levels"]``), each checked against its row's
+    timesteps."""
+    built = {s.name: s for s in rd.heuristics_for(setup.spectrum, steps, setup.train)}
+    out = []
+    for record in records:
+        sched = built.get(record["schedule"])
+        if sched is None or sched.timesteps.tolist() != list(record["timesteps"]):
+            raise SystemExit(
+                f"the stored {record['schedule']!r} row ({record['sampler']}, {steps} steps) is "
+                "not the library's heuristic: a run older than the heuristic's definition"
+            )
+        out.append(sched)
+    return out
 
 
 def library_fallback(model: Any, scheds: list[Schedule], resp: list[Response], sampler: str) -> int:
@@ -204,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             best_h = min(heur, key=lambda r: r["metrics"]["fd"]["value"])
             # the heuristics' schedules and calibrated responses, shared by the rules
-            scheds = [library_heuristic(r, steps, setup.train) for r in heur]
+            scheds = library_heuristics(heur, setup, steps)
             resp = [response(calibrated, sch, sampler) for sch in scheds]
             w2 = np.stack(
                 [

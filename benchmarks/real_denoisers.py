@@ -327,9 +327,14 @@ def schedules_for(
             "fallback": res.fallback,
         }
         out.append(dataclasses.replace(res.schedule, name=name))
-    resolution = max(spec.signal_shape)
-    out.extend(all_heuristics(steps, LevelRange.discrete(train), resolution=resolution))
+    out.extend(heuristics_for(spec, steps, train))
     return out, info
+
+
+def heuristics_for(spec: Spectrum, steps: int, train: TrainSchedule = TRAIN) -> list[Schedule]:
+    """Every heuristic of a cell, as the benchmark samples them (the spectrum's side sets the
+    resolution of the resolution-dependent families)."""
+    return all_heuristics(steps, LevelRange.discrete(train), resolution=max(spec.signal_shape))
 
 
 def calibrate_setup(setup: Setup) -> Spectrum:

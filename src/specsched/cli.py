@@ -991,9 +991,10 @@ def fit(
         payload["plots"] = [str(p) for p in write_plots(result, plots)]
     if save_and_emit(payload, output, sched.save, json_out):
         return
+    table = result.table()
     out.print(
         comparison_table(
-            result.table(),
+            table,
             objective,
             f"{sampler}, {steps} steps, {lr.process}"
             + (f" ({lr.train.name}-{lr.train.T})" if lr.train else "")
@@ -1002,7 +1003,7 @@ def fit(
     )
     if result.verification is not None:
         out.print(_verify_table(result.verification, objective, pipeline))
-    moved = moved_note(result.table())
+    moved = moved_note(table)
     for note in [*result.notes, *([moved] if moved is not None else [])]:
         out.print(f"note: {note}", highlight=False)
     if result.fallback is not None and result.verification is None:
