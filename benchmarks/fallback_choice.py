@@ -112,10 +112,13 @@ def library_heuristics(records: list[dict[str, Any]], setup: Any, steps: int) ->
     for record in records:
         sched = built.get(record["schedule"])
         if sched is None or sched.timesteps.tolist() != list(record["timesteps"]):
-            raise SystemExit(
-                f"the stored {record['schedule']!r} row ({record['sampler']}, {steps} steps) is "
-                "not the library's heuristic: a run older than the heuristic's definition"
+            print(
+                f"error: the stored {record['schedule']!r} row ({record['sampler']}, {steps} "
+                "steps) is not the library's heuristic: a run older than the heuristic's "
+                "definition; rerun real_denoisers.py for that cell",
+                file=sys.stderr,
             )
+            raise SystemExit(2)
         out.append(sched)
     return out
 

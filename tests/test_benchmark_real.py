@@ -268,6 +268,37 @@ def test_fallback_choice_reproduces_the_stored_fallbacks(tmp_path):
     bad = _run("fallback_choice.py", "--denoiser", "gmm", "--pair", missing, missing)
     assert bad.returncode == 2 and f"no such file {missing}" in bad.stderr
     assert "Traceback" not in bad.stderr
+    # a stored heuristic row whose timesteps are not the library's (a stale run), in a cell the
+    # script reads (a fallback cell): one line, exit 2
+    fits = ROOT / "benchmarks" / "results" / "calibrated_fits_gmm.json"
+    cell = next(
+        (r["sampler"], r["steps"])
+        for r in json.loads(fits.read_text())["rows"]
+        if r["fit"] == "calibrated" and r["fallback"] is not None
+    )
+    stale = json.loads(json.dumps(stored))
+    row = next(
+        r
+        for r in stale["records"]
+        if (r["denoiser"], r["sampler"], r["steps"], r["schedule"]) == ("gmm", *cell, "logsnr")
+    )
+    row["timesteps"] = [t + 1 if t < 900 else t for t in row["timesteps"]]
+    stale_path = tmp_path / "stale.json"
+    stale_path.write_text(json.dumps(stale))
+    bad = _run(
+        "fallback_choice.py",
+        "--denoiser",
+        "gmm",
+        "--pair",
+        stale_path,
+        fits,
+        "--out",
+        tmp_path,
+        timeout=900,
+    )
+    lines = [ln for ln in bad.stderr.splitlines() if ln.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "Traceback" not in bad.stderr
+    assert "'logsnr' row" in lines[0] and "is not the library's heuristic" in lines[0]
 
 
 def test_reproduce_fits_bad_input_is_one_line(tmp_path):
