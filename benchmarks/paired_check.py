@@ -44,8 +44,9 @@ from specsched.schedules import Schedule  # noqa: E402
 
 
 def parse_schedule(text: str) -> tuple[str, list[int]]:
-    """``name=t0,t1,...`` -> ``(name, [t0, t1, ...])``."""
-    name, _, ts = text.partition("=")
+    """``name=t0,t1,...`` -> ``(name, [t0, t1, ...])`` (a name may hold "=" itself, as
+    ``shifted_cosine(resolution=16)`` does)."""
+    name, _, ts = text.rpartition("=")
     try:
         steps = [int(t) for t in ts.split(",")]
     except ValueError:

@@ -82,6 +82,7 @@ GMM_PATH = HERE / "models" / "gmm16" / "mixture.npz"
 UNET_PATH = HERE / "models" / "tiny16"
 MNIST_PATH = HERE / "models" / "mnist"
 RGB16_PATH = HERE / "models" / "rgb16"
+SV16_PATH = HERE / "models" / "sv16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -197,12 +198,20 @@ def setup_gmm(cfg: dict[str, Any]) -> Setup:
     )
 
 
-def _photo_unet(cfg: dict[str, Any], name: str, title: str, path: Path, channels: int) -> Setup:
+def _photo_unet(
+    cfg: dict[str, Any],
+    name: str,
+    title: str,
+    path: Path,
+    channels: int,
+    train: TrainSchedule = TRAIN,
+) -> Setup:
     """A UNet trained on 16x16 ``builtin:photos`` patches (``train_tiny.py``): held-out patches
     (seed 0) as reference, training patches (seed 1) for the spectrum, seed 3 for the floor and
-    seed 4 for the calibration."""
+    seed 4 for the calibration; ``train``, its training timesteps."""
     den, shape = UNetDenoiser.from_pipeline(path)
     assert shape == (channels, 16, 16), shape
+    assert np.allclose(den.train.log_snr, train.log_snr), (den.train, train)
     n = cfg["num_samples"]
     data = functools.partial(photos, size=16, channels=channels)
     return Setup(
@@ -218,6 +227,7 @@ def _photo_unet(cfg: dict[str, Any], name: str, title: str, path: Path, channels
         f"{cfg['spectrum_n']:,} training patches (seed 1), calibration on training patches "
         "(seed 4)",
         shape=shape,
+        train=train,
         calibration_data=data(n=CALIBRATION_SAMPLES, seed=4),
     )
 
@@ -236,6 +246,21 @@ def setup_rgb16(cfg: dict[str, Any]) -> Setup:
         "rgb16 UNet (learned eps-prediction, colour patches, 0.93M parameters)",
         RGB16_PATH,
         3,
+    )
+
+
+def setup_sv16(cfg: dict[str, Any]) -> Setup:
+    """A fifth model, trained after every rule of the default was chosen (twenty-first session):
+    v-prediction under Stable Diffusion's scaled-linear betas, whose noisiest timestep is not
+    pure noise (log-SNR -5.4)."""
+    train = TrainSchedule("scaled_linear", 1000, beta_start=0.00085, beta_end=0.012)
+    return _photo_unet(
+        cfg,
+        "sv16",
+        "sv16 UNet (learned v-prediction, scaled-linear betas, 0.93M parameters)",
+        SV16_PATH,
+        1,
+        train=train,
     )
 
 
@@ -291,7 +316,13 @@ def setup_mnist(cfg: dict[str, Any]) -> Setup:
     )
 
 
-SETUPS = {"gmm": setup_gmm, "unet": setup_unet, "mnist": setup_mnist, "rgb16": setup_rgb16}
+SETUPS = {
+    "gmm": setup_gmm,
+    "unet": setup_unet,
+    "mnist": setup_mnist,
+    "rgb16": setup_rgb16,
+    "sv16": setup_sv16,
+}
 DEFAULT_SETUPS = ("gmm", "unet")
 
 

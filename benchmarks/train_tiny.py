@@ -20,6 +20,11 @@ Usage::
     python benchmarks/train_tiny.py --smoke                        # ~20 steps into a temp folder
     python benchmarks/train_tiny.py --image-channels 3 --out benchmarks/models/rgb16 \
         --minutes 45 --threads 1 --seed 2                          # colour patches (rgb16)
+    python benchmarks/train_tiny.py --beta-schedule scaled_linear --prediction-type v_prediction \
+        --out benchmarks/models/sv16 --minutes 45 --threads 1 --seed 5   # a fifth model (sv16)
+
+``--beta-schedule`` and ``--prediction-type`` choose the training process and target (default: the
+linear betas and epsilon prediction of tiny16 and rgb16).
 
 Load the result with ``diffusers.DDPMPipeline.from_pretrained(out)``.
 """
@@ -78,6 +83,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--checkpoint-minutes", type=float, default=5.0, help="EMA checkpoint period (5)"
     )
+    p.add_argument(
+        "--beta-schedule",
+        choices=("linear", "scaled_linear", "squaredcos_cap_v2"),
+        default="linear",
+        help="DDPMScheduler beta_schedule (default %(default)s)",
+    )
+    p.add_argument(
+        "--prediction-type",
+        choices=("epsilon", "v_prediction"),
+        default="epsilon",
+        help="what the UNet predicts (default %(default)s)",
+    )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: none)")
     p.add_argument(
         "--smoke", action="store_true", help="quick check: ~20 steps, small pool, temp folder"
@@ -125,6 +142,19 @@ def load_pool(args: argparse.Namespace) -> torch.Tensor:
     return torch.from_numpy(x.astype(np.float32))
 
 
+def scheduler_kwargs(a: dict) -> dict:
+    """The ``DDPMScheduler`` settings of the training process (``a``: the parsed arguments). The
+    scaled-linear betas are Stable Diffusion's (0.00085 to 0.012), not diffusers' defaults."""
+    kw = {
+        "num_train_timesteps": 1000,
+        "beta_schedule": a.get("beta_schedule", "linear"),
+        "prediction_type": a.get("prediction_type", "epsilon"),
+    }
+    if kw["beta_schedule"] == "scaled_linear":
+        kw.update(beta_start=0.00085, beta_end=0.012)
+    return kw
+
+
 @torch.no_grad()
 def ema_update(ema_params, params, decay: float) -> None:
     torch._foreach_lerp_(ema_params, params, 1.0 - decay)
@@ -154,7 +184,7 @@ def write_loss(out: Path, history: dict) -> None:
     ax.plot(steps, loss, lw=1.2)
     ax.set_yscale("log")
     ax.set_xlabel("optimiser step")
-    ax.set_ylabel(f"MSE loss on epsilon (running mean of {history['every']} steps)")
+    ax.set_ylabel(f"MSE loss (running mean of {history['every']} steps)")
     ax.set_title(f"{out.name} UNet: training loss", fontsize=10)
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
@@ -173,14 +203,23 @@ def model_card(info: dict) -> str:
     )
     grey = a["image_channels"] == 1
     kind = "greyscale" if grey else "colour (RGB)"
-    return f"""# {Path(info["out_rel"]).name}: a small epsilon-prediction UNet on 16x16 {kind} photo patches
+    betas = a.get("beta_schedule", "linear")
+    vpred = a.get("prediction_type", "epsilon") == "v_prediction"
+    target = "velocity (v)" if vpred else "epsilon"
+    beta_text = {
+        "linear": "Linear-beta VP (DDPM) process (beta 1e-4 to 0.02)",
+        "scaled_linear": "Scaled-linear-beta VP process (Stable Diffusion's betas, sqrt-linear from "
+        "0.00085 to 0.012; the noisiest timestep keeps a signal-to-noise ratio of about 0.005)",
+        "squaredcos_cap_v2": "Cosine VP process (squaredcos_cap_v2)",
+    }[betas]
+    return f"""# {Path(info["out_rel"]).name}: a small {target}-prediction UNet on 16x16 {kind} photo patches
 
 Status: **{status}** (written {info["written"]}).
 
 ## Intended use
 
 Denoiser for specsched's real-denoiser benchmark; not a generative model of quality. It is a
-learned, non-Gaussian epsilon-predictor for running samplers and noise schedules against.
+learned, non-Gaussian {target}-predictor for running samplers and noise schedules against.
 
 ## How to load
 
@@ -190,11 +229,11 @@ The folder is a diffusers `DDPMPipeline` (`model_index.json`, `unet/`, `schedule
 from diffusers import DDPMPipeline
 
 pipe = DDPMPipeline.from_pretrained("{info["out_rel"]}")  # EMA weights, float32
-eps = pipe.unet(x_t, t).sample  # x_t: (B, {a["image_channels"]}, 16, 16), data scaled to [-1, 1]; t in 0..999
+out = pipe.unet(x_t, t).sample  # {target}; x_t: (B, {a["image_channels"]}, 16, 16), data scaled to [-1, 1]; t in 0..999
 ```
 
-The scheduler is `DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear",
-clip_sample=False)`: specsched's samplers do not clip the denoised estimate, and the pipeline's
+The scheduler is `DDPMScheduler(num_train_timesteps=1000, beta_schedule="{betas}",
+prediction_type="{a.get("prediction_type", "epsilon")}", clip_sample=False)`: specsched's samplers do not clip the denoised estimate, and the pipeline's
 own sampling should match them. `specsched evaluate --pipeline {info["out_rel"]} ...`
 takes the folder as it is.
 
@@ -220,9 +259,10 @@ numpy {np.__version__}, Python {sys.version.split()[0]}, {a["threads"]} CPU thre
 
 ## Noise process and objective
 
-- Linear-beta VP (DDPM) process, 1000 timesteps: `DDPMScheduler(num_train_timesteps=1000,
-  beta_schedule="linear")` (beta 1e-4 to 0.02); training inputs from its `add_noise`.
-- Timesteps uniform in 0..999; epsilon prediction; MSE loss.
+- {beta_text}, 1000 timesteps: `DDPMScheduler(num_train_timesteps=1000,
+  beta_schedule="{betas}")`; training inputs from its `add_noise`.
+- Timesteps uniform in 0..999; {target} prediction (target from the scheduler's
+  `get_velocity` for v); MSE loss.
 
 ## Architecture
 
@@ -262,9 +302,7 @@ def save_checkpoint(ema_model, out: Path, history: dict, info: dict) -> None:
     try:
         from diffusers import DDPMPipeline, DDPMScheduler
 
-        scheduler = DDPMScheduler(
-            num_train_timesteps=1000, beta_schedule="linear", clip_sample=False
-        )
+        scheduler = DDPMScheduler(**scheduler_kwargs(info["args"]), clip_sample=False)
         DDPMPipeline(unet=ema_model, scheduler=scheduler).save_pretrained(
             tmp, safe_serialization=True
         )
@@ -334,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     params = [p for p in unet.parameters()]
     ema_params = [p for p in ema_model.parameters()]
 
-    scheduler = DDPMScheduler(num_train_timesteps=1000, beta_schedule="linear")
+    scheduler = DDPMScheduler(**scheduler_kwargs(vars(args)))
     opt = torch.optim.AdamW(unet.parameters(), lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
     warm = max(1, args.warmup)
     lr_sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
@@ -408,7 +446,10 @@ def main(argv: list[str] | None = None) -> int:
         t = torch.randint(0, 1000, (x0.shape[0],), dtype=torch.long)
         xt = scheduler.add_noise(x0, noise, t)
         pred = unet(xt, t).sample
-        loss = torch.nn.functional.mse_loss(pred, noise)
+        target = (
+            noise if args.prediction_type == "epsilon" else scheduler.get_velocity(x0, noise, t)
+        )
+        loss = torch.nn.functional.mse_loss(pred, target)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), args.clip)

@@ -186,6 +186,32 @@ def test_paired_check_compares_schedules_of_one_cell(tmp_path):
     assert few.returncode == 2 and "--num-samples must be at least 2" in few.stderr
 
 
+@pytest.mark.slow
+def test_default_vs_heuristics_samples_the_default_and_every_heuristic(tmp_path):
+    """benchmarks/default_vs_heuristics.py on the mixture: the cell's default, the plain fit and
+    every heuristic (names holding "=" included) are sampled, the best heuristic is the one of
+    least FD, and the default's verdict is the opposite of that heuristic's against it."""
+    proc = _run(
+        "default_vs_heuristics.py", "--denoiser", "gmm", "--samplers", "dpmpp_2m", "--steps", 5,
+        "--num-samples", 64, "--out", tmp_path, timeout=900,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    defaults = json.loads((tmp_path / "defaults_dpmpp_2m.json").read_text())["rows"]
+    summary = json.loads((tmp_path / "summary_dpmpp_2m.json").read_text())
+    rows = json.loads((tmp_path / "paired_check_gmm_dpmpp_2m5.json").read_text())["rows"]
+    names = [r["schedule"] for r in rows]
+    assert names[:2] == ["default", "plain"]
+    assert set(names[2:]) == set(defaults[0]["heuristics"])
+    assert "shifted_cosine(resolution=16)" in names
+    assert rows[0]["timesteps"] == defaults[0]["timesteps"] == summary["rows"][0]["default"]
+    best = min(rows[2:], key=lambda r: r["fd"])
+    cell = summary["rows"][0]
+    assert cell["best_heuristic"] == best["schedule"] and cell["heuristic_fd"] == best["fd"]
+    flip = {"win": "loss", "loss": "win", "tie": "tie"}
+    assert cell["result"] == flip[best["against_first"]]
+    assert sum(summary["counts"].values()) == 1 and summary["counts"][cell["result"]] == 1
+
+
 def test_paired_check_measures_the_excess_over_the_converged_solution(tmp_path):
     """--converged: a schedule that is the converged solution's own (the same sampler, steps and
     x_T) has excess exactly 0 with paired sd 0; another's excess is its FD minus the converged
