@@ -229,7 +229,8 @@ The folder is a diffusers `DDPMPipeline` (`model_index.json`, `unet/`, `schedule
 from diffusers import DDPMPipeline
 
 pipe = DDPMPipeline.from_pretrained("{info["out_rel"]}")  # EMA weights, float32
-out = pipe.unet(x_t, t).sample  # {target}; x_t: (B, {a["image_channels"]}, 16, 16), data scaled to [-1, 1]; t in 0..999
+# x_t: (B, {a["image_channels"]}, 16, 16), data scaled to [-1, 1]; t in 0..999
+out = pipe.unet(x_t, t).sample  # {target}
 ```
 
 The scheduler is `DDPMScheduler(num_train_timesteps=1000, beta_schedule="{betas}",
