@@ -51,6 +51,16 @@ def verdict(rows: list[dict]) -> tuple[str, str, float]:
     return flip[best["against_first"]], best["schedule"], best["fd"]
 
 
+def _sampled(path: Path, schedules: list[tuple[str, list[int]]], n: int, seed: int) -> bool:
+    """Whether the paired_check JSON at ``path`` sampled exactly ``schedules`` (in order) with
+    ``n`` samples from x_T seed ``seed``."""
+    if not path.exists():
+        return False
+    data = json.loads(path.read_text())
+    done = [(r["schedule"], r["timesteps"]) for r in data["rows"]]
+    return data["num_samples"] == n and data["seed"] == seed and done == schedules
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--denoiser", choices=list(rd.SETUPS), required=True)
@@ -61,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kind", choices=["auto", "fourier", "pca"], default="auto")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument(
+        "--resume",
+        action="store_true",
+        help="reuse a cell's paired_check JSON in --out where it sampled the same schedules with "
+        "the same sample count and seed (a run stopped part-way)",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -113,8 +129,11 @@ def main(argv: list[str] | None = None) -> int:
                 argv_pc += ["--schedule", f"{name}={','.join(map(str, ts))}"]
             print(f"--- {sampler} {steps}: default {row['timesteps']}"
                   f"{' (fallback ' + res.fallback + ')' if res.fallback else ''}", flush=True)  # fmt: skip
-            paired_check.main(argv_pc)
             path = args.out / f"paired_check_{args.denoiser}_{sampler}{steps}.json"
+            if not (args.resume and _sampled(path, schedules, args.num_samples, args.seed)):
+                paired_check.main(argv_pc)
+            else:
+                print(f"(reused {path})", flush=True)
             pc = json.loads(path.read_text())["rows"]
             result, best, best_fd = verdict(pc)
             fd = {r["schedule"]: r for r in pc}

@@ -210,6 +210,18 @@ def test_default_vs_heuristics_samples_the_default_and_every_heuristic(tmp_path)
     flip = {"win": "loss", "loss": "win", "tie": "tie"}
     assert cell["result"] == flip[best["against_first"]]
     assert sum(summary["counts"].values()) == 1 and summary["counts"][cell["result"]] == 1
+    # --resume reuses the cell's samples where the same schedules were sampled, and only there
+    again = _run(
+        "default_vs_heuristics.py", "--denoiser", "gmm", "--samplers", "dpmpp_2m", "--steps", 5,
+        "--num-samples", 64, "--out", tmp_path, "--resume", timeout=900,
+    )  # fmt: skip
+    assert again.returncode == 0 and "reused" in again.stdout and "FD" not in again.stdout
+    assert json.loads((tmp_path / "summary_dpmpp_2m.json").read_text())["rows"] == summary["rows"]
+    other = _run(
+        "default_vs_heuristics.py", "--denoiser", "gmm", "--samplers", "dpmpp_2m", "--steps", 5,
+        "--num-samples", 32, "--out", tmp_path, "--resume", timeout=900,
+    )  # fmt: skip
+    assert other.returncode == 0 and "reused" not in other.stdout and "FD" in other.stdout
 
 
 def test_paired_check_measures_the_excess_over_the_converged_solution(tmp_path):
