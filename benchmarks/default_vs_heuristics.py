@@ -51,14 +51,17 @@ def verdict(rows: list[dict]) -> tuple[str, str, float]:
     return flip[best["against_first"]], best["schedule"], best["fd"]
 
 
-def _sampled(path: Path, schedules: list[tuple[str, list[int]]], n: int, seed: int) -> bool:
-    """Whether the paired_check JSON at ``path`` sampled exactly ``schedules`` (in order) with
-    ``n`` samples from x_T seed ``seed``."""
+def _sampled(
+    path: Path, schedules: list[tuple[str, list[int]]], n: int, seed: int
+) -> list[dict] | None:
+    """The rows of the paired_check JSON at ``path`` if it sampled exactly ``schedules`` (in
+    order) with ``n`` samples from x_T seed ``seed``; else None."""
     if not path.exists():
-        return False
+        return None
     data = json.loads(path.read_text())
     done = [(r["schedule"], r["timesteps"]) for r in data["rows"]]
-    return data["num_samples"] == n and data["seed"] == seed and done == schedules
+    ok = data["num_samples"] == n and data["seed"] == seed and done == schedules
+    return data["rows"] if ok else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -130,11 +133,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"--- {sampler} {steps}: default {row['timesteps']}"
                   f"{' (fallback ' + res.fallback + ')' if res.fallback else ''}", flush=True)  # fmt: skip
             path = args.out / f"paired_check_{args.denoiser}_{sampler}{steps}.json"
-            if not (args.resume and _sampled(path, schedules, args.num_samples, args.seed)):
+            pc = _sampled(path, schedules, args.num_samples, args.seed) if args.resume else None
+            if pc is None:
                 paired_check.main(argv_pc)
+                pc = json.loads(path.read_text())["rows"]
             else:
                 print(f"(reused {path})", flush=True)
-            pc = json.loads(path.read_text())["rows"]
             result, best, best_fd = verdict(pc)
             fd = {r["schedule"]: r for r in pc}
             summary.append(
