@@ -267,7 +267,7 @@ numpy {np.__version__}, Python {sys.version.split()[0]}, {a["threads"]} CPU thre
 
 ## Architecture
 
-diffusers `UNet2DModel`: sample_size 16, in/out channels 1, block_out_channels
+diffusers `UNet2DModel`: sample_size 16, in/out channels {a["image_channels"]}, block_out_channels
 {tuple(a["block_out_channels"])}, layers_per_block 1, norm_num_groups {a["norm_groups"]},
 down blocks (DownBlock2D, AttnDownBlock2D, DownBlock2D), up blocks (UpBlock2D, AttnUpBlock2D,
 UpBlock2D), other settings diffusers defaults. **{info["n_params"]:,} parameters.**
