@@ -80,6 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         help="reuse a cell's paired_check JSON in --out where it sampled the same schedules with "
         "the same sample count and seed (a run stopped part-way)",
     )
+    ap.add_argument(
+        "--heuristics",
+        nargs="+",
+        metavar="NAME",
+        help="sample only these heuristics (default: all of the cell's); for a model where "
+        "some diverge, as every schedule starting at t = 999 does on cc16",
+    )
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
@@ -102,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
                 h.name: [int(t) for t in h.timesteps]
                 for h in rd.heuristics_for(setup.spectrum, steps, setup.train)
             }
+            unknown = sorted(set(args.heuristics or []) - set(heur))
+            if unknown:
+                ap.error(f"unknown heuristics {unknown}: use names from {sorted(heur)}")
+            if args.heuristics:
+                heur = {k: v for k, v in heur.items() if k in args.heuristics}
             row = {
                 "sampler": sampler,
                 "steps": steps,

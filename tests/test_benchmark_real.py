@@ -176,6 +176,10 @@ def test_paired_check_compares_schedules_of_one_cell(tmp_path):
     assert rows["b"]["fd"] == rows["a"]["fd"] and rows["b"]["against_first"] == "tie"
     assert rows["noisy"]["against_first"] == "loss" and rows["noisy"]["fd"] > 2 * rows["a"]["fd"]
     assert f"{rows['a']['fd']:.3f}" in proc.stdout
+    # FD's mean term and the FD of the samples moved to the reference's mean add up to FD
+    for r in rows.values():
+        assert r["fd_mean_term"] + r["fd_cov"] == pytest.approx(r["fd"], rel=1e-6)
+    assert rows["noisy"]["against_first_cov"] == "loss" and rows["b"]["against_first_cov"] == "tie"
     bad = subprocess.run(
         [*args[:8], "--schedule", f"a={same}"], capture_output=True, text=True, timeout=120
     )
@@ -222,6 +226,21 @@ def test_default_vs_heuristics_samples_the_default_and_every_heuristic(tmp_path)
         "--num-samples", 32, "--out", tmp_path, "--resume", timeout=900,
     )  # fmt: skip
     assert other.returncode == 0 and "reused" not in other.stdout and "FD" in other.stdout
+    # --heuristics samples only the heuristics named; an unknown name is one line, exit 2
+    some = _run(
+        "default_vs_heuristics.py", "--denoiser", "gmm", "--samplers", "dpmpp_2m", "--steps", 5,
+        "--num-samples", 32, "--out", tmp_path / "some", "--heuristics", "ays", "logsnr",
+        timeout=900,
+    )  # fmt: skip
+    assert some.returncode == 0, some.stdout[-2000:] + some.stderr[-2000:]
+    rows = json.loads((tmp_path / "some" / "paired_check_gmm_dpmpp_2m5.json").read_text())["rows"]
+    assert [r["schedule"] for r in rows] == ["default", "plain", "logsnr", "ays"]
+    bad = _run(
+        "default_vs_heuristics.py", "--denoiser", "gmm", "--samplers", "dpmpp_2m", "--steps", 5,
+        "--num-samples", 32, "--out", tmp_path / "bad", "--heuristics", "aysx", timeout=900,
+    )  # fmt: skip
+    assert bad.returncode == 2 and "unknown heuristics ['aysx']" in bad.stderr
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
 
 
 def test_paired_check_measures_the_excess_over_the_converged_solution(tmp_path):
