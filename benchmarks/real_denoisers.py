@@ -83,6 +83,7 @@ UNET_PATH = HERE / "models" / "tiny16"
 MNIST_PATH = HERE / "models" / "mnist"
 RGB16_PATH = HERE / "models" / "rgb16"
 SV16_PATH = HERE / "models" / "sv16"
+CC16_PATH = HERE / "models" / "cc16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -264,6 +265,21 @@ def setup_sv16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_cc16(cfg: dict[str, Any]) -> Setup:
+    """A sixth model, trained after every rule of the default was chosen (twenty-second
+    session): epsilon-prediction on colour patches under the cosine betas
+    (``squaredcos_cap_v2``), whose noisiest timesteps are far past pure noise."""
+    train = TrainSchedule("cosine", 1000)
+    return _photo_unet(
+        cfg,
+        "cc16",
+        "cc16 UNet (learned eps-prediction, colour patches, cosine betas, 0.93M parameters)",
+        CC16_PATH,
+        3,
+        train=train,
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -322,6 +338,7 @@ SETUPS = {
     "mnist": setup_mnist,
     "rgb16": setup_rgb16,
     "sv16": setup_sv16,
+    "cc16": setup_cc16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 
