@@ -843,7 +843,8 @@ def fit(
         typer.Option(
             "--guard/--no-guard",
             help="Keep the best heuristic unless the fit beats it beyond the objective's "
-            "uncertainty (default: on for calibrated models).",
+            "uncertainty (default: on for calibrated models; for a stochastic sampler, the "
+            "Gaussian fit is checked on the calibration). --no-guard turns both off.",
         ),
     ] = None,
     max_step: Annotated[
