@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     cfg = {**rd.PRESETS["full"], "kind": args.kind, "fid": False}
     setup = rd.SETUPS[args.denoiser](cfg)
+    known = {h.name for n in args.steps for h in rd.heuristics_for(setup.spectrum, n, setup.train)}
+    unknown = sorted(set(args.heuristics or []) - known)
+    if unknown:  # before the calibration: a bad name costs nothing
+        ap.error(f"unknown heuristics {unknown}: use names from {sorted(known)}")
     cal = rd.calibrate_setup(setup)
     cal_s = time.perf_counter() - t0
     print(
@@ -109,9 +113,6 @@ def main(argv: list[str] | None = None) -> int:
                 h.name: [int(t) for t in h.timesteps]
                 for h in rd.heuristics_for(setup.spectrum, steps, setup.train)
             }
-            unknown = sorted(set(args.heuristics or []) - set(heur))
-            if unknown:
-                ap.error(f"unknown heuristics {unknown}: use names from {sorted(heur)}")
             if args.heuristics:
                 heur = {k: v for k, v in heur.items() if k in args.heuristics}
             row = {
