@@ -25,17 +25,55 @@ Tensor = torch.Tensor
 
 
 def start_noise(
-    schedule: Schedule, num_samples: int, shape: tuple[int, ...], *, seed: int = 0
+    schedule: Schedule,
+    num_samples: int,
+    shape: tuple[int, ...],
+    *,
+    seed: int = 0,
+    mean: np.ndarray | Tensor | None = None,
 ) -> Tensor:
     """The seeded starting noise ``x_T`` of :func:`generate`, float64, ``(num_samples, *shape)``.
 
     Drawn in one piece from a CPU generator seeded with ``seed``, so it does not depend on the
     batch size, and scaled by the process's starting standard deviation
     (:func:`~specsched.levels.start_std`).
+
+    Parameters
+    ----------
+    schedule : Schedule
+        The levels, noisiest first.
+    num_samples : int
+    shape : tuple of int
+        The shape of one sample.
+    seed : int, default 0
+    mean : array, optional
+        The data's mean sample (:meth:`specsched.Spectrum.mean_image`): the noise is moved to
+        the data's noised mean, ``alpha_0`` times it, where the first level is not pure noise
+        (see :meth:`specsched.response.Response.value_from_marginal` and the note of
+        :func:`specsched.fit`).
+
+    Examples
+    --------
+    >>> import numpy as np, specsched as ss
+    >>> from specsched.generation import start_noise
+    >>> sched = ss.Schedule.from_timesteps([999, 500, 0], train_schedule="scaled_linear")
+    >>> z = start_noise(sched, 2, (1, 2, 2))
+    >>> x = start_noise(sched, 2, (1, 2, 2), mean=np.full((1, 2, 2), -1.0))
+    >>> round(float((x - z).max()) / float(sched.alpha[0]), 6)
+    -1.0
     """
     g = torch.Generator().manual_seed(int(seed))
     z = torch.randn((int(num_samples), *shape), generator=g, dtype=torch.float64)
-    return z * float(start_std(schedule.process, float(schedule.s[0])))
+    z = z * float(start_std(schedule.process, float(schedule.s[0])))
+    if mean is None:
+        return z
+    m = torch.as_tensor(np.asarray(mean, dtype=np.float64))
+    if tuple(m.shape) != tuple(shape):
+        raise SpecschedError(
+            f"mean has shape {tuple(m.shape)}, a sample {tuple(shape)}: give the data's mean "
+            "sample (Spectrum.mean_image()) of the model's sample shape"
+        )
+    return z + float(schedule.alpha[0]) * m
 
 
 def generate(

@@ -60,6 +60,10 @@ REGULAR_WEIGHTS = (0.03, 0.1, 0.3, 1.0, 3.0, 10.0)
 REGULAR_HEURISTIC = "logsnr"
 #: default ``max_step`` of calibrated fits (see :func:`fit`)
 CALIBRATED_MAX_STEP = 2.0
+#: the share of a fit's objective that starting from pure noise must cost before its notes say so
+#: (:func:`start_note`): on the benchmark's models 0.53-0.87 for the deterministic samplers on
+#: sv16 (scaled-linear betas), at most 0.34 elsewhere
+START_NOTE_SHARE = 0.25
 _FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned at t = 1)
 
 
@@ -1334,6 +1338,9 @@ def _fit(
         )
         if failing is not None:
             notes.append(failing)
+    start = start_note(checked, final, objective, sampler, **sampler_options)
+    if start is not None:
+        notes.append(start)
     if bins is not None and fallback is None:
         with torch.no_grad():
             approx = float(
@@ -1362,6 +1369,48 @@ def _fit(
         uncertainty=uncertainty,
         fallback=fallback,
         calibrated=spec.calibration is not None,
+    )
+
+
+def start_note(
+    spec: Spectrum, sched: Schedule, objective: Objective, sampler: str, **sampler_options: Any
+) -> str | None:
+    """A note where a start from pure noise costs much of the objective, else None.
+
+    A sampler starts from noise of mean 0, but where its first level keeps signal (the training
+    schedule's terminal SNR is not zero, as in Stable Diffusion 1.x/2.x, or the schedule starts
+    below the top) the data noised to that level is not that noise: the samples miss the
+    data's mean (and the variance of its strongest modes), whatever the schedule. Measured on
+    the Gaussian model of ``spec`` (its calibration dropped: this is a property of the data
+    and the process) by :meth:`~specsched.response.Response.value_from_marginal`; the note is
+    returned when the start costs more than :data:`START_NOTE_SHARE` of the objective, and
+    says how much of that is the mean, which adding ``alpha_0`` times the data's mean image to
+    the noise recovers. On sv16 (scaled-linear betas, log-SNR -5.4 at t = 999) the start costs
+    53-87 % of the Gaussian W2 of DDIM and DPM-Solver++(2M), and either remedy halved the
+    measured pixel FD (benchmarks/RESULTS.md, "A start that is not pure noise").
+    """
+    plain = spec if spec.calibration is None else dataclasses.replace(spec, calibration=None)
+    r = response(plain, sched, sampler=sampler, **sampler_options)
+    value = r.value(objective)
+    cost = value - r.value_from_marginal(objective)
+    if not (math.isfinite(cost) and value > 0 and cost > START_NOTE_SHARE * value):
+        return None
+    mean_part = value - r.value_from_marginal(objective, variance=False)
+    alpha0, s0, lam0 = float(sched.alpha[0]), float(sched.s[0]), float(sched.log_snr[0])
+    where, which = "", "whatever the schedule"
+    if sched.timesteps is not None:
+        t0 = int(sched.timesteps[0])
+        where = f"t={t0}, "
+        if sched.train is not None and t0 < sched.train.T - 1:
+            which = f"as long as the schedule starts there (the model's noisiest level is t={sched.train.T - 1})"
+    return (
+        f"the first level ({where}log-SNR {lam0:.3g}) is not pure noise: starting from noise "
+        f"of mean 0 misses the data noised to that level, which costs {cost:.3g} of this "
+        f"schedule's {objective} of {value:.3g} ({100 * cost / value:.0f} %) on the Gaussian "
+        f"model ({mean_part:.3g} of it the mean), {which}. Start from "
+        f"training samples noised to that level ({alpha0:.3g} x + {s0:.3g} noise), or add "
+        f"{alpha0:.3g} x Spectrum.mean_image() to the noise for the mean part (states alpha x + "
+        "s noise, as in diffusers; for k-diffusion's x + sigma noise, 1 x it); or train with zero-terminal-SNR betas (diffusers: rescale_betas_zero_snr=True)"
     )
 
 

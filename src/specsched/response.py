@@ -322,6 +322,46 @@ class Response:
         """The value of an objective by name (``"w2"``, ``"kl"``, ``"kl-data"``)."""
         return {"w2": self.w2, "kl": self.kl_gen_data, "kl-data": self.kl_data_gen}[objective]
 
+    def value_from_marginal(
+        self, objective: divergence.Objective = "w2", *, variance: bool = True
+    ) -> float:
+        """The objective had the sampler started from the data's noised marginal.
+
+        A sampler starts from noise of mean 0 and the process's starting variance, but the data
+        noised to the first level has mean ``alpha_0 m`` and variance ``alpha_0^2 S + s_0^2``.
+        Where the noisiest level keeps signal (a training schedule whose terminal SNR is not
+        zero, such as Stable Diffusion 1.x/2.x's), that start misses the data's mean in every
+        mode, and no schedule recovers it. The generated mode is ``H x_T`` plus terms that do
+        not depend on the start (``H`` the :attr:`transfer`), so the start's moments enter the
+        output through ``H`` alone: the marginal's mean shifts the output mean by
+        ``H alpha_0 m``, its variance the output variance by ``H^2`` times the variance missed.
+        Exact for a linear sampler on the Gaussian model; for a calibrated response, ``H`` is
+        the network's linear part. Measured against the same target as :attr:`w2`.
+
+        Parameters
+        ----------
+        objective : {"w2", "kl", "kl-data"}, default "w2"
+        variance : bool, default True
+            False: only the start's mean is moved, to ``alpha_0 m`` (noise plus ``alpha_0``
+            times :meth:`Spectrum.mean_image`, the remedy :func:`specsched.fit`'s note
+            suggests); its variance stays the process's.
+
+        Returns
+        -------
+        float
+            The objective from that start; ``self.value(objective)`` less this is what the
+            start from noise of mean 0 costs.
+        """
+        S, w, m = (torch.from_numpy(a) for a in self.spectrum.modes())
+        H = self.transfer.ravel()
+        mu = self.output_mean.ravel() + H * float(self.schedule.alpha[0]) * m.numpy()
+        P = self.output_var.ravel()
+        if variance:
+            P = P + H**2 * (self.target_var[0] - self.trace_var[0]).ravel()
+        return float(
+            divergence.total(objective, S, w, m, torch.from_numpy(P), torch.from_numpy(mu))
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Scalar figures, JSON-ready."""
         return {

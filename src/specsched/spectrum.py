@@ -431,6 +431,28 @@ class Spectrum:
         """Flat ``(variances, weights, means)``, float64, for the response and the optimiser."""
         return self.variances.ravel(), self.weights.ravel(), self.means.ravel()
 
+    def mean_image(self) -> np.ndarray:
+        """The data's mean sample as this spectrum models it, shape ``(C, *signal_shape)``.
+
+        Fourier spectra assume shift invariance, so their mean is each channel's mean at every
+        position; PCA spectra hold the full mean image. A sampler whose first level keeps
+        signal should start from noise plus ``alpha_0`` times this (the data's noised mean:
+        :meth:`specsched.response.Response.value_from_marginal`).
+
+        Examples
+        --------
+        >>> import numpy as np, specsched as ss
+        >>> x = np.random.default_rng(0).standard_normal((50, 3, 4, 4)) + 2.0
+        >>> spec = ss.Spectrum.from_array(x, kind="fourier")
+        >>> spec.mean_image().shape, bool(np.allclose(spec.mean_image(), x.mean((0, 2, 3))[:, None, None]))
+        ((3, 4, 4), True)
+        """
+        shape = (self.channels, *self.signal_shape)
+        if self.eigenvectors is not None:
+            return (self.eigenvectors @ self.means).reshape(shape)
+        mu = np.asarray(self.channel_means, dtype=np.float64)
+        return np.broadcast_to(mu.reshape(-1, *([1] * len(self.signal_shape))), shape).copy()
+
     @property
     def total_variance(self) -> float:
         """``sum_k w_k S_k``: the summed per-pixel variance (trace of the covariance)."""
