@@ -84,6 +84,7 @@ MNIST_PATH = HERE / "models" / "mnist"
 RGB16_PATH = HERE / "models" / "rgb16"
 SV16_PATH = HERE / "models" / "sv16"
 CC16_PATH = HERE / "models" / "cc16"
+SD16_PATH = HERE / "models" / "sd16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -280,6 +281,21 @@ def setup_cc16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_sd16(cfg: dict[str, Any]) -> Setup:
+    """A seventh model, trained in the twenty-third session before its measurements:
+    epsilon-prediction on colour patches under Stable Diffusion 1.x's scaled-linear betas,
+    whose noisiest timestep is not pure noise (log-SNR -5.4)."""
+    train = TrainSchedule("scaled_linear", 1000)
+    return _photo_unet(
+        cfg,
+        "sd16",
+        "sd16 UNet (learned eps-prediction, colour patches, scaled-linear betas, 0.93M parameters)",
+        SD16_PATH,
+        3,
+        train=train,
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -339,6 +355,7 @@ SETUPS = {
     "rgb16": setup_rgb16,
     "sv16": setup_sv16,
     "cc16": setup_cc16,
+    "sd16": setup_sd16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 

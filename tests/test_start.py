@@ -85,9 +85,9 @@ def test_a_fit_says_when_the_start_misses_the_datas_mean():
     note = [n for n in res.notes if "is not pure noise" in n]
     assert len(note) == 1
     alpha0 = float(res.schedule.alpha[0])
-    assert f"{alpha0:.3g} x Spectrum.mean_image()" in note[0]
+    assert f"Add {alpha0:.3g} x the data's mean image (Spectrum.mean_image()" in note[0]
     assert "rescale_betas_zero_snr=True" in note[0]
-    assert ("whatever the schedule" in note[0]) == (res.schedule.timesteps[0] == 999)
+    assert ("no schedule recovers it" in note[0]) == (res.schedule.timesteps[0] == 999)
     # centred data without a strong mode, or a training schedule that ends at log-SNR -10: the
     # start costs little, and no note (a strong mode alone, of variance 50 against the start's
     # 1, also costs: the start misses its variance)

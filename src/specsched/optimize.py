@@ -1386,8 +1386,9 @@ def start_note(
     returned when the start costs more than :data:`START_NOTE_SHARE` of the objective, and
     says how much of that is the mean, which adding ``alpha_0`` times the data's mean image to
     the noise recovers. On sv16 (scaled-linear betas, log-SNR -5.4 at t = 999) the start costs
-    53-87 % of the Gaussian W2 of DDIM and DPM-Solver++(2M), and either remedy halved the
-    measured pixel FD (benchmarks/RESULTS.md, "A start that is not pure noise").
+    53-87 % of the Gaussian W2 of DDIM and DPM-Solver++(2M), and that remedy cut the measured
+    pixel FD 2-6x; on cc16, whose default starts at t = 800-950, 2.6x (benchmarks/RESULTS.md,
+    "A start that is not pure noise").
     """
     plain = spec if spec.calibration is None else dataclasses.replace(spec, calibration=None)
     r = response(plain, sched, sampler=sampler, **sampler_options)
@@ -1397,20 +1398,22 @@ def start_note(
         return None
     mean_part = value - r.value_from_marginal(objective, variance=False)
     alpha0, s0, lam0 = float(sched.alpha[0]), float(sched.s[0]), float(sched.log_snr[0])
-    where, which = "", "whatever the schedule"
+    where, which = "", "no schedule recovers it"
     if sched.timesteps is not None:
         t0 = int(sched.timesteps[0])
         where = f"t={t0}, "
         if sched.train is not None and t0 < sched.train.T - 1:
-            which = f"as long as the schedule starts there (the model's noisiest level is t={sched.train.T - 1})"
+            which = f"a first level nearer t={sched.train.T - 1} would lose less of it"
     return (
         f"the first level ({where}log-SNR {lam0:.3g}) is not pure noise: starting from noise "
         f"of mean 0 misses the data noised to that level, which costs {cost:.3g} of this "
         f"schedule's {objective} of {value:.3g} ({100 * cost / value:.0f} %) on the Gaussian "
-        f"model ({mean_part:.3g} of it the mean), {which}. Start from "
-        f"training samples noised to that level ({alpha0:.3g} x + {s0:.3g} noise), or add "
-        f"{alpha0:.3g} x Spectrum.mean_image() to the noise for the mean part (states alpha x + "
-        "s noise, as in diffusers; for k-diffusion's x + sigma noise, 1 x it); or train with zero-terminal-SNR betas (diffusers: rescale_betas_zero_snr=True)"
+        f"model, {mean_part:.3g} of it the mean; {which}. Add {alpha0:.3g} x the data's mean "
+        "image (Spectrum.mean_image(); start_noise(..., mean=)) to the starting noise (states "
+        "alpha x + s noise, as in diffusers; for k-diffusion's x + sigma noise, 1 x it), or "
+        "train with zero-terminal-SNR betas (diffusers: rescale_betas_zero_snr=True). Starting "
+        f"from training samples noised to that level ({alpha0:.3g} x + {s0:.3g} noise) "
+        f"recovers more, but carries {alpha0:.3g} of each sample into the output"
     )
 
 
