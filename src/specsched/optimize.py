@@ -840,7 +840,9 @@ def fit(
         Whatever the start, a schedule (fitted or kept) that starts where a calibrated network
         fails (:meth:`~specsched.calibrate.Calibration.failing_levels`: its output there has
         more power than the data's) gets a note saying so, and to check it with
-        :func:`~specsched.verify.verify`.
+        :func:`~specsched.verify.verify`; and one whose first level is not pure noise, where a
+        start from noise of mean 0 costs more than :data:`START_NOTE_SHARE` of the objective
+        (Stable Diffusion 1.x/2.x's betas), gets a note with the remedy (:func:`start_note`).
     starts : int, default 3
         Local optimisations, started from the best heuristics and from log-SNR-uniform spacing;
         on a discrete model each one's optimum is rounded and polished over integers.
