@@ -26,13 +26,35 @@ for spec in sys.argv[3:]:
     data = torch.from_numpy(np.asarray(setup.calibration_data, dtype=np.float64))
     pick = torch.from_numpy(np.random.default_rng(11).integers(0, len(data), n))
     a0, s0 = float(sched.alpha[0]), float(sched.s[0])
-    for start, xs in [("noise", x0), ("offset", x0 + a0 * mean_img), ("marginal", a0 * data[pick] + s0 * x0)]:
+    for start, xs in [
+        ("noise", x0),
+        ("offset", x0 + a0 * mean_img),
+        ("marginal", a0 * data[pick] + s0 * x0),
+    ]:
         t = time.time()
-        x = generate(setup.denoise, sched, sampler, num_samples=n, shape=setup.shape, seed=11, x_start=xs)
-        fd = rd.score(x, setup.reference, ["fd"], n_boot=rd.PRESETS["full"]["n_boot"], seed=rd.SEED)["fd"]
+        x = generate(
+            setup.denoise, sched, sampler, num_samples=n, shape=setup.shape, seed=11, x_start=xs
+        )
+        fd = rd.score(
+            x, setup.reference, ["fd"], n_boot=rd.PRESETS["full"]["n_boot"], seed=rd.SEED
+        )["fd"]
         flat = x.reshape(len(x), -1)
         mterm = float(np.sum((setup.reference.mean - flat.mean(0)) ** 2))
-        row = dict(schedule=name, start=start, timesteps=ts, fd=fd[0], fd_sd=float(np.std(fd[1], ddof=1)), fd_mean_term=mterm)
+        row = dict(
+            schedule=name,
+            start=start,
+            timesteps=ts,
+            fd=fd[0],
+            fd_sd=float(np.std(fd[1], ddof=1)),
+            fd_mean_term=mterm,
+        )
         out["rows"].append(row)
-        print(f"{name:>10} {start:6s}: FD {fd[0]:.3f} ± {row['fd_sd']:.3f}  mean term {mterm:.3f}  ({time.time()-t:.0f} s)", flush=True)
-json.dump(out, open(f"benchmarks/results/offset_start/offset_{den}_{sampler}{len(ts.split(','))}.json", "w"), indent=1)
+        print(
+            f"{name:>10} {start:6s}: FD {fd[0]:.3f} ± {row['fd_sd']:.3f}  mean term {mterm:.3f}  ({time.time() - t:.0f} s)",
+            flush=True,
+        )
+json.dump(
+    out,
+    open(f"benchmarks/results/offset_start/offset_{den}_{sampler}{len(ts.split(','))}.json", "w"),
+    indent=1,
+)
