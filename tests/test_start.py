@@ -79,6 +79,15 @@ def test_the_mean_image_is_the_datas_mean():
     np.testing.assert_allclose(four.mean_image(), expect, atol=1e-12)
 
 
+def test_a_pca_spectrum_without_eigenvectors_has_no_mean_image():
+    import dataclasses
+
+    pca = ss.Spectrum.from_array(_gaussian_data(100, mean=1.0), layout="NL", kind="pca")
+    bare = dataclasses.replace(pca, eigenvectors=None)
+    with pytest.raises(ss.SpecschedError, match="no eigenvectors"):
+        bare.mean_image()
+
+
 def test_a_fit_says_when_the_start_misses_the_datas_mean():
     shifted = ss.Spectrum.from_array(_gaussian_data(2000, mean=-0.6), layout="NL", kind="pca")
     res = ss.fit(shifted, 10, sampler="ddim", train_schedule=SD)

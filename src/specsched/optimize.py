@@ -61,8 +61,8 @@ REGULAR_HEURISTIC = "logsnr"
 #: default ``max_step`` of calibrated fits (see :func:`fit`)
 CALIBRATED_MAX_STEP = 2.0
 #: the share of a fit's objective that starting from pure noise must cost before its notes say so
-#: (:func:`start_note`): on the benchmark's models 0.53-0.87 for the deterministic samplers on
-#: sv16 (scaled-linear betas), at most 0.34 elsewhere
+#: (:func:`start_note`): on the benchmark's models, with trailing spacing, 0.53-0.87 for DDIM and
+#: DPM-Solver++(2M) on sv16 (scaled-linear betas), at most 0.34 elsewhere (benchmarks/RESULTS.md)
 START_NOTE_SHARE = 0.25
 _FLOW_FLOOR_T = 0.999  # free flow levels stay at t <= this (the start is pinned at t = 1)
 

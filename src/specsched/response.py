@@ -335,8 +335,10 @@ class Response:
         not depend on the start (``H`` the :attr:`transfer`), so the start's moments enter the
         output through ``H`` alone: the marginal's mean shifts the output mean by
         ``H alpha_0 m``, its variance the output variance by ``H^2`` times the variance missed.
-        Exact for a linear sampler on the Gaussian model; for a calibrated response, ``H`` is
-        the network's linear part. Measured against the same target as :attr:`w2`.
+        Exact for a linear sampler on the Gaussian model (checked against sampling in
+        ``tests/test_start.py``); on a calibrated response, whose ``H`` is the network's linear
+        part, an approximation that has not been checked (:func:`specsched.fit`'s note uses the
+        Gaussian model). Measured against the same target as :attr:`w2`.
 
         Parameters
         ----------

@@ -448,6 +448,11 @@ class Spectrum:
         ((3, 4, 4), True)
         """
         shape = (self.channels, *self.signal_shape)
+        if self.kind == "pca" and self.eigenvectors is None:
+            raise SpecschedError(
+                "this PCA spectrum has no eigenvectors, so its mean image is unknown: estimate "
+                "it again with Spectrum.from_array or from_source"
+            )
         if self.eigenvectors is not None:
             return (self.eigenvectors @ self.means).reshape(shape)
         mu = np.asarray(self.channel_means, dtype=np.float64)
