@@ -53,7 +53,7 @@ class GaussianDenoiser:
             self.pca = (
                 torch.from_numpy(V),
                 torch.from_numpy(spectrum.variances.astype("float64")),
-                torch.from_numpy(V @ spectrum.means),
+                torch.from_numpy(spectrum.mean_image().ravel()),
             )
             return
         if spectrum.kind != "fourier" or spectrum.cross_spectrum is None:

@@ -17,14 +17,14 @@ from specsched.generation import generate, start_noise
 
 den, sampler, n = sys.argv[1], sys.argv[2], 1024
 setup = rd.SETUPS[den]({**rd.PRESETS["full"], "num_samples": n, "kind": "fourier", "fid": False})
-mean_img = torch.from_numpy(np.asarray(setup.calibration_data, dtype=np.float64).mean(0))
+data = torch.from_numpy(np.asarray(setup.calibration_data, dtype=np.float64))
+mean_img = data.mean(0)
+pick = torch.from_numpy(np.random.default_rng(11).integers(0, len(data), n))
 out = {"denoiser": den, "sampler": sampler, "num_samples": n, "seed": 11, "rows": []}
 for spec in sys.argv[3:]:
     name, ts = spec.split("=")
     sched = Schedule.from_timesteps([int(t) for t in ts.split(",")], train_schedule=setup.train)
     x0 = start_noise(sched, n, setup.shape, seed=11)
-    data = torch.from_numpy(np.asarray(setup.calibration_data, dtype=np.float64))
-    pick = torch.from_numpy(np.random.default_rng(11).integers(0, len(data), n))
     a0, s0 = float(sched.alpha[0]), float(sched.s[0])
     for start, xs in [
         ("noise", x0),
