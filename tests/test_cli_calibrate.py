@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,37 @@ def test_calibrate_then_fit_from_the_file_alone(tmp_path):
     # the table's first row is what was returned: a fit, or the heuristic it could not beat
     first = fit["table"][0]["schedule"]
     assert first == "spectral" or first == f"{fit['fallback']} (fallback)"
+
+
+@pytest.mark.slow
+def test_verify_on_a_calibration_file_samples_the_model_it_was_calibrated_on(tmp_path):
+    """``fit FILE --verify`` needs no --pipeline: the file records the model's folder (resolved,
+    so the fit may run from elsewhere); a folder that has gone is one clear error."""
+    model = tmp_path / "copy of tiny16"
+    shutil.copytree(TINY16, model)
+    out = tmp_path / "c.npz"
+    p = run(
+        "calibrate", *DATA, "--pipeline", model.name, "-o", str(out),
+        "--levels", "4", "--num-samples", "24", "--batch-size", "100", cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    assert ss.Spectrum.load(out).calibration.model["pipeline"] == str(model.resolve())
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    args = ("fit", str(out), "--steps", "3", "--verify", "--verify-samples", "16")
+    fit = ok_json(*args, cwd=elsewhere)
+    ver = fit["verification"]
+    assert ver["num_samples"] == 16 and ver["metric"] == "sampled w2"
+    assert sum(r["chosen"] for r in ver["candidates"]) == 1
+    # one step from t = 999: every candidate is the same schedule and the guard keeps the
+    # heuristic; the tip then points to --verify without asking for the folder
+    text = run("fit", str(out), "--steps", "1", cwd=elsewhere)
+    assert text.returncode == 0, text.stderr
+    tip = text.stdout.replace("\n", " ")
+    assert "kept the heuristic" in tip and "--verify samples" in tip
+    assert "--pipeline DIR" not in tip
+    model.rename(tmp_path / "moved")
+    assert_user_error(run(*args), "calibrated on the model", str(model.resolve()), "--pipeline")
 
 
 @pytest.mark.slow

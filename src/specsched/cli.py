@@ -762,6 +762,22 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
     return den, shape, y
 
 
+def _calibrated_pipeline(source: str) -> Path:
+    """``--verify``'s model when ``--pipeline`` is not given: the folder a calibration file was
+    measured on (``specsched calibrate --pipeline``), which must still be there."""
+    from .spectrum import recorded_pipeline
+
+    recorded = recorded_pipeline(source)
+    if recorded is None:
+        raise SpecschedError("--verify samples from a model: give its folder with --pipeline DIR")
+    if not Path(recorded).is_dir():
+        raise SpecschedError(
+            f"--verify: {source} was calibrated on the model {recorded}, which is not a folder "
+            "here: give the model's folder with --pipeline DIR"
+        )
+    return Path(recorded)
+
+
 def _verify_levels(ctx: typer.Context, params: dict[str, Any], lr: Any, spec: Any, den: Any):
     """The levels to fit for with ``--verify``: the pipeline's training levels.
 
@@ -868,7 +884,8 @@ def fit(
         Path | None,
         typer.Option(
             help="--verify: folder of a diffusers UNet pipeline (model_index.json, unet/, "
-            "scheduler/); the fit is for its training levels."
+            "scheduler/); the fit is for its training levels (default on a calibration file: "
+            "the model it was calibrated on)."
         ),
     ] = None,
     reference: Annotated[
@@ -910,7 +927,7 @@ def fit(
                 "add --verify or drop them"
             )
     elif pipeline is None:
-        raise SpecschedError("--verify samples from a model: give its folder with --pipeline DIR")
+        pipeline = params["pipeline"] = _calibrated_pipeline(source)
     lr, sampler, options = model_from_params(params)
     if verify:
         den, shape, y = _verify_setup(params)
@@ -1010,10 +1027,12 @@ def fit(
     if result.fallback is not None and result.verification is None:
         # the heuristic kept is the model's pick, and the models rank close heuristics unreliably
         # (at 20 steps four of the benchmark's fallbacks keep a heuristic that measures worse)
+        from .spectrum import recorded_pipeline
+
+        how = "--verify" if recorded_pipeline(source) else "--verify --pipeline DIR"
         out.print(
-            "tip: the model's best heuristic can measure worse than its runner-up on your model; "
-            "--verify --pipeline DIR samples the fit and the two best heuristics and keeps the "
-            "best",
+            "tip: the heuristic kept can measure worse than its runner-up on your model; "
+            f"{how} samples it and the two best heuristics and keeps the best",
             highlight=False,
         )
     print_schedule(sched, sampler, options)
@@ -1670,7 +1689,7 @@ def calibrate(
             trajectories=trajectories,
             batch_size=batch_size,
             seed=seed,
-            model={"pipeline": str(pipeline), "prediction": den.prediction},
+            model={"pipeline": str(pipeline.resolve()), "prediction": den.prediction},
             progress=lambda done, total: bar.advance(done - bar.done),
         )
     finally:

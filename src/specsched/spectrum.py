@@ -694,6 +694,21 @@ def is_saved_spectrum(path: str | Path) -> bool:
         return False
 
 
+def recorded_pipeline(path: str | Path) -> str | None:
+    """The model folder a saved calibration was measured on (``specsched calibrate --pipeline``).
+
+    None for a file that is no saved spectrum, has no calibration, or does not record one. Reads
+    only the file's header.
+    """
+    if not is_saved_spectrum(path):
+        return None
+    with np.load(Path(path), allow_pickle=False) as z:
+        meta = json.loads(str(z["header"]))
+    model = meta.get("calibration", {}).get("model", {}) if isinstance(meta, dict) else {}
+    pipeline = model.get("pipeline") if isinstance(model, dict) else None
+    return str(pipeline) if pipeline else None
+
+
 def as_spectrum(spec: Any, where: str = "spec") -> Spectrum:
     """``spec`` as a usable :class:`Spectrum` (the check public functions run on their input).
 
