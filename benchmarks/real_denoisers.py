@@ -85,6 +85,7 @@ RGB16_PATH = HERE / "models" / "rgb16"
 SV16_PATH = HERE / "models" / "sv16"
 CC16_PATH = HERE / "models" / "cc16"
 SD16_PATH = HERE / "models" / "sd16"
+LV16_PATH = HERE / "models" / "lv16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -296,6 +297,18 @@ def setup_sd16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_lv16(cfg: dict[str, Any]) -> Setup:
+    """An eighth model, trained in the twenty-fourth session before its measurements:
+    v-prediction on colour patches under the linear betas."""
+    return _photo_unet(
+        cfg,
+        "lv16",
+        "lv16 UNet (learned v-prediction, colour patches, linear betas, 0.93M parameters)",
+        LV16_PATH,
+        3,
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -356,6 +369,7 @@ SETUPS = {
     "sv16": setup_sv16,
     "cc16": setup_cc16,
     "sd16": setup_sd16,
+    "lv16": setup_lv16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 
