@@ -57,6 +57,20 @@ def test_candidates_are_the_fit_and_the_best_distinct_heuristics(setup):
     # the same levels under another name count once
     renamed = dataclasses.replace(res, schedule=dataclasses.replace(h, name="spectral"))
     assert h.name not in [s.name for _, s, _ in verify_candidates(renamed)]
+    # "all": every heuristic whose levels differ from those already taken
+    every = verify_candidates(res, "all")
+    assert [s.name for _, s, _ in every[1:]] == [
+        s.name
+        for i, (s, _) in enumerate(res.baselines)
+        if not any(
+            np.array_equal(s.timesteps, o.timesteps)
+            for o in [res.schedule, *(b for b, _ in res.baselines[:i])]
+        )
+    ]
+    assert len(every) > 3
+    for bad in (0, "most", 2.0):
+        with pytest.raises(ss.SpecschedError, match="candidates"):
+            verify_candidates(res, bad)
 
 
 def test_keeps_the_lowest_measured_unless_the_fit_ties(verified, setup):
@@ -236,6 +250,9 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
         (("fit", *DATA, *verify_args, "--train-schedule", "cosine"),
          ["cosine-1000", "linear-1000", "--scheduler-config"]),
         (("fit", *DATA, *verify_args[:-1], "1"), ["--verify-samples 1"]),
+        (("fit", *DATA, *verify_args, "--verify-candidates", "0"), ["--verify-candidates", "'all'"]),
+        (("fit", *DATA, *verify_args, "--verify-candidates", "many"), ["--verify-candidates"]),
+        (("fit", *DATA, "--verify-candidates", "all"), ["--verify-candidates applies to --verify"]),
         (("fit", *DATA, *verify_args, "--device", "tpu"), ["--device"]),
         (("fit", *DATA, "--steps", "3", "--verify", "--pipeline", str(nan_pipeline),
           "--verify-samples", "8"), ["NaN"]),

@@ -744,6 +744,7 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
         raise SpecschedError(
             f"--verify-samples {params['verify_samples']} is too small: give at least 2"
         )
+    params["verify_candidates"] = verify_candidate_count(params["verify_candidates"])
     check_model_inputs(pipeline, device)
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     if reference is None and _is_saved_spectrum(Path(source)):
@@ -760,6 +761,22 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
     if len(y) < 2:
         raise SpecschedError(f"the data {ref_source} has {len(y)} sample: give at least 2")
     return den, shape, y
+
+
+def verify_candidate_count(text: str) -> int | str:
+    """``--verify-candidates``: a count of at least 1, or ``"all"`` (every heuristic too)."""
+    if text.strip().lower() == "all":
+        return "all"
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise SpecschedError(
+            f"--verify-candidates {text!r} is not understood: give a count of at least 1 "
+            "(default 3) or 'all'"
+        )
+    return n
 
 
 def _calibrated_pipeline(source: str) -> Path:
@@ -899,6 +916,13 @@ def fit(
     verify_samples: Annotated[
         int, typer.Option(help="--verify: samples per schedule (same starting noise for all).")
     ] = 256,
+    verify_candidates: Annotated[
+        str,
+        typer.Option(
+            help="--verify: schedules to sample, the fit's choice and the best heuristics by the "
+            "objective (at least 1), or 'all' for every heuristic."
+        ),
+    ] = "3",
     device: Annotated[
         str, typer.Option(help="--verify: where the network runs: cpu or cuda.")
     ] = "cpu",
@@ -918,7 +942,7 @@ def fit(
     if not verify:
         given = [
             "--" + k.replace("_", "-")
-            for k in ("pipeline", "reference", "verify_samples", "device")
+            for k in ("pipeline", "reference", "verify_samples", "verify_candidates", "device")
             if ctx.get_parameter_source(k).name != "DEFAULT"
         ]
         if given:
@@ -986,6 +1010,7 @@ def fit(
                 spec if y is None else y,
                 shape=shape,
                 num_samples=verify_samples,
+                candidates=params["verify_candidates"],
                 progress=advance,
             )
         finally:

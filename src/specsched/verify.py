@@ -15,7 +15,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -102,7 +102,7 @@ def _same_levels(a: Schedule, b: Schedule) -> bool:
 
 
 def verify_candidates(
-    result: FitResult, candidates: int = 3
+    result: FitResult, candidates: int | Literal["all"] = 3
 ) -> list[tuple[str, Schedule, Response]]:
     """The schedules :func:`verify` samples: the fit's choice, then the best other heuristics.
 
@@ -110,9 +110,9 @@ def verify_candidates(
     ----------
     result : FitResult
         A fit with its heuristic baselines (``fit(..., heuristics=True)``, the default).
-    candidates : int, default 3
+    candidates : int or "all", default 3
         How many schedules in all (at least 1): the fit's choice and ``candidates - 1``
-        heuristics, best by the fit's objective first. Heuristics with the same levels as a
+        heuristics, best by the fit's objective first; ``"all"``: every heuristic. Heuristics with the same levels as a
         schedule already taken (the fit's fallback, or another heuristic under another name) are
         skipped, so the next ones come in.
 
@@ -122,7 +122,9 @@ def verify_candidates(
         ``role`` is ``"fit"``, ``"fallback"`` (the fit had already returned a heuristic) or
         ``"heuristic"``; the responses are those of the fit (objective values).
     """
-    check_int("candidates", candidates)
+    if isinstance(candidates, str) and candidates == "all":
+        candidates = len(result.baselines) + 1
+    candidates = check_int("candidates", candidates, hint=" (or 'all')")
     role = "fit" if result.fallback is None else "fallback"
     out = [(role, result.schedule, result.response)]
     for sched, resp in result.baselines:
@@ -140,7 +142,7 @@ def verify(
     *,
     shape: tuple[int, ...],
     num_samples: int = 256,
-    candidates: int = 3,
+    candidates: int | Literal["all"] = 3,
     seed: int = 0,
     metric: str = "fd",
     n_boot: int = 20,
@@ -173,8 +175,9 @@ def verify(
         Shape of one sample, e.g. ``(1, 16, 16)``.
     num_samples : int, default 256
         Samples per candidate (at least 2). The metric's noise falls like ``1/sqrt(num_samples)``.
-    candidates : int, default 3
-        Schedules to compare: the fit's choice and the ``candidates - 1`` best other heuristics.
+    candidates : int or "all", default 3
+        Schedules to compare: the fit's choice and the ``candidates - 1`` best other heuristics
+        by the fit's objective, or ``"all"`` of them (each costs ``num_samples`` samples).
     seed : int, default 0
         Seed of the starting noise (the same for every candidate) and of the bootstrap.
     metric : str, default "fd"
