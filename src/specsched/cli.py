@@ -774,7 +774,7 @@ def verify_candidate_count(text: str) -> int | str:
     if n < 1:
         raise SpecschedError(
             f"--verify-candidates {text!r} is not understood: give a count of at least 1 "
-            "(default 3) or 'all'"
+            "or 'all' (the default)"
         )
     return n
 
@@ -836,7 +836,8 @@ def _verify_table(ver: Any, objective: str, pipeline: Path) -> Table:
         title=f"--verify on {pipeline.name}: {ver.num_samples} samples per schedule (same "
         f"starting noise), {against}",
         caption=f"{ver.metric}: value ± bootstrap sd ({ver.n_boot} resamples), lower is better; "
-        "*: best; ≈: tied with the best (paired bootstrap, 2 sd); a tie keeps the fit's choice",
+        "*: best; ≈: tied with the best (paired bootstrap, 2 sd); a tie keeps a fitted "
+        "schedule, not a fallback",
         box=box.SIMPLE_HEAD,
     )
     for col in ("schedule", "role", objective, ver.metric, "kept"):
@@ -892,9 +893,9 @@ def fit(
         bool,
         typer.Option(
             "--verify",
-            help="Sample with the fit and the two best heuristics on --pipeline, score them "
+            help="Sample with the fit and every heuristic on --pipeline, score them "
             "against the data (pixel Frechet distance) and keep the best; a tie within the "
-            "noise keeps the fit's choice.",
+            "noise keeps a fitted schedule (not a heuristic the fit fell back to).",
         ),
     ] = False,
     pipeline: Annotated[
@@ -920,9 +921,9 @@ def fit(
         str,
         typer.Option(
             help="--verify: schedules to sample, the fit's choice and the best heuristics by the "
-            "objective (at least 1), or 'all' for every heuristic."
+            "objective (at least 1), or 'all': every heuristic."
         ),
-    ] = "3",
+    ] = "all",
     device: Annotated[
         str, typer.Option(help="--verify: where the network runs: cpu or cuda.")
     ] = "cpu",
@@ -1057,7 +1058,7 @@ def fit(
         how = "--verify" if recorded_pipeline(source) else "--verify --pipeline DIR"
         out.print(
             "tip: the heuristic kept can measure worse than its runner-up on your model; "
-            f"{how} samples it and the two best heuristics and keeps the best",
+            f"{how} samples it and every heuristic on the network and keeps the best",
             highlight=False,
         )
     print_schedule(sched, sampler, options)
