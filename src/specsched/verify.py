@@ -1,8 +1,8 @@
 """Verification of a fit by sampling: the fitted schedule against the best heuristics, measured.
 
 :func:`verify` takes a :class:`~specsched.optimize.FitResult` and a denoiser (a trained network,
-say), samples a few hundred images with the fit's own choice and the best heuristics by the fit's
-objective, all from the same seeded starting noise (:func:`~specsched.generation.generate`), scores
+say), samples a few hundred images with the fit's own choice and every heuristic (or the best
+few by the fit's objective), all from the same seeded starting noise (:func:`~specsched.generation.generate`), scores
 each against reference data (:func:`~specsched.evaluate.score`: by default the pixel Fréchet
 distance with a paired bootstrap) and keeps the schedule that measures best. A difference within
 the paired noise (:func:`~specsched.evaluate.paired_tie`) keeps a fitted schedule: the measurement
@@ -125,9 +125,9 @@ def verify_candidates(
         A fit with its heuristic baselines (``fit(..., heuristics=True)``, the default).
     candidates : int or "all", default "all"
         How many schedules in all (at least 1): the fit's choice and ``candidates - 1``
-        heuristics, best by the fit's objective first; ``"all"``: every heuristic. Heuristics with the same levels as a
-        schedule already taken (the fit's fallback, or another heuristic under another name) are
-        skipped, so the next ones come in.
+        heuristics, best by the fit's objective first; ``"all"``: every heuristic. Heuristics
+        with the same levels as a schedule already taken (the fit's fallback, or another
+        heuristic under another name) are skipped, so the next ones come in.
 
     Returns
     -------
@@ -171,7 +171,7 @@ def verify(
     (:func:`~specsched.evaluate.paired_tie`, 2 sd): then the fit's choice stays. Where the fit
     had fallen back to a heuristic (``result.fallback``: its objective could not rank that
     heuristic above the others), the lowest measured is kept, tie or not: on the benchmark's
-    sv16 model the ties kept two fallbacks that lose by 6-22 % at 1,024 samples
+    sv16 model ties kept three fallbacks that lose by 3-22 % at 1,024 samples
     (benchmarks/RESULTS.md, "Verifying on the network").
 
     Parameters
