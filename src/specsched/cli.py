@@ -836,8 +836,7 @@ def _verify_table(ver: Any, objective: str, pipeline: Path) -> Table:
         title=f"--verify on {pipeline.name}: {ver.num_samples} samples per schedule (same "
         f"starting noise), {against}",
         caption=f"{ver.metric}: value ± bootstrap sd ({ver.n_boot} resamples), lower is better; "
-        "*: best; ≈: tied with the best (paired bootstrap, 2 sd); a tie keeps a fitted "
-        "schedule, not a fallback",
+        "*: best, kept; ≈: tied with the best (paired bootstrap, 2 sd)",
         box=box.SIMPLE_HEAD,
     )
     for col in ("schedule", "role", objective, ver.metric, "kept"):
@@ -894,8 +893,7 @@ def fit(
         typer.Option(
             "--verify",
             help="Sample with the fit and every heuristic on --pipeline, score them "
-            "against the data (pixel Frechet distance) and keep the best; a tie within the "
-            "noise keeps a fitted schedule (not a heuristic the fit fell back to).",
+            "against the data (pixel Frechet distance) and keep the one that measures best.",
         ),
     ] = False,
     pipeline: Annotated[
