@@ -1,0 +1,189 @@
+"""What `specsched fit --verify` keeps, judged like the default, on the cells of a stored run.
+
+For each cell of a stored ``default_vs_heuristics.py`` run (its ``defaults_*.json`` and
+``paired_check_*.json`` in ``--stored``): the fit on the benchmark's calibration (checked to be
+the stored default), then :func:`specsched.verify.verify` on it as ``fit --verify`` runs it (the
+fit's choice and the ``--candidates`` - 1 best heuristics by the fit's objective,
+``--verify-samples`` samples each from x_T seed ``--verify-seed``), scored against the
+calibration's spectrum (what ``fit FILE --verify`` does without ``--reference``: "sampled w2")
+and/or against the calibration's own data (training samples, pixel FD: ``--reference``).
+Neither uses the judge's held-out reference or its x_T. Two picks are judged: the schedule
+verify keeps (a tie within the paired noise keeps the fit's choice) and the one that measured
+lowest. Each is judged as the default was: the stored FD at the judge's sample count and seed,
+and a paired test against the cell's best heuristic (``paired_check.py``, the pick first, the
+best heuristic second), sampled only where the pick is not the default or the best heuristic.
+
+Usage::
+
+    python benchmarks/verify_cells.py --denoiser sv16 --stored benchmarks/results/sv16 \\
+        --out benchmarks/results/verify24/sv16
+
+Writes ``verify_cells_<denoiser>.json`` (every candidate's verify row, the picks and their
+verdicts) and the judge's ``paired_check_*.json`` into ``--out``/judge, and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import paired_check  # noqa: E402
+import real_denoisers as rd  # noqa: E402
+from _common import stamp, write_json  # noqa: E402
+from default_vs_heuristics import OUTCOMES, verdict  # noqa: E402
+
+from specsched import fit  # noqa: E402
+from specsched.verify import verify  # noqa: E402
+
+FLIP = {"win": "loss", "loss": "win", "tie": "tie"}
+
+
+def _stored(stored: Path, denoiser: str) -> tuple[list[dict], dict]:
+    """The stored defaults rows, and each cell's paired_check rows by (sampler, steps)."""
+    rows = []
+    for p in sorted(stored.glob("defaults_*.json")):
+        rows += json.loads(p.read_text())["rows"]
+    checks = {}
+    for r in rows:
+        p = stored / f"paired_check_{denoiser}_{r['sampler']}{r['steps']}.json"
+        checks[(r["sampler"], r["steps"])] = json.loads(p.read_text())
+    return rows, checks
+
+
+def _judge(
+    args: argparse.Namespace, sampler: str, steps: int, name: str, pick: list[int], pc: dict
+) -> tuple[str, float, float]:
+    """(verdict against the best heuristic, FD, its sd) of the schedule ``pick`` at the judge's
+    count and seed: from the stored run where ``pick`` is its default or its best heuristic,
+    else sampled paired with the best heuristic (into ``--out``/judge/CELL_NAME)."""
+    rows = pc["rows"]
+    result, best, _ = verdict(rows)
+    by_name = {r["schedule"]: r for r in rows}
+    if pick == by_name["default"]["timesteps"]:
+        return result, by_name["default"]["fd"], by_name["default"]["fd_sd"]
+    if pick == by_name[best]["timesteps"]:
+        return "tie", by_name[best]["fd"], by_name[best]["fd_sd"]
+    out = args.out / "judge" / f"{sampler}{steps}_{name}"
+    argv = ["--denoiser", args.denoiser, "--sampler", sampler, "--threads", str(args.threads)]
+    argv += ["--num-samples", str(pc["num_samples"]), "--seed", str(pc["seed"])]
+    argv += ["--out", str(out)]
+    argv += ["--schedule", f"{name}=" + ",".join(map(str, pick))]
+    argv += ["--schedule", f"{best}=" + ",".join(map(str, by_name[best]["timesteps"]))]
+    paired_check.main(argv)
+    got = json.loads((out / f"paired_check_{args.denoiser}_{sampler}{steps}.json").read_text())
+    kept, other = got["rows"][0], got["rows"][1]
+    return FLIP[other["against_first"]], kept["fd"], kept["fd_sd"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--denoiser", choices=list(rd.SETUPS), required=True)
+    ap.add_argument("--stored", type=Path, required=True, help="a default_vs_heuristics.py --out")
+    ap.add_argument("--cells", nargs="+", metavar="SAMPLER:STEPS", help="default: every cell")
+    ap.add_argument("--verify-samples", type=int, default=256, help="fit --verify's default")
+    ap.add_argument("--verify-seed", type=int, default=0, help="fit --verify's x_T seed")
+    ap.add_argument(
+        "--candidates", type=int, default=3, help="schedules verify samples (3: its default)"
+    )
+    ap.add_argument(
+        "--scoring", nargs="+", choices=["spectrum", "data"], default=["spectrum", "data"]
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True)
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    rows, checks = _stored(args.stored, args.denoiser)
+    if args.cells:
+        want = {(c.split(":")[0], int(c.split(":")[1])) for c in args.cells}
+        rows = [r for r in rows if (r["sampler"], r["steps"]) in want]
+    cfg = {**rd.PRESETS["full"], "kind": "auto", "fid": False}
+    setup = rd.SETUPS[args.denoiser](cfg)
+    cal = rd.calibrate_setup(setup)
+    out = []
+    for r in rows:
+        sampler, steps = r["sampler"], r["steps"]
+        res = fit(cal, steps, sampler=sampler, train_schedule=setup.train)
+        got = [int(t) for t in res.schedule.timesteps]
+        cell = {"sampler": sampler, "steps": steps, "default": got, "stored": r["timesteps"]}
+        cell["same_as_stored"] = got == r["timesteps"]
+        pc = checks[(sampler, steps)]
+        cell["default_verdict"] = verdict(pc["rows"])[0]
+        refs = {"spectrum": cal, "data": setup.calibration_data}
+        for how in args.scoring:
+            v = verify(
+                res,
+                setup.denoise,
+                refs[how],
+                shape=setup.shape,
+                num_samples=args.verify_samples,
+                candidates=args.candidates,
+                seed=args.verify_seed,
+            ).verification
+            cell[how] = {
+                "metric": v.metric,
+                "candidates": [
+                    {k: row[k] for k in ("schedule", "role", "value", "sd", "tie_with_best")}
+                    for row in v.rows
+                ],
+                "seconds": v.seconds,
+            }
+            # what verify kept (a tie keeps the fit's choice), and the lowest measured
+            for rule, pick in (
+                ("kept", next(row for row in v.rows if row["chosen"])),
+                ("lowest", next(row for row in v.rows if row["best"])),
+            ):
+                ts = [int(t) for t in pick["timesteps"]]
+                judged, fd, sd = _judge(args, sampler, steps, pick["schedule"], ts, pc)
+                cell[how][rule] = {
+                    "schedule": pick["schedule"],
+                    "timesteps": ts,
+                    "fd": fd,
+                    "fd_sd": sd,
+                    "verdict": judged,
+                }
+                print(
+                    f"{sampler:9s} {steps:3d} default {cell['default_verdict']:4s} | {how:8s} "
+                    f"{rule:6s} {pick['schedule']:>22s} FD {fd:8.3f} -> {judged}",
+                    flush=True,
+                )
+        cell["best_heuristic"], cell["best_fd"] = verdict(pc["rows"])[1:]
+        out.append(cell)
+    counts = {
+        f"{how} {rule}": {k: sum(c[how][rule]["verdict"] == k for c in out) for k in OUTCOMES}
+        for how in args.scoring
+        for rule in ("kept", "lowest")
+    }
+    counts["default"] = {k: sum(c["default_verdict"] == k for c in out) for k in OUTCOMES}
+    print(f"wins / ties / losses against the best heuristic: {counts}")
+    command = "python benchmarks/verify_cells.py " + " ".join(
+        argv if argv is not None else sys.argv[1:]
+    )
+    write_json(
+        args.out / f"verify_cells_{args.denoiser}.json",
+        {
+            "command": command,
+            **stamp(),
+            "denoiser": args.denoiser,
+            "verify_samples": args.verify_samples,
+            "verify_seed": args.verify_seed,
+            "candidates": args.candidates,
+            "counts": counts,
+            "wall_seconds": time.perf_counter() - t0,
+            "cells": out,
+        },
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
