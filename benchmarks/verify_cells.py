@@ -8,8 +8,9 @@ fit's choice and the ``--candidates`` - 1 best heuristics by the fit's objective
 calibration's spectrum (what ``fit FILE --verify`` does without ``--reference``: "sampled w2")
 and/or against the calibration's own data (training samples, pixel FD: ``--reference``).
 Neither uses the judge's held-out reference or its x_T. Two picks are judged: the schedule
-verify keeps (a tie within the paired noise keeps the fit's choice) and the one that measured
-lowest. Each is judged as the default was: the stored FD at the judge's sample count and seed,
+verify keeps and the one that measured lowest (the same since the twenty-fourth session, when
+``verify`` stopped letting a tie keep the fit's choice; the runs in ``results/verify24`` were
+made under the earlier rules, so their two columns differ). Each is judged as the default was: the stored FD at the judge's sample count and seed,
 and a paired test against the cell's best heuristic (``paired_check.py``, the pick first, the
 best heuristic second), sampled only where the pick is not the default or the best heuristic.
 
