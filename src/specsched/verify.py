@@ -308,7 +308,7 @@ def verify(
     elif ties[0]:
         note = (
             f"replaced the {which} {fit_name!r} by {best_name!r}: it measured lower ({values}), "
-            "within the paired noise (2 sd); more --verify-samples would resolve it"
+            "within the paired noise (2 sd): more samples per schedule would resolve it"
         )
     else:
         note = (
