@@ -1051,9 +1051,8 @@ def fit(
     if result.fallback is not None and result.verification is None:
         # the heuristic kept is the model's pick, and the models rank close heuristics unreliably
         # (at 20 steps four of the benchmark's fallbacks keep a heuristic that measures worse)
-        from .spectrum import recorded_pipeline
-
-        how = "--verify" if recorded_pipeline(source) else "--verify --pipeline DIR"
+        recorded = spec.calibration is not None and spec.calibration.model.get("pipeline")
+        how = "--verify" if recorded else "--verify --pipeline DIR"
         out.print(
             "tip: the heuristic kept can measure worse than its runner-up on your model; "
             f"{how} samples it and every heuristic on the network and keeps the best",
