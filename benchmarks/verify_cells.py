@@ -26,6 +26,7 @@ verdicts) and the judge's ``paired_check_*.json`` into ``--out``/judge, and prin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -42,7 +43,12 @@ from _common import stamp, write_json  # noqa: E402
 from default_vs_heuristics import OUTCOMES, verdict  # noqa: E402
 
 from specsched import fit  # noqa: E402
-from specsched.verify import verify  # noqa: E402
+from specsched.verify import (  # noqa: E402
+    Verification,
+    _finalists,
+    verify,
+    verify_candidates,
+)
 
 FLIP = {"win": "loss", "loss": "win", "tie": "tie"}
 
@@ -84,6 +90,46 @@ def _judge(
     return FLIP[other["against_first"]], kept["fd"], kept["fd_sd"]
 
 
+def _final_round(args: argparse.Namespace, res, setup, reference, stored: dict) -> Verification:
+    """``verify``'s result from a stored first round (``--final-samples 0``) and a sampled final
+    round: the final round is ``verify`` itself run on the finalists alone (in the order, with the
+    sample count and seed, that ``verify`` samples them), so its numbers are ``verify``'s."""
+    cands = verify_candidates(res, args.candidates)
+    names = [s.name for _, s, _ in cands]
+    if names != [r["schedule"] for r in stored["candidates"]]:
+        raise SystemExit(f"the stored first round sampled other candidates: {names}")
+    rows = [dict(r) for r in stored["candidates"]]
+    low = min(range(len(rows)), key=lambda i: rows[i]["value"])
+    for i, r in enumerate(rows):
+        r.update(best=i == low, finalist=False, final_value=None, final_sd=None)
+        r.update(final_tie_with_best=None, chosen=i == low, timesteps=list(cands[i][1].timesteps))
+    final_n = args.final_samples if args.final_samples is not None else 4 * args.verify_samples
+    fin = _finalists([r["value"] for r in rows], [r["tie_with_best"] for r in rows], 3)
+    seconds = stored["seconds"]
+    if fin and final_n:
+        (_, s0, r0), others = cands[fin[0]], [(cands[i][1], cands[i][2]) for i in fin[1:]]
+        only = dataclasses.replace(res, schedule=s0, response=r0, baselines=others, fallback=None)
+        v = verify(
+            only,
+            setup.denoise,
+            reference,
+            shape=setup.shape,
+            num_samples=final_n,
+            candidates="all",
+            final_samples=0,
+            seed=args.verify_seed + 2,
+        ).verification
+        seconds += v.seconds
+        for i, fr in zip(fin, v.rows, strict=True):
+            rows[i].update(finalist=True, final_value=fr["value"], final_sd=fr["sd"])
+            rows[i].update(final_tie_with_best=fr["tie_with_best"])
+            rows[i]["chosen"] = fr["chosen"]
+    metric = stored["metric"]
+    return Verification(
+        metric, rows, "", False, "", args.verify_samples, final_n if fin else 0, 0, 20, 0, seconds
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--denoiser", choices=list(rd.SETUPS), required=True)
@@ -91,6 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cells", nargs="+", metavar="SAMPLER:STEPS", help="default: every cell")
     ap.add_argument("--verify-samples", type=int, default=256, help="fit --verify's default")
     ap.add_argument("--verify-seed", type=int, default=0, help="fit --verify's x_T seed")
+    ap.add_argument(
+        "--final-samples",
+        type=int,
+        default=None,
+        help="verify's final round (default: its own, 4x --verify-samples; 0: one round)",
+    )
+    ap.add_argument(
+        "--first-round-from",
+        type=Path,
+        default=None,
+        help="a verify_cells.py --out of the same cells run with --final-samples 0: its first "
+        "round is taken as measured and only the final round is sampled",
+    )
     ap.add_argument(
         "--candidates", type=int, default=3, help="schedules verify samples (3: its default)"
     )
@@ -110,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {**rd.PRESETS["full"], "kind": "auto", "fid": False}
     setup = rd.SETUPS[args.denoiser](cfg)
     cal = rd.calibrate_setup(setup)
+    first = {}
+    if args.first_round_from is not None:
+        got = json.loads((args.first_round_from / f"verify_cells_{args.denoiser}.json").read_text())
+        first = {(c["sampler"], c["steps"]): c for c in got["cells"]}
     out = []
     for r in rows:
         sampler, steps = r["sampler"], r["steps"]
@@ -121,22 +184,40 @@ def main(argv: list[str] | None = None) -> int:
         cell["default_verdict"] = verdict(pc["rows"])[0]
         refs = {"spectrum": cal, "data": setup.calibration_data}
         for how in args.scoring:
-            v = verify(
-                res,
-                setup.denoise,
-                refs[how],
-                shape=setup.shape,
-                num_samples=args.verify_samples,
-                candidates=args.candidates,
-                seed=args.verify_seed,
-            ).verification
+            if first:
+                v = _final_round(args, res, setup, refs[how], first[(sampler, steps)][how])
+            else:
+                v = verify(
+                    res,
+                    setup.denoise,
+                    refs[how],
+                    shape=setup.shape,
+                    num_samples=args.verify_samples,
+                    candidates=args.candidates,
+                    final_samples=args.final_samples,
+                    seed=args.verify_seed,
+                ).verification
             cell[how] = {
                 "metric": v.metric,
                 "candidates": [
-                    {k: row[k] for k in ("schedule", "role", "value", "sd", "tie_with_best")}
+                    {
+                        k: row[k]
+                        for k in (
+                            "schedule",
+                            "role",
+                            "value",
+                            "sd",
+                            "tie_with_best",
+                            "finalist",
+                            "final_value",
+                            "final_sd",
+                            "final_tie_with_best",
+                        )
+                    }
                     for row in v.rows
                 ],
                 "seconds": v.seconds,
+                "final_samples": v.final_samples,
             }
             # what verify kept (a tie keeps the fit's choice), and the lowest measured
             for rule, pick in (
@@ -177,6 +258,7 @@ def main(argv: list[str] | None = None) -> int:
             "denoiser": args.denoiser,
             "verify_samples": args.verify_samples,
             "verify_seed": args.verify_seed,
+            "final_samples": args.final_samples,
             "candidates": args.candidates,
             "counts": counts,
             "wall_seconds": time.perf_counter() - t0,

@@ -73,6 +73,19 @@ def test_candidates_are_the_fit_and_the_best_distinct_heuristics(setup):
             verify_candidates(res, bad)
 
 
+def expected_choice(rows: list[dict], finalists: int = 3) -> int:
+    """What verify must keep, worked out from its rows: the lowest of the first round, or, where
+    others are tied with it, the lowest of the final round among the ``finalists`` lowest tied."""
+    tied = sorted(
+        (i for i, r in enumerate(rows) if r["tie_with_best"]), key=lambda i: rows[i]["value"]
+    )
+    final = tied[:finalists] if len(tied) > 1 else []
+    assert [i for i, r in enumerate(rows) if r["finalist"]] == sorted(final)
+    if not final:
+        return int(np.argmin([r["value"] for r in rows]))
+    return min(final, key=lambda i: rows[i]["final_value"])
+
+
 def test_keeps_the_lowest_measured(verified, setup):
     *_, res = setup
     rows = verified.verification.rows
@@ -81,9 +94,13 @@ def test_keeps_the_lowest_measured(verified, setup):
     values = [r["value"] for r in rows]
     best = int(np.argmin(values))
     assert [r["best"] for r in rows] == [i == best for i in range(n)]
-    expected = best  # tie or not: the fit's choice has no standing over a lower measurement
+    # tie or not, the fit's choice has no standing over a lower measurement
+    expected = expected_choice(rows)
     assert [r["chosen"] for r in rows] == [i == expected for i in range(n)]
     assert rows[best]["tie_with_best"]
+    # at 64 samples several candidates tie with the lowest here: a final round was run
+    assert sum(r["finalist"] for r in rows) == 3 and verified.verification.final_samples == 4 * N
+    assert all(r["final_value"] is None for r in rows if not r["finalist"])
     assert verified.verification.kept == (expected == 0)
     assert verified.schedule.name == rows[expected]["schedule"] == verified.verification.chosen
     assert all(r["sd"] > 0 and np.isfinite(r["value"]) for r in rows)
@@ -93,7 +110,9 @@ def test_keeps_the_lowest_measured(verified, setup):
     assert objectives == sorted(objectives)
     # the outcome is in the notes and the JSON, and the input result is untouched
     assert verified.notes[-1] == verified.verification.note
-    assert verified.notes[-1].startswith(f"verified on {N} samples per schedule")
+    assert verified.notes[-1].startswith(
+        f"verified on {N} samples per schedule, then the 3 lowest within the noise on {4 * N} each"
+    )
     assert res.verification is None and len(res.notes) == len(verified.notes) - 1
     d = json.loads(json.dumps(verified.to_dict(), allow_nan=False))
     assert d["verification"]["candidates"] == rows
@@ -109,7 +128,7 @@ def test_a_fallback_is_kept_only_if_it_measures_lowest(setup):
     out = verify(fallback, den, y, shape=shape, num_samples=N, candidates=3)
     rows = out.verification.rows
     assert [r["role"] for r in rows] == ["fallback", "heuristic", "heuristic"]
-    lowest = int(np.argmin([r["value"] for r in rows]))
+    lowest = expected_choice(rows)
     assert [r["chosen"] for r in rows] == [i == lowest for i in range(3)]
     assert out.schedule.name == rows[lowest]["schedule"] == out.verification.chosen
     assert out.verification.kept == (lowest == 0)
@@ -126,6 +145,39 @@ def test_candidates_are_sampled_from_the_same_noise(verified, setup):
     # and identical schedules give identical samples (the pairing the tie test relies on)
     x2 = ss.generate(den, sched, "ddim", num_samples=N, shape=shape, seed=0)
     np.testing.assert_array_equal(x, x2)
+
+
+def test_the_final_round_samples_fresh_noise(verified, setup):
+    """Each finalist's final value is that of ``4 * N`` samples from ``generate``'s x_T of seed
+    2 (fresh noise, not the first round's), scored as in the first round."""
+    den, shape, y, _, res = setup
+    rows = verified.verification.rows
+    scheds = {s.name: s for s, _ in res.baselines} | {res.schedule.name: res.schedule}
+    for row in (r for r in rows if r["finalist"]):
+        x = ss.generate(
+            den, scheds[row["schedule"]], "ddim", num_samples=4 * N, shape=shape, seed=2
+        )
+        assert frechet_distance(x, y) == row["final_value"]
+
+
+def test_one_round_keeps_the_lowest_of_the_first(setup):
+    den, shape, y, _, res = setup
+    out = verify(res, den, y, shape=shape, num_samples=N, final_samples=0)
+    rows = out.verification.rows
+    lowest = int(np.argmin([r["value"] for r in rows]))
+    assert (
+        [r["chosen"] for r in rows]
+        == [r["best"] for r in rows]
+        == [i == lowest for i in range(len(rows))]
+    )
+    assert not any(r["finalist"] for r in rows) and out.verification.final_samples == 0
+    assert out.notes[-1].startswith(f"verified on {N} samples per schedule:")
+    # more finalists: every candidate tied with the lowest, up to that many, goes to the final
+    out = verify(res, den, y, shape=shape, num_samples=N, final_samples=2 * N, finalists=5)
+    rows = out.verification.rows
+    ties = sum(r["tie_with_best"] for r in rows)
+    assert sum(r["finalist"] for r in rows) == min(ties, 5) > 3
+    assert [r["chosen"] for r in rows].index(True) == expected_choice(rows, 5)
 
 
 def test_a_schedule_that_measures_worse_beyond_noise_is_replaced(setup):
@@ -148,6 +200,10 @@ def test_bad_input(setup):
         verify(res, den, y[:, :, :8, :8], shape=shape, num_samples=N)
     with pytest.raises(ss.SpecschedError, match="num_samples"):
         verify(res, den, y, shape=shape, num_samples=1)
+    with pytest.raises(ss.SpecschedError, match="final_samples=64 is not more than num_samples"):
+        verify(res, den, y, shape=shape, num_samples=N, final_samples=N)
+    with pytest.raises(ss.SpecschedError, match="finalists"):
+        verify(res, den, y, shape=shape, num_samples=N, finalists=1)
     with pytest.raises(ss.SpecschedError, match="unknown metric"):
         verify(res, den, y, shape=shape, num_samples=N, metric="lpips")
     cosine = UNetDenoiser(den.model, ss.TrainSchedule("cosine"))
@@ -174,6 +230,8 @@ def test_cli_fit_verify_writes_the_verified_choice(capsys, tmp_path):
     assert len(names) == len(set(names)) > 3 and sum(r["chosen"] for r in ver["candidates"]) == 1
     chosen = next(r for r in ver["candidates"] if r["chosen"])
     assert chosen["schedule"] == ver["chosen"] == d["schedule"]["name"]
+    assert ver["candidates"].index(chosen) == expected_choice(ver["candidates"])
+    assert ver["final_samples"] == 4 * N  # the final round's default
     saved = ss.Schedule.load(out)
     assert saved.timesteps.tolist() == chosen["timesteps"]
     assert saved.meta["verification"] == ver
@@ -274,6 +332,10 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
         (("fit", *DATA, *verify_args, "--verify-candidates", "0"), ["--verify-candidates", "'all'"]),
         (("fit", *DATA, *verify_args, "--verify-candidates", "many"), ["--verify-candidates"]),
         (("fit", *DATA, "--verify-candidates", "all"), ["--verify-candidates applies to --verify"]),
+        (("fit", *DATA, *verify_args, "--verify-final-samples", "8"),
+         ["--verify-final-samples 8", "--verify-samples 8", "0 for one round"]),
+        (("fit", *DATA, "--verify-final-samples", "0"),
+         ["--verify-final-samples applies to --verify"]),
         (("fit", *DATA, *verify_args, "--device", "tpu"), ["--device"]),
         (("fit", *DATA, "--steps", "3", "--verify", "--pipeline", str(nan_pipeline),
           "--verify-samples", "8"), ["NaN"]),

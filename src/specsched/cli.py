@@ -745,6 +745,12 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
             f"--verify-samples {params['verify_samples']} is too small: give at least 2"
         )
     params["verify_candidates"] = verify_candidate_count(params["verify_candidates"])
+    final = params["verify_final_samples"]
+    if final is not None and final != 0 and final <= params["verify_samples"]:
+        raise SpecschedError(
+            f"--verify-final-samples {final} is not more than --verify-samples "
+            f"{params['verify_samples']}: give more, or 0 for one round"
+        )
     check_model_inputs(pipeline, device)
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     if reference is None and _is_saved_spectrum(Path(source)):
@@ -832,22 +838,45 @@ def _verify_table(ver: Any, objective: str, pipeline: Path) -> Table:
         if ver.reference_samples
         else "scored against the spectrum"
     )
+    final = ver.final_samples > 0
+    rounds = f"{ver.num_samples} samples per schedule"
+    if final:
+        rounds += f", final round {ver.final_samples}"
     table = Table(
-        title=f"--verify on {pipeline.name}: {ver.num_samples} samples per schedule (same "
-        f"starting noise), {against}",
+        title=f"--verify on {pipeline.name}: {rounds} (same starting noise), {against}",
         caption=f"{ver.metric}: value ± bootstrap sd ({ver.n_boot} resamples), lower is better; "
-        "*: best, kept; ≈: tied with the best (paired bootstrap, 2 sd)",
+        "*: lowest; ≈: tied with the lowest (paired bootstrap, 2 sd)"
+        + ("; the lowest of the final round is kept" if final else "; the lowest is kept"),
         box=box.SIMPLE_HEAD,
     )
-    for col in ("schedule", "role", objective, ver.metric, "kept"):
+    cols = ["schedule", "role", objective, ver.metric]
+    if final:
+        cols.append(f"final ({ver.final_samples})")
+    for col in (*cols, "kept"):
         table.add_column(col, justify="left" if col in ("schedule", "role") else "right")
+
+    def cell(value: float, sd: float, best: bool, tie: bool) -> str:
+        return f"{value:.4g} ± {sd:.2g} {'*' if best else '≈' if tie else ' '}"
+
+    low = min((r["final_value"] for r in ver.rows if r.get("finalist")), default=None)
     for row in ver.rows:
-        mark = "*" if row["best"] else "≈" if row["tie_with_best"] else " "
+        cells = [cell(row["value"], row["sd"], row["best"], row["tie_with_best"])]
+        if final:
+            cells.append(
+                cell(
+                    row["final_value"],
+                    row["final_sd"],
+                    row["final_value"] == low,
+                    row["final_tie_with_best"],
+                )
+                if row["finalist"]
+                else ""
+            )
         table.add_row(
             escape(row["schedule"]),
             row["role"],
             _fmt(row["objective"]),
-            f"{row['value']:.4g} ± {row['sd']:.2g} {mark}",
+            *cells,
             "yes" if row["chosen"] else "",
             style="bold green" if row["chosen"] else None,
         )
@@ -922,6 +951,14 @@ def fit(
             "objective (at least 1), or 'all': every heuristic."
         ),
     ] = "all",
+    verify_final_samples: Annotated[
+        int | None,
+        typer.Option(
+            help="--verify: where several schedules are within the noise of the lowest, the 3 "
+            "lowest of them are sampled again with this many samples each and the lowest then "
+            "is kept (default: 4x --verify-samples; 0: one round)."
+        ),
+    ] = None,
     device: Annotated[
         str, typer.Option(help="--verify: where the network runs: cpu or cuda.")
     ] = "cpu",
@@ -941,7 +978,14 @@ def fit(
     if not verify:
         given = [
             "--" + k.replace("_", "-")
-            for k in ("pipeline", "reference", "verify_samples", "verify_candidates", "device")
+            for k in (
+                "pipeline",
+                "reference",
+                "verify_samples",
+                "verify_candidates",
+                "verify_final_samples",
+                "device",
+            )
             if ctx.get_parameter_source(k).name != "DEFAULT"
         ]
         if given:
@@ -997,10 +1041,18 @@ def fit(
         show = progress if progress is not None else (False if json_out else None)
         sampling: list[Any] = []
 
+        state = {"total": -1, "last": 0}
+
         def advance(done: int, total: int) -> None:
-            if not sampling:
-                sampling.append(ProgressBar(total, show, "verify: sampling"))
-            sampling[0].advance(done - sampling[0].done)
+            # a bar per round: the final round's total is known once the first has ended
+            if total != state["total"]:
+                if sampling:
+                    sampling[-1].close()
+                what = "verify: final round" if sampling else "verify: sampling"
+                sampling.append(ProgressBar(total - state["last"], show, what))
+                state["total"] = total
+            sampling[-1].advance(done - state["last"])
+            state["last"] = done
 
         try:
             result = run_verify(
@@ -1010,11 +1062,12 @@ def fit(
                 shape=shape,
                 num_samples=verify_samples,
                 candidates=params["verify_candidates"],
+                final_samples=verify_final_samples,
                 progress=advance,
             )
         finally:
             if sampling:
-                sampling[0].close()
+                sampling[-1].close()
     verified = (
         {} if result.verification is None else {"verification": result.verification.to_dict()}
     )
