@@ -8,9 +8,12 @@ fit's choice and the ``--candidates`` - 1 best heuristics by the fit's objective
 calibration's spectrum (what ``fit FILE --verify`` does without ``--reference``: "sampled w2")
 and/or against the calibration's own data (training samples, pixel FD: ``--reference``).
 Neither uses the judge's held-out reference or its x_T. Two picks are judged: the schedule
-verify keeps and the one that measured lowest (the same since the twenty-fourth session, when
-``verify`` stopped letting a tie keep the fit's choice; the runs in ``results/verify24`` were
-made under the earlier rules, so their two columns differ). Each is judged as the default was: the stored FD at the judge's sample count and seed,
+verify keeps and the one that measured lowest in its first round. They differ where verify's
+final round (twenty-fifth session) picked another of the first round's tied lowest; in
+``results/verify24``, made under earlier rules with one round, where a tie kept the fit's
+choice. ``--first-round-from`` takes a stored one-round run as the first round and samples
+only the final round (``verify`` itself, run on the finalists with the final round's count and
+seed: the same numbers as a full run, checked on the mixture's UniPC-10 cell). Each is judged as the default was: the stored FD at the judge's sample count and seed,
 and a paired test against the cell's best heuristic (``paired_check.py``, the pick first, the
 best heuristic second), sampled only where the pick is not the default or the best heuristic.
 
