@@ -49,6 +49,7 @@ from specsched import fit  # noqa: E402
 from specsched.verify import (  # noqa: E402
     Verification,
     _finalists,
+    gaussian_design,
     verify,
     verify_candidates,
 )
@@ -154,6 +155,12 @@ def main(argv: list[str] | None = None) -> int:
         "round is taken as measured and only the final round is sampled",
     )
     ap.add_argument(
+        "--gaussian-design",
+        action="store_true",
+        help="also sample the Gaussian fit of the calibration's spectrum, as fit --verify does "
+        "on a calibration file (since the twenty-fifth session)",
+    )
+    ap.add_argument(
         "--candidates", type=int, default=3, help="schedules verify samples (3: its default)"
     )
     ap.add_argument(
@@ -187,6 +194,10 @@ def main(argv: list[str] | None = None) -> int:
         cell["default_verdict"] = verdict(pc["rows"])[0]
         refs = {"spectrum": cal, "data": setup.calibration_data}
         for how in args.scoring:
+            designs = [gaussian_design(cal, res)] if args.gaussian_design else []
+            if designs:
+                cell["gaussian"] = [int(t) for t in designs[0].timesteps]
+                cell["gaussian_is_stored_plain"] = cell["gaussian"] == r.get("plain")
             if first:
                 v = _final_round(args, res, setup, refs[how], first[(sampler, steps)][how])
             else:
@@ -197,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
                     shape=setup.shape,
                     num_samples=args.verify_samples,
                     candidates=args.candidates,
+                    designs=designs,
                     final_samples=args.final_samples,
                     seed=args.verify_seed,
                 ).verification

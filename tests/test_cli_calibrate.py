@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -79,7 +80,12 @@ def test_verify_on_a_calibration_file_samples_the_model_it_was_calibrated_on(tmp
     # every heuristic of the table whose levels differ from the others' was sampled (the default)
     names = [r["schedule"] for r in ver["candidates"]]
     assert len(names) == len(set(names)) > 3
-    assert set(names[1:]) <= {r["schedule"] for r in fit["table"]}
+    # and the Gaussian fit of the file's spectrum, as a design beside the calibrated fit
+    gauss = ss.fit(dataclasses.replace(ss.Spectrum.load(out), calibration=None), 3)
+    design = ver["candidates"][1]
+    assert design["role"] == "design" and design["schedule"] == "gaussian"
+    assert design["timesteps"] == gauss.schedule.timesteps.tolist()
+    assert set(names[2:]) <= {r["schedule"] for r in fit["table"]}
     # one step from t = 999: every candidate is the same schedule and the guard keeps the
     # heuristic; the tip then points to --verify without asking for the folder
     text = run("fit", str(out), "--steps", "1", cwd=elsewhere)

@@ -21,7 +21,7 @@ from specsched.data.builtin import photos
 from specsched.evaluate import frechet_distance, spectral_objective
 from specsched.integrations.diffusers import UNetDenoiser
 from specsched.integrations.networks import ModelDenoiser
-from specsched.verify import verify, verify_candidates
+from specsched.verify import gaussian_design, verify, verify_candidates
 
 TINY16 = Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "tiny16"
 N = 64  # samples per schedule
@@ -344,6 +344,41 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
         rc, _, stderr = cli(capsys, *args, "-o", str(out))
         assert_user_error(rc, stderr, *words)
         assert not out.exists()
+
+
+def test_designs_are_sampled_on_the_fits_model():
+    """Another design is sampled after the fit's choice, in addition to the heuristics, with its
+    response on the fit's model; ``FitResult.respond`` computes responses as the table's are."""
+    from specsched.calibrate import calibrate
+    from specsched.denoisers import GaussianDenoiser
+    from specsched.levels import LevelRange
+
+    x = photos(size=8, channels=1, n=2000, seed=1)
+    spec = ss.Spectrum.from_array(x)
+    lr = LevelRange.discrete("linear")
+    cal = calibrate(spec, GaussianDenoiser(spec), x, levels=lr, num_levels=6, num_samples=40)
+    res = ss.fit(cal, 5, sampler="dpmpp_2m")
+    assert res.calibrated
+    # the table's heuristics (made by specsched.compare) come back from respond
+    for h, r in res.baselines:
+        assert res.respond(h).value("w2") == pytest.approx(r.value("w2"), rel=1e-9)
+    design = gaussian_design(cal, res)
+    plain = ss.fit(dataclasses.replace(cal, calibration=None), 5, sampler="dpmpp_2m")
+    assert design.name == "gaussian"
+    np.testing.assert_array_equal(design.timesteps, plain.schedule.timesteps)
+    cands = verify_candidates(res, 3, designs=[design, res.schedule])  # the fit's: not twice
+    assert [role for role, _, _ in cands] == ["fit", "design", "heuristic", "heuristic"]
+    assert cands[1][2].value("w2") == pytest.approx(res.respond(design).value("w2"), rel=1e-12)
+    out = verify(res, GaussianDenoiser(spec), x, shape=(1, 8, 8), num_samples=32, designs=[design])
+    rows = out.verification.rows
+    assert rows[1]["role"] == "design" and rows[1]["schedule"] == "gaussian"
+    chosen = expected_choice(rows)
+    assert out.schedule.name == rows[chosen]["schedule"]
+    assert out.value == pytest.approx(rows[chosen]["objective"], rel=1e-12)
+    with pytest.raises(ss.SpecschedError, match="no calibration"):
+        gaussian_design(spec, res)
+    with pytest.raises(ss.SpecschedError, match="cannot evaluate other designs"):
+        verify_candidates(dataclasses.replace(res, respond=None), designs=[design])
 
 
 def test_a_fit_without_heuristics_is_measured_and_kept():

@@ -205,6 +205,10 @@ class FitResult:
     verification : Verification or None
         Set by :func:`specsched.verify.verify`: what sampling with the candidates measured; then
         ``schedule`` is the candidate it kept.
+    respond : callable or None
+        ``respond(schedule) -> Response``: another schedule's response on the fit's model,
+        computed as the table's are (:func:`specsched.verify.verify` uses it for the other
+        designs it samples). None for results not made by :func:`fit`.
     """
 
     schedule: Schedule
@@ -223,6 +227,7 @@ class FitResult:
     fallback: str | None = None
     calibrated: bool = False
     verification: Verification | None = None
+    respond: Callable[[Schedule], Response] | None = field(default=None, repr=False)
 
     @property
     def best_baseline(self) -> tuple[Schedule, Response] | None:
@@ -1371,6 +1376,7 @@ def _fit(
         uncertainty=uncertainty,
         fallback=fallback,
         calibrated=spec.calibration is not None,
+        respond=exact,
     )
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .schedules import Schedule
     from .spectrum import Spectrum
 
-__all__ = ["Verification", "verify", "verify_candidates"]
+__all__ = ["Verification", "gaussian_design", "verify", "verify_candidates"]
 
 
 @dataclass(frozen=True)
@@ -122,37 +122,96 @@ def _finalists(values: list[float], ties: list[bool], k: int) -> list[int]:
 
 
 def verify_candidates(
-    result: FitResult, candidates: int | Literal["all"] = "all"
+    result: FitResult,
+    candidates: int | Literal["all"] = "all",
+    designs: Sequence[Schedule] = (),
 ) -> list[tuple[str, Schedule, Response]]:
-    """The schedules :func:`verify` samples: the fit's choice, then the best other heuristics.
+    """The schedules :func:`verify` samples: the fit's choice, other designs, then heuristics.
 
     Parameters
     ----------
     result : FitResult
         A fit with its heuristic baselines (``fit(..., heuristics=True)``, the default).
     candidates : int or "all", default "all"
-        How many schedules in all (at least 1): the fit's choice and ``candidates - 1``
-        heuristics, best by the fit's objective first; ``"all"``: every heuristic. Heuristics
-        with the same levels as a schedule already taken (the fit's fallback, or another
-        heuristic under another name) are skipped, so the next ones come in.
+        How many heuristics, with the fit's choice (at least 1): the fit's choice and
+        ``candidates - 1`` heuristics, best by the fit's objective first; ``"all"``: every
+        heuristic. Heuristics with the same levels as a schedule already taken (the fit's
+        fallback, a design, or another heuristic under another name) are skipped, so the next
+        ones come in.
+    designs : sequence of Schedule
+        Other designed schedules, sampled after the fit's choice and in addition to
+        ``candidates`` (for instance the Gaussian fit of a calibrated spectrum, which
+        ``specsched fit --verify`` adds); their responses are computed on the fit's model
+        (:attr:`FitResult.respond`). One with the fit's levels is not sampled twice.
 
     Returns
     -------
     list of (role, Schedule, Response)
-        ``role`` is ``"fit"``, ``"fallback"`` (the fit had already returned a heuristic) or
-        ``"heuristic"``; the responses are those of the fit (objective values).
+        ``role`` is ``"fit"``, ``"fallback"`` (the fit had already returned a heuristic),
+        ``"design"`` or ``"heuristic"``; the responses are those of the fit's model (objective
+        values).
     """
     if isinstance(candidates, str) and candidates == "all":
         candidates = len(result.baselines) + 1
     candidates = check_int("candidates", candidates, hint=" (or 'all')")
     role = "fit" if result.fallback is None else "fallback"
     out = [(role, result.schedule, result.response)]
+    for sched in designs:
+        if result.respond is None:
+            raise SpecschedError(
+                "this fit cannot evaluate other designs on its model: make it with specsched.fit"
+            )
+        if sched.process != result.schedule.process:
+            raise SpecschedError(
+                f"the design {sched.name!r} is for a {sched.process} model but the fit for a "
+                f"{result.schedule.process} one: design it for the fit's model"
+            )
+        if not any(_same_levels(sched, s) for _, s, _ in out):
+            out.append(("design", sched, result.respond(sched)))
+    taken = len(out) - 1  # the designs do not count against ``candidates``
     for sched, resp in result.baselines:
-        if len(out) >= candidates:
+        if len(out) - taken >= candidates:
             break
         if not any(_same_levels(sched, s) for _, s, _ in out):
             out.append(("heuristic", sched, resp))
     return out
+
+
+def gaussian_design(
+    spec: Spectrum,
+    result: FitResult,
+    *,
+    start_at: str | float | None = None,
+    max_step: float | None = None,
+) -> Schedule:
+    """The Gaussian model's design for the cell of a calibrated fit, named ``"gaussian"``.
+
+    :func:`specsched.fit` on ``spec`` with its calibration dropped, for ``result``'s sampler,
+    options, step count, objective and levels, with the defaults of an uncalibrated fit unless
+    ``start_at`` or ``max_step`` are given. ``specsched fit --verify`` samples it as a
+    ``design`` beside the calibrated fit: on a network the calibration describes well it can
+    measure better (benchmarks/RESULTS.md, "A final round for verification").
+
+    Raises
+    ------
+    SpecschedError
+        If ``spec`` has no calibration.
+    """
+    from .optimize import fit
+
+    if spec.calibration is None:
+        raise SpecschedError("the spectrum has no calibration: its fit is already Gaussian")
+    gauss = fit(
+        dataclasses.replace(spec, calibration=None),
+        result.schedule.steps,
+        sampler=result.sampler,
+        objective=result.objective,  # type: ignore[arg-type]
+        levels=result.levels,
+        start_at=start_at,
+        max_step=max_step,
+        **result.options,
+    )
+    return dataclasses.replace(gauss.schedule, name="gaussian")
 
 
 def verify(
@@ -163,6 +222,7 @@ def verify(
     shape: tuple[int, ...],
     num_samples: int = 256,
     candidates: int | Literal["all"] = "all",
+    designs: Sequence[Schedule] = (),
     final_samples: int | None = None,
     finalists: int = 3,
     seed: int = 0,
@@ -208,6 +268,11 @@ def verify(
         by the fit's objective, or ``"all"`` of them (each costs ``num_samples`` samples). On
         the benchmark's sv16 model the best heuristic of three of five losing cells was not
         among the objective's two best (benchmarks/RESULTS.md, "Verifying on the network").
+    designs : sequence of Schedule
+        Other designed schedules to sample too, in addition to ``candidates``
+        (:func:`verify_candidates`): ``specsched fit --verify`` on a calibration file adds the
+        Gaussian fit of its spectrum, which measured better than the calibrated fit in 4 of
+        lv16's 10 cells (benchmarks/RESULTS.md, "A final round for verification").
     final_samples : int, optional
         Samples per schedule of the final round (default ``4 * num_samples``; 0: one round).
         Where more than one candidate is within the paired noise of the lowest after the first
@@ -303,7 +368,7 @@ def verify(
             f"{result.levels.train.T} levels but the denoiser's were {train.name}-{train.T}: fit "
             "for the denoiser's model (e.g. --scheduler-config PIPELINE/scheduler)"
         )
-    cands = verify_candidates(result, candidates)
+    cands = verify_candidates(result, candidates, designs)
     total = num_samples * len(cands)
     done = 0
 
