@@ -91,8 +91,14 @@ def test_verify_on_a_calibration_file_samples_the_model_it_was_calibrated_on(tmp
     text = run("fit", str(out), "--steps", "1", cwd=elsewhere)
     assert text.returncode == 0, text.stderr
     tip = text.stdout.replace("\n", " ")
-    assert "kept the heuristic" in tip and "--verify samples" in tip
+    assert "kept the heuristic" in tip and "--verify samples it and the Gaussian fit" in tip
     assert "--pipeline DIR" not in tip
+    # a calibrated fit, kept or not, points there too
+    text = run("fit", str(out), "--steps", "3", cwd=elsewhere)
+    assert text.returncode == 0, text.stderr
+    assert "tip: " in text.stdout and "--verify samples it and the Gaussian fit" in " ".join(
+        text.stdout.split()
+    )
     model.rename(tmp_path / "moved")
     assert_user_error(run(*args), "calibrated on the model", str(model.resolve()), "--pipeline")
 

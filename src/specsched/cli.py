@@ -1110,14 +1110,20 @@ def fit(
     moved = moved_note(table)
     for note in [*result.notes, *([moved] if moved is not None else [])]:
         out.print(f"note: {note}", highlight=False)
-    if result.fallback is not None and result.verification is None:
+    if result.verification is None and (result.fallback is not None or result.calibrated):
         # the heuristic kept is the model's pick, and the models rank close heuristics unreliably
-        # (at 20 steps four of the benchmark's fallbacks keep a heuristic that measures worse)
+        # (at 20 steps four of the benchmark's fallbacks keep a heuristic that measures worse);
+        # a calibrated fit can lose to a heuristic, or to the Gaussian fit, on the network
         recorded = spec.calibration is not None and spec.calibration.model.get("pipeline")
         how = "--verify" if recorded else "--verify --pipeline DIR"
+        if result.fallback is not None:
+            what = "the heuristic kept can measure worse than its runner-up on your model"
+        else:
+            what = "the calibrated fit can measure worse than a heuristic on your model"
+        also = " and the Gaussian fit" if result.calibrated else ""
         out.print(
-            "tip: the heuristic kept can measure worse than its runner-up on your model; "
-            f"{how} samples it and every heuristic on the network and keeps the best",
+            f"tip: {what}; {how} samples it{also} and every heuristic on the network and keeps "
+            "the best",
             highlight=False,
         )
     print_schedule(sched, sampler, options)
