@@ -86,6 +86,7 @@ SV16_PATH = HERE / "models" / "sv16"
 CC16_PATH = HERE / "models" / "cc16"
 SD16_PATH = HERE / "models" / "sd16"
 LV16_PATH = HERE / "models" / "lv16"
+VC16_PATH = HERE / "models" / "vc16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -309,6 +310,19 @@ def setup_lv16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_vc16(cfg: dict[str, Any]) -> Setup:
+    """A ninth model, trained in the twenty-fifth session before its measurements:
+    v-prediction on colour patches under the cosine betas (``squaredcos_cap_v2``)."""
+    return _photo_unet(
+        cfg,
+        "vc16",
+        "vc16 UNet (learned v-prediction, colour patches, cosine betas, 0.93M parameters)",
+        VC16_PATH,
+        3,
+        train=TrainSchedule("cosine", 1000),
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -370,6 +384,7 @@ SETUPS = {
     "cc16": setup_cc16,
     "sd16": setup_sd16,
     "lv16": setup_lv16,
+    "vc16": setup_vc16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 
