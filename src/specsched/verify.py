@@ -54,8 +54,9 @@ class Verification:
         metric and its bootstrap standard deviation), ``best`` (lowest value),
         ``tie_with_best`` (within 2 sd of the paired bootstrap differences; true for the best),
         ``finalist`` (sampled again in the final round) with ``final_value``, ``final_sd``
-        and ``final_tie_with_best`` (``None`` for the others), ``chosen``, ``timesteps`` (None for continuous schedules), ``log_snr`` (``None`` for the
-        clean end) and ``seconds`` (sampling and scoring).
+        and ``final_tie_with_best`` (``None`` for the others), ``chosen``, ``timesteps``
+        (None for continuous schedules), ``log_snr`` (``None`` for the clean end) and
+        ``seconds`` (sampling and scoring, both rounds).
     chosen : str
         Name of the schedule kept.
     kept : bool
@@ -408,14 +409,15 @@ def verify(
     # a final round where the first cannot tell the lowest from others: the lowest few of those
     # tied with it, sampled again with more samples from fresh noise
     final = _finalists([m[0] for m in measured], ties, finalists) if final_samples else []
-    final_rows: dict[int, tuple[float, float, bool]] = {}
+    final_rows: dict[int, tuple[float, float, bool, float]] = {}
     chosen = best
     if final:
         total = done + final_samples * len(final)
         got, fbest, fties = measure(final, final_samples, seed + 2)
         chosen = final[fbest]
         for j, i in enumerate(final):
-            final_rows[i] = (float(got[j][0]), float(np.std(got[j][1], ddof=1)), fties[j])
+            value, boot, secs = got[j]
+            final_rows[i] = (float(value), float(np.std(boot, ddof=1)), fties[j], secs)
     fit_name = cands[0][1].name
     which = "fit" if cands[0][0] == "fit" else "fit's fallback"
     chosen_name = cands[chosen][1].name
@@ -447,7 +449,7 @@ def verify(
     for i, ((role, sched, resp), (value, boot, secs)) in enumerate(
         zip(cands, measured, strict=True)
     ):
-        fv, fsd, ftie = final_rows.get(i, (None, None, None))
+        fv, fsd, ftie, fsecs = final_rows.get(i, (None, None, None, 0.0))
         rows.append(
             {
                 "schedule": sched.name,
@@ -464,7 +466,7 @@ def verify(
                 "chosen": i == chosen,
                 "timesteps": None if sched.timesteps is None else [int(t) for t in sched.timesteps],
                 "log_snr": [float(v) if np.isfinite(v) else None for v in sched.log_snr],
-                "seconds": secs,
+                "seconds": secs + fsecs,
             }
         )
     ver = Verification(
