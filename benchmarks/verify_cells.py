@@ -13,9 +13,10 @@ final round (twenty-fifth session) picked another of the first round's tied lowe
 ``results/verify24``, made under earlier rules with one round, where a tie kept the fit's
 choice. ``--first-round-from`` takes a stored one-round run as the first round and samples
 only the final round (``verify`` itself, run on the finalists with the final round's count and
-seed: the same numbers as a full run, checked on the mixture's UniPC-10 cell). Each is judged as the default was: the stored FD at the judge's sample count and seed,
-and a paired test against the cell's best heuristic (``paired_check.py``, the pick first, the
-best heuristic second), sampled only where the pick is not the default or the best heuristic.
+seed: the same numbers as a full run, checked on the mixture's UniPC-10 cell). Each is judged
+as the default was: the stored FD at the judge's sample count and seed, and a paired test
+against the cell's best heuristic (``paired_check.py``, the pick first, the best heuristic
+second), sampled only where the pick is not the default or the best heuristic.
 
 Usage::
 
@@ -179,6 +180,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = {**rd.PRESETS["full"], "kind": "auto", "fid": False}
     setup = rd.SETUPS[args.denoiser](cfg)
     cal = rd.calibrate_setup(setup)
+    if args.first_round_from is not None and args.gaussian_design:
+        ap.error("--gaussian-design needs a first round that sampled it: drop --first-round-from")
     first = {}
     if args.first_round_from is not None:
         got = json.loads((args.first_round_from / f"verify_cells_{args.denoiser}.json").read_text())
