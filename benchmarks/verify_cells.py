@@ -196,11 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         pc = checks[(sampler, steps)]
         cell["default_verdict"] = verdict(pc["rows"])[0]
         refs = {"spectrum": cal, "data": setup.calibration_data}
+        designs = [gaussian_design(cal, res)] if args.gaussian_design else []
+        if designs:
+            cell["gaussian"] = [int(t) for t in designs[0].timesteps]
+            cell["gaussian_is_stored_plain"] = cell["gaussian"] == r.get("plain")
         for how in args.scoring:
-            designs = [gaussian_design(cal, res)] if args.gaussian_design else []
-            if designs:
-                cell["gaussian"] = [int(t) for t in designs[0].timesteps]
-                cell["gaussian_is_stored_plain"] = cell["gaussian"] == r.get("plain")
             if first:
                 v = _final_round(args, res, setup, refs[how], first[(sampler, steps)][how])
             else:

@@ -377,6 +377,9 @@ def test_designs_are_sampled_on_the_fits_model():
     assert out.value == pytest.approx(rows[chosen]["objective"], rel=1e-12)
     with pytest.raises(ss.SpecschedError, match="no calibration"):
         gaussian_design(spec, res)
+    flow = ss.Schedule.from_log_snr(design.log_snr, process="flow", name="gaussian")
+    with pytest.raises(ss.SpecschedError, match="for a flow model but the fit for a vp one"):
+        verify_candidates(res, designs=[flow])
     with pytest.raises(ss.SpecschedError, match="cannot evaluate other designs"):
         verify_candidates(dataclasses.replace(res, respond=None), designs=[design])
 
