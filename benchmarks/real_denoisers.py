@@ -87,6 +87,7 @@ CC16_PATH = HERE / "models" / "cc16"
 SD16_PATH = HERE / "models" / "sd16"
 LV16_PATH = HERE / "models" / "lv16"
 VC16_PATH = HERE / "models" / "vc16"
+GS16_PATH = HERE / "models" / "gs16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -323,6 +324,20 @@ def setup_vc16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_gs16(cfg: dict[str, Any]) -> Setup:
+    """A tenth model, trained in the twenty-sixth session before its measurements, to check the
+    Gaussian design rule on: epsilon-prediction on grey patches under Stable Diffusion 1.x's
+    scaled-linear betas."""
+    return _photo_unet(
+        cfg,
+        "gs16",
+        "gs16 UNet (learned eps-prediction, grey patches, scaled-linear betas, 0.93M parameters)",
+        GS16_PATH,
+        1,
+        train=TrainSchedule("scaled_linear", 1000),
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -385,6 +400,7 @@ SETUPS = {
     "sd16": setup_sd16,
     "lv16": setup_lv16,
     "vc16": setup_vc16,
+    "gs16": setup_gs16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 
