@@ -347,9 +347,12 @@ def test_calibration_file_round_trip_and_fit_uses_its_model(tmp_path, rgb):
     for k, v in cal.calibration.arrays().items():
         np.testing.assert_array_equal(getattr(back.calibration, k), v)
     assert back.calibration.levels == LR
-    res = ss.fit(back, 5, sampler="ddim", heuristics=False)
+    res = ss.fit(back, 5, sampler="ddim", heuristics=False, gaussian_design=False)
     assert res.calibrated and res.levels == LR
     assert res.schedule.timesteps[0] == 999  # calibrated fits start at the top by default
+    # the Gaussian design the default may return instead follows a start that was asked
+    pinned = ss.fit(back, 5, sampler="ddim", heuristics=False, start_at="max")
+    assert pinned.schedule.timesteps[0] == 999
     free = ss.fit(back, 5, sampler="ddim", heuristics=False, start_at="free")
     assert free.value <= res.value * (1 + 1e-9)  # a free start can only do as well or better
     with pytest.raises(SpecschedError, match="another model"):
@@ -707,15 +710,62 @@ def test_no_gaussian_veto_when_the_models_agree(rgb):
     wins is kept."""
     x, spec = rgb
     cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=8, num_samples=100)
-    res = ss.fit(cal, 6, sampler="ddim")
+    res = ss.fit(cal, 6, sampler="ddim", gaussian_design=False)
     assert res.fallback is None
     assert not any("Gaussian model" in n for n in res.notes)
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
 
 
+@pytest.mark.parametrize("sampler, steps", [("ddim", 6), ("dpmpp_2m", 10), ("heun", 5)])
+def test_the_gaussian_design_is_returned_where_both_models_rate_it_better(rgb, sampler, steps):
+    """Calibrating the exact Gaussian denoiser gives the Gaussian model back, so the plain fit
+    (first level free, no step cap) is the true optimum, and better under both models than the
+    calibrated fit, which pins its first level at t = 999 and caps its steps (DPM-Solver++(2M)
+    -10 even falls back to logSNR-uniform spacing). The default returns the plain fit, says so,
+    and measures it on the calibrated model; sampled with the denoiser itself (Monte-Carlo),
+    its per-mode output deviations are closer to the data's than the calibrated choice's."""
+    x, spec = rgb
+    den = GaussianDenoiser(spec)
+    cal = calibrate(spec, den, x, levels=LR, num_levels=8, num_samples=100)
+    res = ss.fit(cal, steps, sampler=sampler)
+    alone = ss.fit(cal, steps, sampler=sampler, gaussian_design=False)
+    plain = ss.fit(spec, steps, sampler=sampler, levels=LR)
+    assert res.gaussian_design and res.fallback is None and res.calibrated
+    assert res.schedule.timesteps.tolist() == plain.schedule.timesteps.tolist()
+    assert alone.schedule.timesteps.tolist() != plain.schedule.timesteps.tolist()
+    assert not alone.gaussian_design and res.to_dict()["gaussian_design"]
+    assert res.table()[0]["schedule"] == "spectral (Gaussian design)"
+    assert res.value == pytest.approx(ss.response(cal, res.schedule, sampler).w2, rel=1e-12)
+    assert res.value == pytest.approx(plain.value, rel=1e-6)  # the two models agree
+    # the rule: the sum of the two models' W2 lower by more than the uncertainty it quotes
+    pair = [alone.schedule, res.schedule]
+    v_cal = [ss.response(cal, s, sampler).w2 for s in pair]
+    v_gau = [ss.response(spec, s, sampler).w2 for s in pair]
+    note = next(n for n in res.notes if n.startswith("returned the Gaussian model's design"))
+    quoted = float(note.rsplit("(", 1)[1].rstrip(")"))
+    assert v_cal[1] < v_cal[0] and v_gau[1] < v_gau[0]
+    assert (v_cal[0] + v_gau[0]) - (v_cal[1] + v_gau[1]) > quoted
+    assert f"instead of {alone.schedule.name!r}" in note
+    # and on the denoiser itself: closer to the data's deviations, mode by mode
+    err = []
+    for sched in pair:
+        samples = generate(den, sched, sampler, num_samples=3000, shape=(3, 8, 8), seed=5)
+        X = np.fft.rfft2(samples - spec.channel_means.reshape(1, -1, 1, 1), norm="ortho")
+        sd = np.sqrt(np.var(X, axis=0)).transpose(1, 2, 0)  # (8, 5, C): the spectrum's layout
+        err.append(
+            float(
+                np.sum(
+                    (sd - np.sqrt(np.diagonal(spec.cross_spectrum, axis1=-2, axis2=-1).real)) ** 2
+                )
+            )
+        )
+    assert err[1] < err[0], err
+
+
 def test_a_guarded_fit_reports_the_guard_as_a_stage(rgb):
     """The guard can take as long as the optimiser (its path to the most regular schedule), so
-    progress names it, between the polish and "done"; an unguarded fit has one stage fewer."""
+    progress names it, between the polish and "done", followed by the Gaussian design (another
+    fit); an unguarded fit has neither."""
     x, spec = rgb
     cal = calibrate(spec, GaussianDenoiser(spec), x, levels=LR, num_levels=8, num_samples=100)
     runs = {}
@@ -727,9 +777,10 @@ def test_a_guarded_fit_reports_the_guard_as_a_stage(rgb):
         assert calls[-1] == ("done", n, n)
         runs[guard] = calls
     guarded, unguarded = runs[None], runs[False]
-    assert guarded[-2] == ("guard", guarded[0][2] - 1, guarded[0][2])
-    assert "guard" not in [c[0] for c in unguarded]
-    assert guarded[0][2] == unguarded[0][2] + 1
+    n = guarded[0][2]
+    assert guarded[-3:-1] == [("guard", n - 2, n), ("Gaussian design", n - 1, n)]
+    assert not {"guard", "Gaussian design"} & {c[0] for c in unguarded}
+    assert n == unguarded[0][2] + 2
 
 
 def _longest_step(res) -> tuple[float, float]:
@@ -870,7 +921,7 @@ def test_calibrated_fit_compresses_a_large_spectrum():
             assert error > 10 * 2e-3  # why fit does not compress KL on a calibration
     kl = ss.fit(cal, 4, sampler="ddim", objective="kl")
     assert kl.calibrated and not any("compressed modes" in n for n in kl.notes)
-    res = ss.fit(cal, 6, sampler="ddim")
+    res = ss.fit(cal, 6, sampler="ddim", gaussian_design=False)  # the calibrated optimiser
     assert res.calibrated and res.schedule.timesteps[0] == 999
     assert res.value == pytest.approx(ss.response(cal, res.schedule, sampler="ddim").w2)
     assert res.fallback is None  # seeded: the fit beats the heuristics here
@@ -939,8 +990,13 @@ def test_output_power_and_the_levels_where_a_network_fails(rgb):
     assert not any("fails" in note for note in checked.notes), checked.notes
     # guarded, the fit keeps a heuristic that starts lower (the calibrated model is exact for a
     # linear denoiser, and rates the schedules from the top worst)
-    guarded = ss.fit(cal, 5, sampler="ddim")
+    guarded = ss.fit(cal, 5, sampler="ddim", gaussian_design=False)
     assert guarded.schedule.timesteps[0] < 999 and guarded.fallback is not None
+    # by default the Gaussian design replaces that heuristic: it starts lower too, and the
+    # calibrated model, exact here, rates it better than the heuristic
+    default = ss.fit(cal, 5, sampler="ddim")
+    assert default.gaussian_design and default.schedule.timesteps[0] < 999
+    assert default.value < guarded.value - default.uncertainty
     summary = b.summary(cal.variances, cal.weights)
     assert summary["fails_up_to_log_snr"] == pytest.approx(float(b.log_snr[failing].max()))
     assert summary["fails_worst_output_over_data"] == pytest.approx(float(ratio[0]))
