@@ -50,6 +50,7 @@ from specsched import fit  # noqa: E402
 from specsched.verify import (  # noqa: E402
     Verification,
     _finalists,
+    calibrated_design,
     gaussian_design,
     verify,
     verify_candidates,
@@ -158,8 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--gaussian-design",
         action="store_true",
-        help="also sample the Gaussian fit of the calibration's spectrum, as fit --verify does "
-        "on a calibration file (since the twenty-fifth session)",
+        help="also sample the Gaussian fit of the calibration's spectrum (the calibrated fit alone "
+        "where the default is the Gaussian design), as fit --verify does on a calibration file",
     )
     ap.add_argument(
         "--candidates", type=int, default=3, help="schedules verify samples (3: its default)"
@@ -196,10 +197,15 @@ def main(argv: list[str] | None = None) -> int:
         pc = checks[(sampler, steps)]
         cell["default_verdict"] = verdict(pc["rows"])[0]
         refs = {"spectrum": cal, "data": setup.calibration_data}
-        designs = [gaussian_design(cal, res)] if args.gaussian_design else []
-        if designs:
+        # the other design: the Gaussian fit, or the calibrated fit where the default is the
+        # Gaussian design (since the twenty-sixth session)
+        other = calibrated_design if res.gaussian_design else gaussian_design
+        designs = [other(cal, res)] if args.gaussian_design else []
+        if designs and not res.gaussian_design:
             cell["gaussian"] = [int(t) for t in designs[0].timesteps]
             cell["gaussian_is_stored_plain"] = cell["gaussian"] == r.get("plain")
+        elif designs:
+            cell["calibrated"] = [int(t) for t in designs[0].timesteps]
         for how in args.scoring:
             if first:
                 v = _final_round(args, res, setup, refs[how], first[(sampler, steps)][how])

@@ -21,7 +21,7 @@ from specsched.data.builtin import photos
 from specsched.evaluate import frechet_distance, spectral_objective
 from specsched.integrations.diffusers import UNetDenoiser
 from specsched.integrations.networks import ModelDenoiser
-from specsched.verify import gaussian_design, verify, verify_candidates
+from specsched.verify import calibrated_design, gaussian_design, verify, verify_candidates
 
 TINY16 = Path(__file__).resolve().parents[1] / "benchmarks" / "models" / "tiny16"
 N = 64  # samples per schedule
@@ -357,7 +357,7 @@ def test_designs_are_sampled_on_the_fits_model():
     spec = ss.Spectrum.from_array(x)
     lr = LevelRange.discrete("linear")
     cal = calibrate(spec, GaussianDenoiser(spec), x, levels=lr, num_levels=6, num_samples=40)
-    res = ss.fit(cal, 5, sampler="dpmpp_2m")
+    res = ss.fit(cal, 5, sampler="dpmpp_2m", gaussian_design=False)
     assert res.calibrated
     # the table's heuristics (made by specsched.compare) come back from respond
     for h, r in res.baselines:
@@ -382,6 +382,23 @@ def test_designs_are_sampled_on_the_fits_model():
         verify_candidates(res, designs=[flow])
     with pytest.raises(ss.SpecschedError, match="cannot evaluate other designs"):
         verify_candidates(dataclasses.replace(res, respond=None), designs=[design])
+    # the default returns the Gaussian design here (the calibration is the Gaussian model's,
+    # and the plain fit beats the calibrated one on both); the other design is then the
+    # calibrated fit it replaced
+    default = ss.fit(cal, 5, sampler="dpmpp_2m")
+    assert default.gaussian_design
+    np.testing.assert_array_equal(default.schedule.timesteps, plain.schedule.timesteps)
+    other = calibrated_design(cal, default)
+    assert other.name == "calibrated"
+    np.testing.assert_array_equal(other.timesteps, res.schedule.timesteps)
+    cands = verify_candidates(default, 2, designs=[other])
+    assert [(role, s.name) for role, s, _ in cands] == [
+        ("fit", "spectral"),
+        ("design", "calibrated"),
+        ("heuristic", res.baselines[0][0].name),
+    ]
+    with pytest.raises(ss.SpecschedError, match="no calibration"):
+        calibrated_design(spec, default)
 
 
 def test_a_fit_without_heuristics_is_measured_and_kept():

@@ -1036,7 +1036,7 @@ def fit(
         bar.close()
     if verify:
         from .data.stream import ProgressBar
-        from .verify import gaussian_design
+        from .verify import calibrated_design, gaussian_design
         from .verify import verify as run_verify
 
         show = progress if progress is not None else (False if json_out else None)
@@ -1058,9 +1058,11 @@ def fit(
         designs = []
         if spec.calibration is not None:
             # the Gaussian model's own design too: on a sound network it can measure better
-            # than the calibrated fit (benchmarks/RESULTS.md, "A final round for verification")
+            # than the calibrated fit (benchmarks/RESULTS.md, "A final round for verification");
+            # where the fit returned that design, the calibrated fit it replaced
+            other = calibrated_design if result.gaussian_design else gaussian_design
             designs.append(
-                gaussian_design(spec, result, start_at=parse_start_at(start_at), max_step=max_step)
+                other(spec, result, start_at=parse_start_at(start_at), max_step=max_step)
             )
         try:
             result = run_verify(

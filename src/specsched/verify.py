@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .schedules import Schedule
     from .spectrum import Spectrum
 
-__all__ = ["Verification", "gaussian_design", "verify", "verify_candidates"]
+__all__ = ["Verification", "calibrated_design", "gaussian_design", "verify", "verify_candidates"]
 
 
 @dataclass(frozen=True)
@@ -213,6 +213,44 @@ def gaussian_design(
         **result.options,
     )
     return dataclasses.replace(gauss.schedule, name="gaussian")
+
+
+def calibrated_design(
+    spec: Spectrum,
+    result: FitResult,
+    *,
+    start_at: str | float | None = None,
+    max_step: float | None = None,
+) -> Schedule:
+    """The calibrated fit alone for the cell of a fit that returned the Gaussian design
+    (:attr:`FitResult.gaussian_design`), named ``"calibrated"``.
+
+    :func:`specsched.fit` on ``spec`` for ``result``'s sampler, options, step count, objective
+    and levels with ``gaussian_design=False``, and ``start_at`` and ``max_step`` as given.
+    ``specsched fit --verify`` samples it as a ``design`` where the fit's choice is the Gaussian
+    design, as it samples :func:`gaussian_design` where it is not.
+
+    Raises
+    ------
+    SpecschedError
+        If ``spec`` has no calibration.
+    """
+    from .optimize import fit
+
+    if spec.calibration is None:
+        raise SpecschedError("the spectrum has no calibration: there is no calibrated fit")
+    alone = fit(
+        spec,
+        result.schedule.steps,
+        sampler=result.sampler,
+        objective=result.objective,  # type: ignore[arg-type]
+        levels=result.levels,
+        start_at=start_at,
+        max_step=max_step,
+        gaussian_design=False,
+        **result.options,
+    )
+    return dataclasses.replace(alone.schedule, name="calibrated")
 
 
 def verify(
