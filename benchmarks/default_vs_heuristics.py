@@ -3,7 +3,8 @@
 For a model the default's rules were not chosen on: per sampler and step count, the schedule
 ``specsched fit`` returns with no options on the benchmark's calibration of the model (the
 spectrum kind ``--kind``, ``auto`` by default as in ``specsched spectrum``), the plain fit on the
-spectrum alone, and every heuristic of the cell (``real_denoisers.heuristics_for``), each sampled
+spectrum alone, the calibrated fit alone (``gaussian_design=False``) where the default is the
+Gaussian design, and every heuristic of the cell (``real_denoisers.heuristics_for``), each sampled
 from one seeded x_T by ``paired_check.py`` and compared with the best heuristic by its paired
 bootstrap test (a tie is a difference within 2 sd).
 
@@ -45,7 +46,8 @@ def verdict(rows: list[dict]) -> tuple[str, str, float]:
     best heuristic, its FD). Each row's ``against_first`` is its result against the first
     schedule, the default, so the default's against it is the opposite."""
     best = min(
-        (r for r in rows if r["schedule"] not in ("default", "plain")), key=lambda r: r["fd"]
+        (r for r in rows if r["schedule"] not in ("default", "plain", "calibrated")),
+        key=lambda r: r["fd"],
     )
     flip = {"win": "loss", "loss": "win", "tie": "tie"}
     return flip[best["against_first"]], best["schedule"], best["fd"]
@@ -108,6 +110,12 @@ def main(argv: list[str] | None = None) -> int:
     for sampler in args.samplers:
         for steps in args.steps:
             res = fit(cal, steps, sampler=sampler, train_schedule=setup.train)
+            # where the default is the Gaussian design, the calibrated fit it replaced
+            alone = (
+                fit(cal, steps, sampler=sampler, train_schedule=setup.train, gaussian_design=False)
+                if res.gaussian_design
+                else None
+            )
             plain = fit(setup.spectrum, steps, sampler=sampler, train_schedule=setup.train)
             heur = {
                 h.name: [int(t) for t in h.timesteps]
@@ -122,10 +130,14 @@ def main(argv: list[str] | None = None) -> int:
                 "timesteps": [int(t) for t in res.schedule.timesteps],
                 "notes": list(res.notes),
                 "plain": [int(t) for t in plain.schedule.timesteps],
+                "gaussian_design": res.gaussian_design,
+                "calibrated": None if alone is None else [int(t) for t in alone.schedule.timesteps],
                 "heuristics": heur,
             }
             defaults.append(row)
             schedules = [("default", row["timesteps"]), ("plain", row["plain"])]
+            if alone is not None:
+                schedules.append(("calibrated", row["calibrated"]))
             schedules += list(heur.items())
             argv_pc = [
                 "--denoiser",
@@ -164,6 +176,11 @@ def main(argv: list[str] | None = None) -> int:
                     "fd_sd": fd["default"]["fd_sd"],
                     "plain_fd": fd["plain"]["fd"],
                     "plain_against_default": fd["plain"]["against_first"],
+                    "gaussian_design": res.gaussian_design,
+                    "calibrated_fd": fd["calibrated"]["fd"] if alone is not None else None,
+                    "calibrated_against_default": (
+                        fd["calibrated"]["against_first"] if alone is not None else None
+                    ),
                     "best_heuristic": best,
                     "heuristic_fd": best_fd,
                     "result": result,
