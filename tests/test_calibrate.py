@@ -737,7 +737,7 @@ def test_the_gaussian_design_is_returned_where_both_models_rate_it_better(rgb, s
     assert res.table()[0]["schedule"] == "spectral (Gaussian design)"
     assert res.value == pytest.approx(ss.response(cal, res.schedule, sampler).w2, rel=1e-12)
     assert res.value == pytest.approx(plain.value, rel=1e-6)  # the two models agree
-    # the rule: the sum of the two models' W2 lower by more than the uncertainty it quotes
+    # the rule: both models' W2 lower, together by more than the uncertainty it quotes
     pair = [alone.schedule, res.schedule]
     v_cal = [ss.response(cal, s, sampler).w2 for s in pair]
     v_gau = [ss.response(spec, s, sampler).w2 for s in pair]
