@@ -198,21 +198,27 @@ def gaussian_design(
     SpecschedError
         If ``spec`` has no calibration.
     """
-    from .optimize import fit
-
     if spec.calibration is None:
         raise SpecschedError("the spectrum has no calibration: its fit is already Gaussian")
-    gauss = fit(
-        dataclasses.replace(spec, calibration=None),
+    plain = dataclasses.replace(spec, calibration=None)
+    gauss = _cell_fit(plain, result, start_at=start_at, max_step=max_step)
+    return dataclasses.replace(gauss, name="gaussian")
+
+
+def _cell_fit(spec: Spectrum, result: FitResult, **options: Any) -> Schedule:
+    """:func:`specsched.fit` on ``spec`` for the cell of ``result`` (its step count, sampler and
+    options, objective and levels), with ``options``."""
+    from .optimize import fit
+
+    return fit(
+        spec,
         result.schedule.steps,
         sampler=result.sampler,
         objective=result.objective,  # type: ignore[arg-type]
         levels=result.levels,
-        start_at=start_at,
-        max_step=max_step,
+        **options,
         **result.options,
-    )
-    return dataclasses.replace(gauss.schedule, name="gaussian")
+    ).schedule
 
 
 def calibrated_design(
@@ -235,22 +241,10 @@ def calibrated_design(
     SpecschedError
         If ``spec`` has no calibration.
     """
-    from .optimize import fit
-
     if spec.calibration is None:
         raise SpecschedError("the spectrum has no calibration: there is no calibrated fit")
-    alone = fit(
-        spec,
-        result.schedule.steps,
-        sampler=result.sampler,
-        objective=result.objective,  # type: ignore[arg-type]
-        levels=result.levels,
-        start_at=start_at,
-        max_step=max_step,
-        gaussian_design=False,
-        **result.options,
-    )
-    return dataclasses.replace(alone.schedule, name="calibrated")
+    alone = _cell_fit(spec, result, start_at=start_at, max_step=max_step, gaussian_design=False)
+    return dataclasses.replace(alone, name="calibrated")
 
 
 def verify(
