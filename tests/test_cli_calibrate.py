@@ -80,24 +80,32 @@ def test_verify_on_a_calibration_file_samples_the_model_it_was_calibrated_on(tmp
     # every heuristic of the table whose levels differ from the others' was sampled (the default)
     names = [r["schedule"] for r in ver["candidates"]]
     assert len(names) == len(set(names)) > 3
-    # and the Gaussian fit of the file's spectrum, as a design beside the calibrated fit
-    gauss = ss.fit(dataclasses.replace(ss.Spectrum.load(out), calibration=None), 3)
+    # the fit returned the Gaussian design of the file's spectrum here (both models rate it
+    # better), so the other design sampled beside it is the calibrated fit it replaced
+    spec = ss.Spectrum.load(out)
+    gauss = ss.fit(dataclasses.replace(spec, calibration=None), 3)
+    alone = ss.fit(spec, 3, gaussian_design=False)
+    assert ver["candidates"][0]["role"] == "fit"
+    assert ver["candidates"][0]["timesteps"] == gauss.schedule.timesteps.tolist()
     design = ver["candidates"][1]
-    assert design["role"] == "design" and design["schedule"] == "gaussian"
-    assert design["timesteps"] == gauss.schedule.timesteps.tolist()
+    assert design["role"] == "design" and design["schedule"] == "calibrated"
+    assert design["timesteps"] == alone.schedule.timesteps.tolist()
+    assert alone.schedule.timesteps.tolist() != gauss.schedule.timesteps.tolist()
     assert set(names[2:]) <= {r["schedule"] for r in fit["table"]}
-    # one step from t = 999: every candidate is the same schedule and the guard keeps the
-    # heuristic; the tip then points to --verify without asking for the folder
-    text = run("fit", str(out), "--steps", "1", cwd=elsewhere)
+    # one step from t = 999 (asked, so the Gaussian design starts there too): every candidate
+    # is the same schedule and the guard keeps the heuristic; the tip then points to --verify
+    # without asking for the folder
+    text = run("fit", str(out), "--steps", "1", "--start-at", "max", cwd=elsewhere)
     assert text.returncode == 0, text.stderr
     tip = text.stdout.replace("\n", " ")
     assert "kept the heuristic" in tip and "--verify samples it and the Gaussian fit" in tip
     assert "--pipeline DIR" not in tip
-    # a calibrated fit, kept or not, points there too
+    # a calibrated fit, kept or not, points there too; this one is the Gaussian design, and
+    # the tip names the calibrated fit as the other design
     text = run("fit", str(out), "--steps", "3", cwd=elsewhere)
     assert text.returncode == 0, text.stderr
-    assert "tip: " in text.stdout and "--verify samples it and the Gaussian fit" in " ".join(
-        text.stdout.split()
+    assert "tip: " in text.stdout and "--verify samples it and the calibrated fit it replaced" in (
+        " ".join(text.stdout.split())
     )
     model.rename(tmp_path / "moved")
     assert_user_error(run(*args), "calibrated on the model", str(model.resolve()), "--pipeline")

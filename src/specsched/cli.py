@@ -1122,7 +1122,15 @@ def fit(
             what = "the heuristic kept can measure worse than its runner-up on your model"
         else:
             what = "the calibrated fit can measure worse than a heuristic on your model"
-        also = " and the Gaussian fit" if result.calibrated else ""
+        also = (
+            (
+                " and the calibrated fit it replaced"
+                if result.gaussian_design
+                else " and the Gaussian fit"
+            )
+            if result.calibrated
+            else ""
+        )
         out.print(
             f"tip: {what}; {how} samples it{also} and every heuristic on the network and keeps "
             "the best",

@@ -1580,11 +1580,11 @@ def _gaussian_design(
     Why: the calibrated optimum is chosen on the calibration's sampling errors, and its own
     model rates it better than a schedule the Gaussian model prefers only by construction;
     where even the calibrated model rates the design better, the design is better on both
-    accounts. On the 45 stored cells of six learned models where both were sampled at 1,024
+    accounts. On the 57 stored cells of six learned models where both were sampled at 1,024
     samples, this returns the design in 9, which measured better than the calibrated default in
-    7 (by up to 4.5x) and within the noise in 2. Where the models disagree the design is no
-    better than a coin: returning it wherever the summed objectives favour it won 7 of those
-    cells too, but lost a win on tiny16 and on a tenth model (gs16) at DDIM-5
+    7 (by up to 4.5x) and within the noise in 2. Where the models disagree it measured worse
+    in 37 of 47 cells; returning it wherever the summed objectives favour it lost a win on
+    tiny16 at DDIM-5 and measured worse than the calibrated fit on a tenth model (gs16) there
     (benchmarks/README.md, "The Gaussian design inside the fit")."""
     plain = dataclasses.replace(spec, calibration=None)
     g = _fit(
