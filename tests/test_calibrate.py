@@ -735,6 +735,7 @@ def test_the_gaussian_design_is_returned_where_both_models_rate_it_better(rgb, s
     assert alone.schedule.timesteps.tolist() != plain.schedule.timesteps.tolist()
     assert not alone.gaussian_design and res.to_dict()["gaussian_design"]
     assert res.table()[0]["schedule"] == "spectral (Gaussian design)"
+    assert res.schedule.meta == {"objective": "w2", "sampler": sampler, "options": {}}
     assert res.value == pytest.approx(ss.response(cal, res.schedule, sampler).w2, rel=1e-12)
     assert res.value == pytest.approx(plain.value, rel=1e-6)  # the two models agree
     # the rule: both models' W2 lower, together by more than the uncertainty it quotes

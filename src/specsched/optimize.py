@@ -204,7 +204,8 @@ class FitResult:
         Whether the objective is that of the calibrated response model.
     gaussian_design : bool
         Whether ``schedule`` is the Gaussian model's design, returned by a calibrated fit because
-        the calibrated model could not tell it from its own optimum (``fit(gaussian_design=)``).
+        both the calibrated and the Gaussian model rate it better than the calibrated choice
+        (``fit(gaussian_design=)``).
     verification : Verification or None
         Set by :func:`specsched.verify.verify`: what sampling with the candidates measured; then
         ``schedule`` is the candidate it kept.
@@ -1625,8 +1626,8 @@ def _gaussian_design(
         timesteps=g.timesteps,
         train=g.train,
         name="spectral",
-        meta=final.meta,
-    )
+        meta={"objective": objective, "sampler": sampler, "options": dict(sampler_options)},
+    )  # the fit's own metadata, also where ``final`` was a heuristic the guard kept
     start = "" if g.timesteps is None else f" (first level t={int(g.timesteps[0])})"
     notes.append(
         f"returned the Gaussian model's design{start} instead of {final.name!r}: both models "
