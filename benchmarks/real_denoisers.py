@@ -435,6 +435,7 @@ def schedules_for(
             "start_at": start_at or "default",
             "uncertainty": res.uncertainty,
             "fallback": res.fallback,
+            "gaussian_design": res.gaussian_design,
         }
         out.append(dataclasses.replace(res.schedule, name=name))
     out.extend(heuristics_for(spec, steps, train))
