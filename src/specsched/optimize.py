@@ -1588,20 +1588,14 @@ def _gaussian_design(
     tiny16 at DDIM-5 and measured worse than the calibrated fit on a tenth model (gs16) there
     (benchmarks/README.md, "The Gaussian design inside the fit")."""
     plain = dataclasses.replace(spec, calibration=None)
-    g = _fit(
+    g = fit(
         plain,
         final.steps,
         sampler=sampler,
         objective=objective,
-        process=levels.process,
-        train_schedule=None,
-        num_train_timesteps=0,
-        sigma_min=None,
-        sigma_max=None,
         levels=levels,
         start_at=start_at,
         starts=starts,
-        compress=None,
         heuristics=heuristics,
         max_step=max_step,
         **sampler_options,
