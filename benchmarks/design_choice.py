@@ -2,9 +2,9 @@
 
 Since the twenty-sixth session ``specsched fit`` on a calibration file also fits the Gaussian
 model of the same spectrum (the plain fit: first level free, no step cap) and returns that
-design where the sum of the W2 under the calibrated model and under the Gaussian model is lower
-for it than for the guarded calibrated fit by more than the uncertainty of the difference
-(``specsched.optimize._gaussian_design``). This script shows, for every deterministic cell of a
+design where both the calibrated model and the Gaussian model rate it better (lower W2) than the
+guarded calibrated fit, and the two improvements together exceed the uncertainty of the
+difference (``specsched.optimize._gaussian_design``). This script shows, for every deterministic cell of a
 model's stored ``default_vs_heuristics.py`` run (``results/<model>/paired_check_*.json``, where
 both the default of the time and the plain fit were sampled), the two schedules' values under
 both models, the rule's choice (``fit`` itself, with and without ``gaussian_design``), and what

@@ -1604,14 +1604,16 @@ def _gaussian_design(
         return None
     r_g = exact(g)
     pair = [final, g]
-    cal = objective_draws(spec, pair, sampler=sampler, objective=objective, **sampler_options)
-    gau = objective_draws(plain, pair, sampler=sampler, objective=objective, **sampler_options)
-    within = math.hypot(_two_sd(cal[:, 1] - cal[:, 0]), _two_sd(gau[:, 1] - gau[:, 0]))
     vc_f, vc_g = r_final.value(objective), r_g.value(objective)
     vg_f, vg_g = (
         response(plain, x, sampler=sampler, **sampler_options).value(objective) for x in pair
     )
-    if not (vc_g < vc_f and vg_g < vg_f) or (vc_f + vg_f) - (vc_g + vg_g) <= within:
+    if not (vc_g < vc_f and vg_g < vg_f):
+        return None  # the models disagree (the draws below are needed only where they agree)
+    cal = objective_draws(spec, pair, sampler=sampler, objective=objective, **sampler_options)
+    gau = objective_draws(plain, pair, sampler=sampler, objective=objective, **sampler_options)
+    within = math.hypot(_two_sd(cal[:, 1] - cal[:, 0]), _two_sd(gau[:, 1] - gau[:, 0]))
+    if (vc_f + vg_f) - (vc_g + vg_g) <= within:
         return None
     chosen = Schedule(
         g.alpha,
