@@ -17,8 +17,8 @@ Two calibrations:
 Each fit (``--steps``, default 10, for each of ``--samplers``) gets one warm-up call, then
 ``--repeats`` timed calls (median reported, one torch thread), each split into stages
 with ``fit``'s progress callback (heuristics; optimiser; each integer polish; the guard; the
-last call's split is reported), and counts the objective's evaluations. Prints a table and writes
-``--json`` (default ``benchmarks/results/calibrated_speed.json``) with the machine and the load
+Gaussian design, the check of the plain fit; the last call's split is reported), and counts the
+objective's evaluations. Prints a table and writes ``--json`` (default ``benchmarks/results/calibrated_speed.json``) with the machine and the load
 other processes put on it (timings taken beside other work are flagged).
 """
 
@@ -90,6 +90,7 @@ def stages(cal: ss.Spectrum, steps: int, sampler: str, train: Any) -> tuple[dict
         "optimiser": "optimiser",
         "integer polish": "polish",
         "guard": "guard",
+        "Gaussian design": "Gaussian design",
         "done": "guard",
     }
     out: dict[str, float] = {}
@@ -144,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
                 "stages_s": split,
                 "evaluations": res.evaluations,
                 "fallback": res.fallback,
+                "gaussian_design": res.gaussian_design,
                 "timesteps": res.schedule.timesteps.tolist(),
                 "other_processes_cores": others,
                 "noisy": bool(others > BUSY or max(walls) > 1.5 * min(walls)),

@@ -423,7 +423,7 @@ def test_calibrated_speed_splits_a_fit_into_its_stages():
     t = time.perf_counter()
     split, res = module.stages(cal, 5, "ddim", train)
     wall = time.perf_counter() - t
-    assert set(split) == {"setup + heuristics", "optimiser", "polish", "guard"}
+    assert set(split) == {"setup + heuristics", "optimiser", "polish", "guard", "Gaussian design"}
     assert all(v >= 0 for v in split.values())
     assert 0.9 * wall <= sum(split.values()) <= wall
     direct = ss.fit(cal, 5, sampler="ddim", train_schedule=train)
