@@ -616,6 +616,16 @@ def overdispersed():
     return spec, den, cal
 
 
+def _deviation_error(den, sched, sampler: str, spec, shape: tuple[int, ...], n: int) -> float:
+    """Sampled with ``den`` (Monte-Carlo, ``n`` samples of ``shape``), the summed squared
+    difference between the output's and the data's standard deviation in every Fourier mode."""
+    samples = generate(den, sched, sampler, num_samples=n, shape=shape, seed=5)
+    X = np.fft.rfft2(samples - spec.channel_means.reshape(1, -1, 1, 1), norm="ortho")
+    sd = np.sqrt(np.var(X, axis=0)).transpose(1, 2, 0)  # (H, W // 2 + 1, C): the spectrum's
+    data = np.sqrt(np.diagonal(spec.cross_spectrum, axis1=-2, axis2=-1).real)
+    return float(np.sum((sd - data) ** 2))
+
+
 def _gaussian_note(res) -> tuple[str, float, float]:
     """The guard's note on the Gaussian model, and the two values it quotes for that model."""
     note = next(n for n in res.notes if "Gaussian model of the same spectrum" in n)
@@ -660,13 +670,10 @@ def test_a_first_order_fit_is_kept_where_only_the_gaussian_model_disagrees(overd
     note, fit_quoted, rival_quoted = _gaussian_note(res)
     assert "first-order" in note and fit_quoted > rival_quoted
     heuristic = res.best_baseline[0]
-    n = 4000
-    err = {}
-    for sched in (res.schedule, heuristic):
-        samples = generate(den, sched, "ddim", num_samples=n, shape=(1, 8, 8), seed=5)
-        X = np.fft.rfft2(samples[:, 0] - spec.channel_means[0], norm="ortho")
-        sd = np.sqrt(np.var(X, axis=0))
-        err[sched.name] = float(np.sum((sd - np.sqrt(spec.variances[..., 0])) ** 2))
+    err = {
+        sched.name: _deviation_error(den, sched, "ddim", spec, (1, 8, 8), 4000)
+        for sched in (res.schedule, heuristic)
+    }
     # Monte-Carlo error of a deviation from 4,000 samples is about 1 %: a 3x margin is real
     assert 3 * err["spectral"] < err[heuristic.name], err
 
@@ -748,19 +755,30 @@ def test_the_gaussian_design_is_returned_where_both_models_rate_it_better(rgb, s
     assert (v_cal[0] + v_gau[0]) - (v_cal[1] + v_gau[1]) > quoted
     assert f"instead of {alone.schedule.name!r}" in note
     # and on the denoiser itself: closer to the data's deviations, mode by mode
-    err = []
-    for sched in pair:
-        samples = generate(den, sched, sampler, num_samples=3000, shape=(3, 8, 8), seed=5)
-        X = np.fft.rfft2(samples - spec.channel_means.reshape(1, -1, 1, 1), norm="ortho")
-        sd = np.sqrt(np.var(X, axis=0)).transpose(1, 2, 0)  # (8, 5, C): the spectrum's layout
-        err.append(
-            float(
-                np.sum(
-                    (sd - np.sqrt(np.diagonal(spec.cross_spectrum, axis1=-2, axis2=-1).real)) ** 2
-                )
-            )
-        )
+    err = [_deviation_error(den, sched, sampler, spec, (3, 8, 8), 3000) for sched in pair]
     assert err[1] < err[0], err
+
+
+def test_the_gaussian_design_is_not_returned_where_the_models_disagree(overdispersed):
+    """For a linear denoiser built for twice the data's deviations the calibrated model is exact,
+    and at DDIM-5 it rates the Gaussian design far worse than its own fit, where the Gaussian
+    model of the data rates it better. The default keeps the calibrated fit, as
+    ``gaussian_design=False`` does, and it is right to: sampled with the denoiser itself, the
+    design's per-mode output deviations are farther from the data's."""
+    spec, den, cal = overdispersed
+    res = ss.fit(cal, 5, sampler="ddim")
+    alone = ss.fit(cal, 5, sampler="ddim", gaussian_design=False)
+    design = ss.fit(spec, 5, sampler="ddim", levels=LR).schedule
+    assert not res.gaussian_design and not res.to_dict()["gaussian_design"]
+    assert res.schedule.timesteps.tolist() == alone.schedule.timesteps.tolist()
+    assert design.timesteps.tolist() != res.schedule.timesteps.tolist()
+    assert not any(n.startswith("returned the Gaussian model's design") for n in res.notes)
+    pair = [res.schedule, design]
+    v_cal = [ss.response(cal, sched, "ddim").w2 for sched in pair]
+    v_gau = [ss.response(spec, sched, "ddim").w2 for sched in pair]
+    assert v_cal[1] > v_cal[0] and v_gau[1] < v_gau[0]  # the two models disagree
+    err = [_deviation_error(den, sched, "ddim", spec, (1, 8, 8), 3000) for sched in pair]
+    assert 3 * err[0] < err[1], err  # (Monte-Carlo error of a deviation: about 1 %)
 
 
 def test_a_guarded_fit_reports_the_guard_as_a_stage(rgb):
