@@ -452,3 +452,42 @@ def test_calibration_draw_reports_the_draw_and_the_converged_power(tmp_path):
     assert len(data["subsets"]) == 1 and data["subsets"][0]["power"] > 0
     bad = _run("calibration_draw.py", "--draws", "-1")
     assert bad.returncode == 2 and "--draws must be at least 0" in bad.stderr
+
+
+def test_fid_agreement_reads_every_schedule_with_an_fid():
+    """benchmarks/fid_agreement.py's rows of a cell, from the stored MNIST run and the calibrated
+    fits paired with it: every distinct schedule of the run (its heuristics, then its fits; one
+    row where two share their timesteps, as a fit that fell back to a heuristic does), then the
+    paired fits not among them, each with its stored FID and FD."""
+    path = ROOT / "benchmarks" / "fid_agreement.py"
+    spec = importlib.util.spec_from_file_location("fid_agreement", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    run_path, fit_paths = module.RUNS[0]
+    stored = json.loads(run_path.read_text())
+    fits = [json.loads(p.read_text()) for p in fit_paths]
+    rows = module.cell_rows(stored, fits, "dpmpp_2m", 10)
+    first: dict[tuple, dict] = {}
+    for r in sorted(stored["records"], key=lambda r: r["kind"] != "heuristic"):
+        if (r["sampler"], r["steps"]) == ("dpmpp_2m", 10):
+            first.setdefault(tuple(r["timesteps"]), r)
+    assert len(first) < sum(
+        (r["sampler"], r["steps"]) == ("dpmpp_2m", 10) for r in stored["records"]
+    )  # some do share their timesteps here
+    n = len(first)
+    assert [tuple(r["timesteps"]) for r in rows[:n]] == list(first)
+    for row, rec in zip(rows[:n], first.values(), strict=True):
+        assert row["name"] == rec["schedule"] and row["heuristic"] == (rec["kind"] == "heuristic")
+        assert (row["fid"], row["fd"]) == (
+            rec["metrics"]["fid"]["value"],
+            rec["metrics"]["fd"]["value"],
+        )
+    fitted = {
+        tuple(r["timesteps"]): r
+        for f in fits
+        for r in f["rows"]
+        if (r["sampler"], r["steps"]) == ("dpmpp_2m", 10) and tuple(r["timesteps"]) not in first
+    }
+    assert [tuple(r["timesteps"]) for r in rows[n:]] == list(fitted)
+    assert [(r["fid"], r["fd"]) for r in rows[n:]] == [(f["fid"], f["fd"]) for f in fitted.values()]
+    assert not any(r["heuristic"] for r in rows[n:])
