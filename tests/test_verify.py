@@ -233,10 +233,15 @@ def test_verify_by_fid_keeps_the_lowest_fid(setup, inception):
 
     den, shape, y, _, res = setup
     ref = y[:24]
+    calls: list[tuple[int, int]] = []
     out = verify(
         res, den, ref, shape=shape, num_samples=12, candidates=2, final_samples=0,
-        metric="fid", inception=inception,
+        metric="fid", inception=inception, progress=lambda *a: calls.append(a),
     )  # fmt: skip
+    # progress counts the reference's images through Inception, then each sample twice
+    # (sampled, then through Inception)
+    assert calls[-1] == (24 + 2 * 2 * 12,) * 2 and {t for _, t in calls} == {72}
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)
     ver = out.verification
     assert ver.metric == "fid" and ver.reference_samples == 24 and len(ver.rows) == 2
     for row in ver.rows:

@@ -1079,6 +1079,8 @@ def fit(
                 if sampling:
                     sampling[-1].close()
                 what = "verify: final round" if sampling else "verify: sampling"
+                if verify_metric == "fid":
+                    what += " + Inception features"
                 sampling.append(ProgressBar(total - state["last"], show, what))
                 state["total"] = total
             sampling[-1].advance(done - state["last"])

@@ -331,7 +331,8 @@ def verify(
     batch_size : int, default 256
         Samples per denoiser call.
     progress : callable, optional
-        ``progress(done, total)`` in samples, after each batch.
+        ``progress(done, total)`` in samples, after each batch (with ``metric="fid"``, images
+        through Inception count too: the reference's, then each sample's).
     inception : InceptionFeatures, optional
         The Inception network for ``metric="fid"`` (default: :func:`specsched.fid.find_backend`'s
         weights, on the CPU); pass one to choose the weights, the device or a feature cache.
@@ -409,16 +410,6 @@ def verify(
                 f"samples of shape {shape}: give reference data of the model's size and channels"
             )
         ref_n = ref.n
-        if metric == "fid":
-            from .fid import InceptionFeatures, fid, find_backend
-
-            net = inception if inception is not None else InceptionFeatures(*find_backend())
-            features = Reference(net(ref.samples))
-
-            def fid_of(x: np.ndarray) -> tuple[float, np.ndarray]:
-                return fid(net(x), features, n_boot=n_boot, seed=seed)
-
-            ref, scorers = None, {"fid": fid_of}
     train = getattr(denoiser, "train", None)
     if train is not None and result.levels.train is not None and train != result.levels.train:
         raise SpecschedError(
@@ -427,7 +418,9 @@ def verify(
             "for the denoiser's model (e.g. --scheduler-config PIPELINE/scheduler)"
         )
     cands = verify_candidates(result, candidates, designs)
-    total = num_samples * len(cands)
+    # with FID, progress counts Inception's images too: the reference's, and each sample's
+    per_sample = 2 if metric == "fid" else 1
+    total = num_samples * len(cands) * per_sample + (ref_n if metric == "fid" else 0)
     done = 0
 
     def advance(k: int) -> None:
@@ -435,6 +428,17 @@ def verify(
         done += k
         if progress is not None:
             progress(done, total)
+
+    if metric == "fid":
+        from .fid import InceptionFeatures, fid, find_backend
+
+        net = inception if inception is not None else InceptionFeatures(*find_backend())
+        features = Reference(net(ref.samples, progress=advance))
+
+        def fid_of(x: np.ndarray) -> tuple[float, np.ndarray]:
+            return fid(net(x, progress=advance), features, n_boot=n_boot, seed=seed)
+
+        ref, scorers = None, {"fid": fid_of}
 
     def measure(idx: list[int], n: int, round_seed: int) -> tuple[list[tuple], int, list[bool]]:
         """((value, bootstrap, seconds) per candidate in ``idx``, the lowest's position, ties)."""
@@ -469,7 +473,7 @@ def verify(
     final_rows: dict[int, tuple[float, float, bool, float]] = {}
     chosen = best
     if final:
-        total = done + final_samples * len(final)
+        total = done + final_samples * len(final) * per_sample
         got, fbest, fties = measure(final, final_samples, seed + 2)
         chosen = final[fbest]
         for j, i in enumerate(final):
