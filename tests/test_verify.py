@@ -284,19 +284,30 @@ def test_cli_fit_verify_writes_the_verified_choice(capsys, tmp_path):
 @pytest.mark.slow
 def test_cli_fit_verify_by_fid(capsys, tmp_path):
     """``--verify-metric fid`` scores the candidates by FID against the data and keeps the
-    lowest; the JSON says so."""
+    lowest; the JSON says so. With ``--fid-cache`` the features are kept, and a second run reads
+    them back and measures the same."""
     data = ("builtin:photos", "--size", "16", "--channels", "1", "--num-samples", "24")
-    rc, stdout, stderr = cli(
-        capsys, "fit", *data, "--steps", "3", "--verify", "--pipeline", str(TINY16),
+    cache = tmp_path / "features"
+    args = (
+        "fit", *data, "--steps", "3", "--verify", "--pipeline", str(TINY16),
         "--verify-samples", "12", "--verify-candidates", "2", "--verify-final-samples", "0",
-        "--verify-metric", "fid", "--json",
+        "--verify-metric", "fid", "--fid-cache", str(cache), "--json",
     )  # fmt: skip
+    rc, stdout, stderr = cli(capsys, *args)
     assert rc == 0, stderr
     ver = json.loads(stdout)["verification"]
     assert ver["metric"] == "fid" and ver["reference_samples"] == 24
     values = [r["value"] for r in ver["candidates"]]
     assert len(values) == 2 and all(np.isfinite(values))
     assert ver["chosen"] == ver["candidates"][int(np.argmin(values))]["schedule"]
+    cached = sorted(cache.glob("*.npy"))
+    assert len(cached) == 3  # the reference's batch and each candidate's
+    stamps = [f.stat().st_mtime_ns for f in cached]
+    rc, stdout, stderr = cli(capsys, *args)
+    assert rc == 0, stderr
+    assert [r["value"] for r in json.loads(stdout)["verification"]["candidates"]] == values
+    assert sorted(cache.glob("*.npy")) == cached
+    assert [f.stat().st_mtime_ns for f in cached] == stamps
 
 
 def test_cli_fit_verify_on_a_spectrum_file_with_reference(capsys, tmp_path):
@@ -405,6 +416,13 @@ def test_cli_fit_verify_bad_input(capsys, tmp_path, nan_pipeline):
         (("fit", *DATA, "--verify-metric", "fid"), ["--verify-metric applies to --verify"]),
         (("fit", str(spec_file), *verify_args, "--verify-metric", "fid"),
          ["--verify-metric fid", "spectrum file", "--reference DATA"]),
+        (("fit", *DATA, *verify_args, "--fid-cache", str(tmp_path)),
+         ["--fid-cache applies to --verify-metric fid"]),
+        (("fit", *DATA, *verify_args, "--verify-metric", "fid", "--fid-weights",
+          str(tmp_path / "nowhere.pt")), ["--fid-weights", "does not exist"]),
+        (("fit", *DATA, *verify_args, "--verify-metric", "fid", "--fid-cache", str(spec_file)),
+         ["--fid-cache", "is a file", "folder"]),
+        (("fit", *DATA, "--fid-weights", str(spec_file)), ["--fid-weights applies to --verify"]),
     ]  # fmt: skip
     for args, words in cases:
         rc, _, stderr = cli(capsys, *args, "-o", str(out))

