@@ -742,6 +742,25 @@ LEVEL_OPTIONS = ("for_model", "scheduler_config", "process", "train_schedule",
                  "num_train_timesteps", "sigma_min", "sigma_max")  # fmt: skip
 
 
+def _fid_backend(
+    wanted: bool, weights: Path | None, cache: Path | None, option: str
+) -> tuple[Any, Path] | None:
+    """``--fid-weights`` and ``--fid-cache`` checked: the FID backend and its weights file
+    (:func:`specsched.fid.find_backend`) where ``option fid`` was asked (``wanted``), else None;
+    either flag without it, or a cache path that is a file, is an error."""
+    if not wanted:
+        if weights is not None or cache is not None:
+            flag = "--fid-weights" if weights is not None else "--fid-cache"
+            raise SpecschedError(f"{flag} applies to {option} fid: add {option} fid or drop it")
+        return None
+    from .fid import find_backend
+
+    found = find_backend(weights)
+    if cache is not None and cache.exists() and not cache.is_dir():
+        raise SpecschedError(f"--fid-cache {cache} is a file: give a folder")
+    return found
+
+
 def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndarray | None]:
     """For ``fit --verify``: ``(denoiser, sample shape, reference samples)``, checked.
 
@@ -780,19 +799,10 @@ def _verify_setup(params: dict[str, Any]) -> tuple[Any, tuple[int, ...], np.ndar
             "spectrum file: give the data with --reference DATA (without it the samples are "
             "scored by the fit's objective against the file's spectrum)"
         )
-    if metric == "fid":
-        from .fid import find_backend
-
-        # before the fit: a missing package or weights file fails fast
-        params["fid_backend"] = find_backend(params["fid_weights"])
-        cache = params["fid_cache"]
-        if cache is not None and cache.exists() and not cache.is_dir():
-            raise SpecschedError(f"--fid-cache {cache} is a file: give a folder")
-    elif params["fid_weights"] is not None or params["fid_cache"] is not None:
-        flag = "--fid-weights" if params["fid_weights"] is not None else "--fid-cache"
-        raise SpecschedError(
-            f"{flag} applies to --verify-metric fid: add --verify-metric fid or drop it"
-        )
+    # before the fit: a missing package or weights file fails fast
+    params["fid_backend"] = _fid_backend(
+        metric == "fid", params["fid_weights"], params["fid_cache"], "--verify-metric"
+    )
     check_model_inputs(pipeline, device)
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     if on_spectrum:
@@ -1540,15 +1550,8 @@ def evaluate(
         except SpecschedError as exc:
             msg = str(exc)
             raise SpecschedError(msg if str(f) in msg else f"schedule {f}: {msg}") from None
-    if "fid" in metrics:
-        from .fid import find_backend
-
-        fid_backend, fid_path = find_backend(fid_weights)
-    elif fid_weights is not None or fid_cache is not None:
-        flag = "--fid-weights" if fid_weights is not None else "--fid-cache"
-        raise SpecschedError(f"{flag} applies to --metric fid: add --metric fid or drop it")
-    if fid_cache is not None and fid_cache.exists() and not fid_cache.is_dir():
-        raise SpecschedError(f"--fid-cache {fid_cache} is a file: give a folder")
+    fid_found = _fid_backend("fid" in metrics, fid_weights, fid_cache, "--metric")
+    fid_backend, fid_path = fid_found if fid_found is not None else (None, None)
 
     den, shape = UNetDenoiser.from_pipeline(pipeline, device=device)
     levels = LevelRange.discrete(den.train)
@@ -1598,12 +1601,11 @@ def evaluate(
     try:
         scorers = {}
         if with_fid:
-            from .fid import InceptionFeatures, fid
+            from .fid import InceptionFeatures, fid_scorer
 
             inception = InceptionFeatures(fid_backend, fid_path, device=device, cache=fid_cache)
-            ref_features = Reference(inception(y, progress=bar.advance))
-            scorers["fid"] = lambda x: fid(
-                inception(x, progress=bar.advance), ref_features, n_boot=n_boot, seed=seed
+            scorers["fid"] = fid_scorer(
+                inception, y, n_boot=n_boot, seed=seed, progress=bar.advance
             )
         results = evaluate_schedules(
             den,

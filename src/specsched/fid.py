@@ -434,6 +434,27 @@ def fid(
     return bootstrap(frechet_distance, fx, ref, n_boot=n_boot, seed=seed)
 
 
+def fid_scorer(
+    inception: InceptionFeatures,
+    reference: np.ndarray,
+    *,
+    n_boot: int = 20,
+    seed: int = 0,
+    progress: Callable[[int], None] | None = None,
+) -> Callable[[np.ndarray], tuple[float, np.ndarray]]:
+    """A scorer for :func:`specsched.evaluate.evaluate_schedules` (``scorers={"fid": ...}``):
+    FID of generated samples against ``reference`` images, whose features are computed here,
+    once. ``progress(k)`` is called as ``k`` more images (the reference's now, each scored
+    sample's later) have gone through Inception. Every call uses the same bootstrap resamples
+    (``n_boot``, ``seed``), so scores of samples from the same noise are paired."""
+    features = Reference(inception(reference, progress=progress))
+
+    def score(x: np.ndarray) -> tuple[float, np.ndarray]:
+        return fid(inception(x, progress=progress), features, n_boot=n_boot, seed=seed)
+
+    return score
+
+
 def fid_score(
     x: np.ndarray,
     y: np.ndarray | Reference,

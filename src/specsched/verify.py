@@ -430,15 +430,11 @@ def verify(
             progress(done, total)
 
     if metric == "fid":
-        from .fid import InceptionFeatures, fid, find_backend
+        from .fid import InceptionFeatures, fid_scorer, find_backend
 
         net = inception if inception is not None else InceptionFeatures(*find_backend())
-        features = Reference(net(ref.samples, progress=advance))
-
-        def fid_of(x: np.ndarray) -> tuple[float, np.ndarray]:
-            return fid(net(x, progress=advance), features, n_boot=n_boot, seed=seed)
-
-        ref, scorers = None, {"fid": fid_of}
+        scorer = fid_scorer(net, ref.samples, n_boot=n_boot, seed=seed, progress=advance)
+        ref, scorers = None, {"fid": scorer}
 
     def measure(idx: list[int], n: int, round_seed: int) -> tuple[list[tuple], int, list[bool]]:
         """((value, bootstrap, seconds) per candidate in ``idx``, the lowest's position, ties)."""
