@@ -2,7 +2,8 @@
 
 ``stamp()`` is the date, machine and versions a result was measured with; ``write_json`` writes a
 result file whole or not at all (a temporary file renamed into place); ``predicted_w2`` rates
-stored result rows (their ``timesteps``) under a spectrum model. The scripts import this
+stored result rows (their ``timesteps``) under a spectrum model; ``mnist16`` is MNIST at 16x16
+(the data of the mn16 model). The scripts import this
 module from their own folder (``sys.path`` holds a script's folder when it is run).
 """
 
@@ -136,3 +137,21 @@ def predicted_w2(
             for r in rows
         ]
     )
+
+
+#: MNIST training images the mn16 model trains on (the first 50,000; the last 10,000 are its floor's)
+MNIST16_TRAIN = 50_000
+
+
+def mnist16(split: str = "train", start: int = 0, n: int | None = None) -> np.ndarray:
+    """MNIST at 16x16: images ``start .. start + n`` of ``split``, each padded from 28x28 to 32x32
+    with black (-1) and averaged over 2x2 blocks, float64 in [-1, 1], shape ``(n, 1, 16, 16)``.
+
+    The data of the mn16 model (``train_tiny.py --data mnist``): centred digits, not stationary,
+    with most pixels at the black background, far from a Gaussian's histogram.
+    """
+    from specsched.data.builtin import mnist
+
+    x = mnist(split=split)[start : None if n is None else start + n]
+    x = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=-1.0)
+    return x.reshape(len(x), 1, 16, 2, 16, 2).mean((3, 5))

@@ -51,7 +51,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import stamp, write_json
+from _common import MNIST16_TRAIN, mnist16, stamp, write_json
 
 from specsched import Spectrum, fit
 from specsched.calibrate import calibrate
@@ -88,6 +88,7 @@ SD16_PATH = HERE / "models" / "sd16"
 LV16_PATH = HERE / "models" / "lv16"
 VC16_PATH = HERE / "models" / "vc16"
 GS16_PATH = HERE / "models" / "gs16"
+MN16_PATH = HERE / "models" / "mn16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -338,6 +339,35 @@ def setup_gs16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_mn16(cfg: dict[str, Any]) -> Setup:
+    """An eleventh model, trained in the twenty-eighth session before its measurements, on
+    another kind of data: epsilon-prediction under the linear betas on MNIST digits at 16x16
+    (``_common.mnist16``), centred and far from Gaussian. Reference: the test digits; spectrum
+    and calibration from training digits; floor from the 10,000 training digits it was not
+    trained on."""
+    den, shape = UNetDenoiser.from_pipeline(MN16_PATH)
+    assert shape == SHAPE, shape
+    assert np.allclose(den.train.log_snr, TRAIN.log_snr), den.train
+    n = cfg["num_samples"]
+    rest = 60_000 - MNIST16_TRAIN
+    floor_at = np.sort(np.random.default_rng(5).choice(rest, n, replace=False))
+    return Setup(
+        "mn16",
+        "mn16 UNet (learned eps-prediction, MNIST digits at 16x16, linear betas, 0.93M parameters)",
+        den,
+        Reference(mnist16("test", 0, min(cfg["n_ref"], 10_000))),
+        Spectrum.from_array(
+            mnist16("train", 0, cfg["spectrum_n"]), layout="NCHW", kind=cfg.get("kind", "fourier")
+        ),
+        mnist16("train", MNIST16_TRAIN)[floor_at],
+        f"reference: the first {min(cfg['n_ref'], 10_000):,} MNIST test digits at 16x16; "
+        f"spectrum from the first {cfg['spectrum_n']:,} training digits, calibration on "
+        f"training digits {CALIBRATION_SAMPLES:,}-{2 * CALIBRATION_SAMPLES - 1:,}; data floor: "
+        f"{n} random training digits of the {rest:,} it was not trained on",
+        calibration_data=mnist16("train", CALIBRATION_SAMPLES, CALIBRATION_SAMPLES),
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -401,6 +431,7 @@ SETUPS = {
     "lv16": setup_lv16,
     "vc16": setup_vc16,
     "gs16": setup_gs16,
+    "mn16": setup_mn16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 

@@ -24,7 +24,9 @@ Usage::
         --out benchmarks/models/sv16 --minutes 45 --threads 1 --seed 5   # a fifth model (sv16)
 
 ``--beta-schedule`` and ``--prediction-type`` choose the training process and target (default: the
-linear betas and epsilon prediction of tiny16 and rgb16).
+linear betas and epsilon prediction of tiny16 and rgb16). ``--data mnist`` trains on MNIST's
+first 50,000 training digits at 16x16 instead of photo patches (``_common.mnist16``; grey only,
+``--pool`` and ``--data-seed`` do not apply): the mn16 model, another kind of data.
 
 Load the result with ``diffusers.DDPMPipeline.from_pretrained(out)``.
 """
@@ -47,6 +49,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import MNIST16_TRAIN, mnist16
 
 START = time.monotonic()
 DEFAULT_OUT = "benchmarks/models/tiny16"
@@ -95,6 +100,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="epsilon",
         help="what the UNet predicts (default %(default)s)",
     )
+    p.add_argument(
+        "--data",
+        choices=("photos", "mnist"),
+        default="photos",
+        help="photos: 16x16 photo patches (default); mnist: MNIST digits at 16x16 (mn16)",
+    )
     p.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0: none)")
     p.add_argument(
         "--smoke", action="store_true", help="quick check: ~20 steps, small pool, temp folder"
@@ -102,6 +113,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if args.data_seed == EVAL_SEED:
         p.error(f"--data-seed {EVAL_SEED} is reserved for evaluation; train on another seed")
+    if args.data == "mnist":
+        if args.image_channels != 1:
+            p.error("--data mnist is grey: leave --image-channels at 1")
+        args.pool = MNIST16_TRAIN
     if args.smoke:
         args.out = tempfile.mkdtemp(prefix="train_tiny_smoke_")
         args.pool = min(args.pool, 2048)
@@ -138,6 +153,9 @@ def build_unet(args: argparse.Namespace):
 def load_pool(args: argparse.Namespace) -> torch.Tensor:
     from specsched.data.builtin import photos
 
+    if args.data == "mnist":
+        x = mnist16("train", 0, args.pool)
+        return torch.from_numpy(x.astype(np.float32))
     x = photos(size=16, channels=args.image_channels, n=args.pool, seed=args.data_seed)
     return torch.from_numpy(x.astype(np.float32))
 
@@ -192,6 +210,30 @@ def write_loss(out: Path, history: dict) -> None:
     plt.close(fig)
 
 
+def _photo_section(info: dict) -> str:
+    """The model card's data section for photo patches."""
+    a = info["args"]
+    grey = a["image_channels"] == 1
+    return f"""- Source: `builtin:photos` (specsched.data.builtin.photos): random 16x16 patches of the
+  natural photographs bundled with scikit-image, {"grey (ITU-R 601 luma)" if grey else "RGB"}, scaled to [-1, 1].
+- Training pool: {a["pool"]:,} patches, `photos(size=16, channels={a["image_channels"]}, n={a["pool"]},
+  seed={a["data_seed"]})`, cast to float32, reshuffled every epoch.
+- Pool statistics: mean {info["pool_mean"]:.4f}, std {info["pool_std"]:.4f}.
+- Seed {EVAL_SEED} is reserved for evaluation and was not trained on. Note that seed-{EVAL_SEED}
+  patches are new random crops of the *same* 15 photographs, so they can overlap the training
+  crops spatially: they are held-out draws, not held-out images."""
+
+
+def _data_section(info: dict) -> str:
+    """The model card's data section for MNIST at 16x16 (``--data mnist``)."""
+    a = info["args"]
+    return f"""- Source: `builtin:mnist` (specsched.data.builtin.mnist), the training split's first
+  {a["pool"]:,} images, each padded from 28x28 to 32x32 with black and averaged over 2x2 blocks
+  (`benchmarks/_common.py`, `mnist16`), values in [-1, 1], cast to float32, reshuffled every
+  epoch. The training split's last 10,000 images and the test split were not trained on.
+- Pool statistics: mean {info["pool_mean"]:.4f}, std {info["pool_std"]:.4f}."""
+
+
 def model_card(info: dict) -> str:
     a = info["args"]
     final_loss = info["final_loss"]
@@ -212,7 +254,9 @@ def model_card(info: dict) -> str:
         "0.00085 to 0.012; the noisiest timestep keeps a signal-to-noise ratio of about 0.005)",
         "squaredcos_cap_v2": "Cosine VP process (squaredcos_cap_v2)",
     }[betas]
-    return f"""# {Path(info["out_rel"]).name}: a small {target}-prediction UNet on 16x16 {kind} photo patches
+    digits = a.get("data", "photos") == "mnist"
+    what = "MNIST digits" if digits else f"{kind} photo patches"
+    return f"""# {Path(info["out_rel"]).name}: a small {target}-prediction UNet on 16x16 {what}
 
 Status: **{status}** (written {info["written"]}).
 
@@ -249,15 +293,7 @@ numpy {np.__version__}, Python {sys.version.split()[0]}, {a["threads"]} CPU thre
 
 ## Data
 
-- Source: `builtin:photos` (specsched.data.builtin.photos): random 16x16 patches of the
-  natural photographs bundled with scikit-image, {"grey (ITU-R 601 luma)" if grey else "RGB"}, scaled to [-1, 1].
-- Training pool: {a["pool"]:,} patches, `photos(size=16, channels={a["image_channels"]}, n={a["pool"]},
-  seed={a["data_seed"]})`, cast to float32, reshuffled every epoch.
-- Pool statistics: mean {info["pool_mean"]:.4f}, std {info["pool_std"]:.4f}.
-- Seed {EVAL_SEED} is reserved for evaluation and was not trained on. Note that seed-{EVAL_SEED}
-  patches are new random crops of the *same* 15 photographs, so they can overlap the training
-  crops spatially: they are held-out draws, not held-out images.
-
+{_data_section(info) if digits else _photo_section(info)}
 ## Noise process and objective
 
 - {beta_text}, 1000 timesteps: `DDPMScheduler(num_train_timesteps=1000,
@@ -354,9 +390,14 @@ def main(argv: list[str] | None = None) -> int:
     pool = load_pool(args)
     prep_s = time.monotonic() - t0
     pool_mean, pool_std = float(pool.mean()), float(pool.std())
+    source = (
+        f"MNIST train images 0..{args.pool - 1} at 16x16"
+        if args.data == "mnist"
+        else f"builtin:photos size=16 channels={args.image_channels} n={args.pool} "
+        f"seed={args.data_seed}"
+    )
     print(
-        f"data: builtin:photos size=16 channels={args.image_channels} n={args.pool} "
-        f"seed={args.data_seed} "
+        f"data: {source} "
         f"-> {tuple(pool.shape)} float32, mean {pool_mean:.4f} std {pool_std:.4f} "
         f"({prep_s:.1f} s)",
         flush=True,
