@@ -533,3 +533,43 @@ def test_fid_agreement_reads_every_schedule_with_an_fid():
     assert [tuple(r["timesteps"]) for r in rows[n:]] == list(fitted)
     assert [(r["fid"], r["fd"]) for r in rows[n:]] == [(f["fid"], f["fd"]) for f in fitted.values()]
     assert not any(r["heuristic"] for r in rows[n:])
+
+
+def test_rank_agreement_rates_each_schedule_by_each_model():
+    """benchmarks/rank_agreement.py's cell: where the measured FD is a model's own W2, that
+    model's Spearman is 1 and its best heuristic is the measured best; a schedule without a
+    finite FD is left out. The two models rank these schedules differently, so a swap of them
+    would fail."""
+    import dataclasses
+
+    path = ROOT / "benchmarks" / "calibrated_speed.py"
+    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
+    speed = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(speed)
+    rank = importlib.util.module_from_spec(
+        s := importlib.util.spec_from_file_location(
+            "rank_agreement", SCRIPT.parent / "rank_agreement.py"
+        )
+    )
+    s.loader.exec_module(rank)
+    cal, _, train = speed.photos32(size=8, n=600)
+    tr = bench.TrainSchedule(train, 1000)
+    heur = bench.heuristics_for(cal, 5, tr)
+    rows = [{"schedule": h.name, "timesteps": [int(t) for t in h.timesteps]} for h in heur]
+    common = sys.modules["_common"]
+    w2 = {
+        "calibrated": common.predicted_w2(cal, rows, "ddim", tr),
+        "gaussian": common.predicted_w2(
+            dataclasses.replace(cal, calibration=None), rows, "ddim", tr
+        ),
+    }
+    assert not np.array_equal(np.argsort(w2["calibrated"]), np.argsort(w2["gaussian"]))
+    for name, values in w2.items():
+        measured = [dict(r, fd=float(v)) for r, v in zip(rows, values, strict=True)]
+        measured.append({"schedule": "default", "timesteps": rows[0]["timesteps"], "fd": math.inf})
+        got = rank.cell_agreement(cal, measured, "ddim", tr)
+        assert got["schedules"] == len(rows)
+        assert got[f"{name}_spearman"] == pytest.approx(1.0)
+        assert (
+            got[f"{name}_best"] == got["best_measured"] == rows[int(np.argmin(values))]["schedule"]
+        )
