@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 import real_denoisers as rd  # noqa: E402
-from _common import predicted_w2, stamp, write_json  # noqa: E402
+from _common import predicted_w2, save_result  # noqa: E402
 
 FITTED = ("default", "plain", "calibrated")
 
@@ -81,16 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{cell['best_measured']}",
             flush=True,
         )
-    payload = {
-        **stamp("1"),
-        "command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-        "denoiser": args.denoiser,
-        "cells": cells,
-    }
+    payload = {"denoiser": args.denoiser, "cells": cells}
     out = args.stored / f"rank_agreement_{args.denoiser}.json"
-    write_json(out, payload)
-    print(f"wrote {out}")
-    return 0
+    return save_result(out, "rank_agreement.py", argv, payload)
 
 
 if __name__ == "__main__":
