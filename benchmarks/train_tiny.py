@@ -294,6 +294,7 @@ numpy {np.__version__}, Python {sys.version.split()[0]}, {a["threads"]} CPU thre
 ## Data
 
 {_data_section(info) if digits else _photo_section(info)}
+
 ## Noise process and objective
 
 - {beta_text}, 1000 timesteps: `DDPMScheduler(num_train_timesteps=1000,
