@@ -152,6 +152,6 @@ def mnist16(split: str = "train", start: int = 0, n: int | None = None) -> np.nd
     """
     from specsched.data.builtin import mnist
 
-    x = mnist(split=split)[start : None if n is None else start + n]
+    x = mnist(split=split, n=None if n is None else start + n)[start:]  # not the whole split
     x = np.pad(x, ((0, 0), (0, 0), (2, 2), (2, 2)), constant_values=-1.0)
     return x.reshape(len(x), 1, 16, 2, 16, 2).mean((3, 5))
