@@ -418,6 +418,22 @@ def test_reproduce_fits_bad_input_is_one_line(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_mn16_scripts_bad_input_is_one_line(tmp_path):
+    """train_tiny.py --data mnist with colour, and rank_agreement.py on a folder without the
+    model's paired_check files, exit 2 with one line naming the problem and write nothing."""
+    out = tmp_path / "model"
+    for script, argv, want in [
+        ("train_tiny.py", ["--data", "mnist", "--image-channels", "3", "--out", out],
+         "--data mnist is grey: leave --image-channels at 1"),
+        ("rank_agreement.py", ["--denoiser", "mn16", "--stored", tmp_path],
+         f"no paired_check_mn16_*.json in {tmp_path}"),
+    ]:  # fmt: skip
+        proc = _run(script, *argv)
+        assert proc.returncode == 2 and want in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_reproduce_fits_counts_the_integer_polishes():
     """reproduce_fits.PolishCount: one entry per polish of a calibrated fit, each at least one
     batch per free level (a polish ends after evaluating every level's moves without a gain) and
