@@ -39,6 +39,15 @@ def _run(script: str | Path, *args: object, timeout: float = 120) -> subprocess.
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
+def _script(name: str):
+    """A benchmark script under benchmarks/ imported as a module (it puts benchmarks/ on the path
+    for its own imports)."""
+    spec = importlib.util.spec_from_file_location(name, ROOT / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def quick(tmp_path_factory):
     out = tmp_path_factory.mktemp("real_denoisers")
@@ -318,10 +327,7 @@ def test_paired_check_measures_the_excess_over_the_converged_solution(tmp_path):
 
 def test_fallback_choice_rules_pick_by_their_definitions():
     """benchmarks/fallback_choice.py's rules on a table where the two models disagree."""
-    path = ROOT / "benchmarks" / "fallback_choice.py"
-    spec = importlib.util.spec_from_file_location("fallback_choice", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)  # it puts benchmarks/ on the path for its own imports
+    module = _script("fallback_choice")
     picks = module.picks
 
     # columns: calibrated, Gaussian, calibrated-against-converged W2 of four heuristics
@@ -441,14 +447,8 @@ def test_reproduce_fits_counts_the_integer_polishes():
     import specsched as ss
     from specsched import optimize
 
-    path = ROOT / "benchmarks" / "calibrated_speed.py"
-    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
-    path = ROOT / "benchmarks" / "reproduce_fits.py"
-    spec = importlib.util.spec_from_file_location("reproduce_fits", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    speed = _script("calibrated_speed")
+    module = _script("reproduce_fits")
     cal, _, train = speed.photos32(size=8, n=600)
     original = optimize._polish_integers
     with module.PolishCount() as count:
@@ -473,10 +473,7 @@ def test_calibrated_speed_splits_a_fit_into_its_stages():
 
     import specsched as ss
 
-    path = ROOT / "benchmarks" / "calibrated_speed.py"
-    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("calibrated_speed")
     cal, _, train = module.photos32(size=8, n=600)  # its 32x32x3 calibration, made small
     t = time.perf_counter()
     split, res = module.stages(cal, 5, "ddim", train)
@@ -486,7 +483,7 @@ def test_calibrated_speed_splits_a_fit_into_its_stages():
     assert 0.9 * wall <= sum(split.values()) <= wall
     direct = ss.fit(cal, 5, sampler="ddim", train_schedule=train)
     np.testing.assert_array_equal(res.schedule.timesteps, direct.schedule.timesteps)
-    bad = _run(path, "--repeats", "0")
+    bad = _run("calibrated_speed.py", "--repeats", "0")
     assert bad.returncode == 2 and "--repeats and --steps must be at least 1" in bad.stderr
 
 
@@ -517,10 +514,7 @@ def test_fid_agreement_reads_every_schedule_with_an_fid():
     fits paired with it: every distinct schedule of the run (its heuristics, then its fits; one
     row where two share their timesteps, as a fit that fell back to a heuristic does), then the
     paired fits not among them, each with its stored FID and FD."""
-    path = ROOT / "benchmarks" / "fid_agreement.py"
-    spec = importlib.util.spec_from_file_location("fid_agreement", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = _script("fid_agreement")
     run_path, fit_paths = module.RUNS[0]
     stored = json.loads(run_path.read_text())
     fits = [json.loads(p.read_text()) for p in fit_paths]
@@ -558,16 +552,8 @@ def test_rank_agreement_rates_each_schedule_by_each_model():
     would fail."""
     import dataclasses
 
-    path = ROOT / "benchmarks" / "calibrated_speed.py"
-    spec = importlib.util.spec_from_file_location("calibrated_speed", path)
-    speed = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(speed)
-    rank = importlib.util.module_from_spec(
-        s := importlib.util.spec_from_file_location(
-            "rank_agreement", SCRIPT.parent / "rank_agreement.py"
-        )
-    )
-    s.loader.exec_module(rank)
+    speed = _script("calibrated_speed")
+    rank = _script("rank_agreement")
     cal, _, train = speed.photos32(size=8, n=600)
     tr = bench.TrainSchedule(train, 1000)
     heur = bench.heuristics_for(cal, 5, tr)
