@@ -89,6 +89,7 @@ LV16_PATH = HERE / "models" / "lv16"
 VC16_PATH = HERE / "models" / "vc16"
 GS16_PATH = HERE / "models" / "gs16"
 MN16_PATH = HERE / "models" / "mn16"
+MS16_PATH = HERE / "models" / "ms16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -339,21 +340,22 @@ def setup_gs16(cfg: dict[str, Any]) -> Setup:
     )
 
 
-def setup_mn16(cfg: dict[str, Any]) -> Setup:
-    """An eleventh model, trained in the twenty-eighth session before its measurements, on
-    another kind of data: epsilon-prediction under the linear betas on MNIST digits at 16x16
-    (``_common.mnist16``), centred and far from Gaussian. Reference: the test digits; spectrum
-    and calibration from training digits; floor from the 10,000 training digits it was not
-    trained on."""
-    den, shape = UNetDenoiser.from_pipeline(MN16_PATH)
+def _mnist16_unet(
+    cfg: dict[str, Any], name: str, title: str, path: Path, train: TrainSchedule = TRAIN
+) -> Setup:
+    """A UNet trained on MNIST digits at 16x16 (``_common.mnist16``, ``train_tiny.py --data
+    mnist``): the test digits as reference, training digits for the spectrum and the
+    calibration, and for the floor random training digits of the 10,000 it was not trained on;
+    ``train``, its training timesteps."""
+    den, shape = UNetDenoiser.from_pipeline(path)
     assert shape == SHAPE, shape
-    assert np.allclose(den.train.log_snr, TRAIN.log_snr), den.train
+    assert np.allclose(den.train.log_snr, train.log_snr), (den.train, train)
     n = cfg["num_samples"]
     rest = 60_000 - MNIST16_TRAIN
     floor_at = np.sort(np.random.default_rng(5).choice(rest, n, replace=False))
     return Setup(
-        "mn16",
-        "mn16 UNet (learned eps-prediction, MNIST digits at 16x16, linear betas, 0.93M parameters)",
+        name,
+        title,
         den,
         Reference(mnist16("test", 0, min(cfg["n_ref"], 10_000))),
         Spectrum.from_array(
@@ -364,7 +366,34 @@ def setup_mn16(cfg: dict[str, Any]) -> Setup:
         f"spectrum from the first {cfg['spectrum_n']:,} training digits, calibration on "
         f"training digits {CALIBRATION_SAMPLES:,}-{2 * CALIBRATION_SAMPLES - 1:,}; data floor: "
         f"{n} random training digits of the {rest:,} it was not trained on",
+        train=train,
         calibration_data=mnist16("train", CALIBRATION_SAMPLES, CALIBRATION_SAMPLES),
+    )
+
+
+def setup_mn16(cfg: dict[str, Any]) -> Setup:
+    """An eleventh model, trained in the twenty-eighth session before its measurements, on
+    another kind of data: epsilon-prediction under the linear betas on MNIST digits at 16x16
+    (``_common.mnist16``), centred and far from Gaussian."""
+    return _mnist16_unet(
+        cfg,
+        "mn16",
+        "mn16 UNet (learned eps-prediction, MNIST digits at 16x16, linear betas, 0.93M parameters)",
+        MN16_PATH,
+    )
+
+
+def setup_ms16(cfg: dict[str, Any]) -> Setup:
+    """A twelfth model, trained in the twenty-ninth session before its measurements, held out
+    from that session's rule on where a calibrated fit starts: epsilon-prediction under Stable
+    Diffusion 1.x's scaled-linear betas on MNIST digits at 16x16."""
+    return _mnist16_unet(
+        cfg,
+        "ms16",
+        "ms16 UNet (learned eps-prediction, MNIST digits at 16x16, scaled-linear betas, "
+        "0.93M parameters)",
+        MS16_PATH,
+        train=TrainSchedule("scaled_linear", 1000),
     )
 
 
@@ -432,6 +461,7 @@ SETUPS = {
     "vc16": setup_vc16,
     "gs16": setup_gs16,
     "mn16": setup_mn16,
+    "ms16": setup_ms16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 

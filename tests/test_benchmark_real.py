@@ -173,11 +173,12 @@ def test_photo_unet_setups_denoise_their_own_data(name, channels):
     assert float(torch.mean((x0 - x) ** 2)) < 0.1 * naive
 
 
-def test_mn16_setup_holds_out_what_it_measures_with():
-    """The mn16 set-up (MNIST at 16x16): ``mnist16`` pads each digit with black and averages
-    2x2 blocks (checked on one digit by hand); the floor's digits are ones the model was not
-    trained on and the reference is the test split; and its network removes most of the noise
-    from held-out digits at sigma 4/3."""
+@pytest.mark.parametrize("name", ["mn16", "ms16"])
+def test_mnist16_setups_hold_out_what_they_measure_with(name):
+    """The mn16 and ms16 set-ups (MNIST at 16x16): ``mnist16`` pads each digit with black and
+    averages 2x2 blocks (checked on one digit by hand); the floor's digits are ones the model was
+    not trained on and the reference is the test split; and its network removes most of the
+    noise from held-out digits at sigma 4/3."""
     import torch
 
     from specsched.data.builtin import mnist
@@ -195,7 +196,7 @@ def test_mn16_setup_holds_out_what_it_measures_with():
     np.testing.assert_allclose(common.mnist16("train", 7, 1)[0, 0], by_hand, rtol=0, atol=1e-15)
 
     cfg = dict(bench.PRESETS["quick"], num_samples=64)
-    setup = bench.SETUPS["mn16"](cfg)
+    setup = bench.SETUPS[name](cfg)
 
     # each floor digit is one of the held-out ones and none of the trained ones
     def digests(x):
