@@ -288,6 +288,12 @@ class Calibration:
         the noise it leaves; that is not counted.)"""
         return self._failing(*self.output_power(variances, weights))
 
+    def failure_edge(self, variances: np.ndarray, weights: np.ndarray) -> float | None:
+        """The log-SNR of the least noisy grid level of :meth:`failing_levels` (the network
+        fails from the top of its range down to there), or None where it does not fail."""
+        mask = self.failing_levels(variances, weights)
+        return float(self.log_snr[mask].max()) if mask.any() else None
+
     def _failing(self, ratio: np.ndarray, se: np.ndarray) -> np.ndarray:
         """:meth:`failing_levels` from :meth:`output_power`'s ``ratio`` and ``se``."""
         over = ratio > 1.0 + 3.0 * se
