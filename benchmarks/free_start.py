@@ -1,0 +1,149 @@
+"""Where a calibrated network fails at its noisiest levels, where should a fit start? Offline.
+
+On a calibration file ``specsched fit`` pins the first level at the top of the model's range
+(``start_at="max"``, issue 12), even where the calibration says the network fails there
+(:meth:`specsched.calibrate.Calibration.failing_levels`: its output has more power than the
+data's). This script fits, for every deterministic cell (DDIM, DPM-Solver++(2M), Heun, UniPC at
+the given steps) of each model whose network fails at the top, the default and the
+``--variants``:
+
+- ``default``: ``fit(cal, N, sampler=S)`` as shipped;
+- ``rule``: the same with ``specsched.optimize.START_BELOW_FAILURE`` on (the twenty-ninth
+  session's candidate rule: also fit from where the calibration last measured the failure and
+  return that where both models rate it better);
+- ``max``: ``start_at="max"`` (the Gaussian design pinned at the top too);
+- ``free``: ``start_at="free"`` (every level free within the range);
+- ``below``: the first level pinned at the noisiest timestep where the calibration last
+  measured a failure (``start_at=t_fail``), the start the failure note names.
+
+It prints each one's timesteps, its calibrated and Gaussian W2, what the fit returned (fit,
+fallback, design) and the paired uncertainty of the calibrated difference to the default, and
+writes ``results/free_start_<denoisers>[_<variants>].json``. No sampling: the cells that change
+are then sampled with ``paired_check.py``. The calibration is recomputed, deterministically, as
+in the stored runs (about half a minute per model, then 10-60 s per fit).
+
+Usage::
+
+    python benchmarks/free_start.py --denoiser unet rgb16 cc16 sd16 gs16 mn16 --steps 5 10
+    python benchmarks/free_start.py --denoiser mn16 cc16 unet --steps 5 10 --variants rule
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import real_denoisers as rd  # noqa: E402
+from _common import save_result  # noqa: E402
+
+from specsched import fit, optimize  # noqa: E402
+from specsched.optimize import _two_sd, objective_draws  # noqa: E402
+from specsched.response import response  # noqa: E402
+
+SAMPLERS = ("ddim", "dpmpp_2m", "heun", "unipc")
+
+
+def failing_timestep(cal, setup) -> int | None:
+    """The noisiest integer timestep at or below the lowest level where the network was measured
+    to fail, or None where it does not fail at the top."""
+    c = cal.calibration
+    mask = c.failing_levels(cal.variances, cal.weights)
+    if not mask.any():
+        return None
+    lam = float(c.log_snr[mask].max())
+    return int(np.floor(setup.train.timestep_of_log_snr(np.array([lam]))[0]))
+
+
+def cell(cal, setup, sampler: str, steps: int, t_fail: int, variants: list[str]) -> dict:
+    """The fits of one cell (``default`` first, then ``variants``), rated by both models."""
+    plain = dataclasses.replace(cal, calibration=None)
+    starts = {"default": None, "rule": None, "max": "max", "free": "free", "below": t_fail}
+    fits, shipped = {}, optimize.START_BELOW_FAILURE
+    for name in ["default", *variants]:
+        optimize.START_BELOW_FAILURE = shipped or name == "rule"
+        try:
+            fits[name] = fit(
+                cal, steps, sampler=sampler, train_schedule=setup.train, start_at=starts[name]
+            )
+        finally:
+            optimize.START_BELOW_FAILURE = shipped
+    scheds = [r.schedule for r in fits.values()]
+    draws = objective_draws(cal, scheds, sampler=sampler, objective="w2")
+    out = {"sampler": sampler, "steps": steps, "t_fail": t_fail}
+    for j, (name, r) in enumerate(fits.items()):
+        out[name] = {
+            "timesteps": [int(t) for t in r.schedule.timesteps],
+            "returned": "design"
+            if r.gaussian_design
+            else (f"fallback {r.fallback}" if r.fallback else "fit"),
+            "calibrated_w2": response(cal, r.schedule, sampler=sampler).w2,
+            "gaussian_w2": response(plain, r.schedule, sampler=sampler).w2,
+            "uncertainty_vs_default": _two_sd(draws[:, j] - draws[:, 0]) if j else 0.0,
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--denoiser", nargs="+", choices=list(rd.SETUPS), required=True)
+    ap.add_argument("--samplers", nargs="+", choices=SAMPLERS, default=list(SAMPLERS))
+    ap.add_argument("--steps", nargs="+", type=int, default=[5, 10])
+    ap.add_argument(
+        "--variants",
+        nargs="+",
+        choices=("rule", "max", "free", "below"),
+        default=["free", "below"],
+    )
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=HERE / "results")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    cfg = {**rd.PRESETS["full"], "kind": "auto", "fid": False}
+    t0 = time.perf_counter()
+    rows = []
+    for name in args.denoiser:
+        setup = rd.SETUPS[name](cfg)
+        cal = rd.calibrate_setup(setup)
+        t_fail = failing_timestep(cal, setup)
+        print(f"\n{setup.title}: " + (f"fails down to t = {t_fail}" if t_fail else "no failure"))
+        if t_fail is None:
+            continue
+        for sampler in args.samplers:
+            for steps in args.steps:
+                r = {"denoiser": name, **cell(cal, setup, sampler, steps, t_fail, args.variants)}
+                rows.append(r)
+                d = r["default"]
+                line = f"{sampler + '-' + str(steps):13s} default {d['returned']:22s} "
+                line += (
+                    f"W2 {d['calibrated_w2']:.4g} / {d['gaussian_w2']:.4g} t0={d['timesteps'][0]}"
+                )
+                print(line)
+                for v in args.variants:
+                    x = r[v]
+                    same = " (= default)" if x["timesteps"] == d["timesteps"] else ""
+                    print(
+                        f"{'':13s} {v:7s} {x['returned']:22s} W2 {x['calibrated_w2']:.4g} / "
+                        f"{x['gaussian_w2']:.4g} t0={x['timesteps'][0]} "
+                        f"(+- {x['uncertainty_vs_default']:.2g}){same}"
+                    )
+                print(f"{'':13s} {','.join(map(str, d['timesteps']))}", flush=True)
+    tag = "_".join(args.denoiser) + (
+        "" if args.variants == ["free", "below"] else "_" + "_".join(args.variants)
+    )
+    payload = {"steps": args.steps, "samplers": args.samplers, "variants": args.variants}
+    payload["rows"] = rows
+    payload["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    return save_result(args.out / f"free_start_{tag}.json", "free_start.py", argv, payload)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
