@@ -1084,10 +1084,10 @@ class _NoiseUnderestimateBy:
         return (x - s * self.f * eps) / alpha
 
 
-def test_a_fit_starts_below_where_the_network_fails_where_both_models_agree():
-    """``optimize.START_BELOW_FAILURE`` (off by default) on a network that fails at the top of
-    its range down to t ~ 815: for DPM-Solver++(2M) at 5 steps the default (the calibrated fit
-    from t = 999, which the guard replaced by quadratic spacing) is replaced by the Gaussian
+def test_a_fit_starts_below_where_the_network_fails_where_both_models_agree(monkeypatch):
+    """``optimize.START_BELOW_FAILURE`` on a network that fails at the top of its range down to
+    t ~ 815: for DPM-Solver++(2M) at 5 steps the fit without it (the calibrated fit from
+    t = 999, which the guard replaced by quadratic spacing) is replaced by the Gaussian
     design pinned at the noisiest timestep where the calibration last measured the failure,
     because both models rate it better; the note says so. Sampled with the failing denoiser
     itself, that is the better schedule."""
@@ -1100,15 +1100,12 @@ def test_a_fit_starts_below_where_the_network_fails_where_both_models_agree():
     assert edge == float(cal.calibration.log_snr[failing].max())
     t_edge = int(np.floor(LR.train.timestep_of_log_snr(np.array([edge]))[0]))
     assert 780 < t_edge < 850
-    before = ss.fit(cal, 5, sampler="dpmpp_2m")  # the shipped default: the rule is off
-    assert not optimize.START_BELOW_FAILURE
-    optimize.START_BELOW_FAILURE = True
-    try:
-        res = ss.fit(cal, 5, sampler="dpmpp_2m")
-        # an explicit start is followed as asked: no candidate below the failure
-        pinned = ss.fit(cal, 5, sampler="dpmpp_2m", start_at="max")
-    finally:
-        optimize.START_BELOW_FAILURE = False
+    monkeypatch.setattr(optimize, "START_BELOW_FAILURE", False)
+    before = ss.fit(cal, 5, sampler="dpmpp_2m")
+    monkeypatch.setattr(optimize, "START_BELOW_FAILURE", True)
+    res = ss.fit(cal, 5, sampler="dpmpp_2m")
+    # an explicit start is followed as asked: no candidate below the failure
+    pinned = ss.fit(cal, 5, sampler="dpmpp_2m", start_at="max")
     assert before.schedule.timesteps[0] != t_edge and pinned.schedule.timesteps[0] != t_edge
     assert res.schedule.timesteps[0] == t_edge and res.fallback is None
     note = next(n for n in res.notes if n.startswith("returned the"))
