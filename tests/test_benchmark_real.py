@@ -173,9 +173,9 @@ def test_photo_unet_setups_denoise_their_own_data(name, channels):
     assert float(torch.mean((x0 - x) ** 2)) < 0.1 * naive
 
 
-@pytest.mark.parametrize("name", ["mn16", "ms16"])
+@pytest.mark.parametrize("name", ["mn16", "ms16", "mc16"])
 def test_mnist16_setups_hold_out_what_they_measure_with(name):
-    """The mn16 and ms16 set-ups (MNIST at 16x16): ``mnist16`` pads each digit with black and
+    """The mn16, ms16 and mc16 set-ups (MNIST at 16x16): ``mnist16`` pads each digit with black and
     averages 2x2 blocks (checked on one digit by hand); the floor's digits are ones the model was
     not trained on and the reference is the test split; and its network removes most of the
     noise from held-out digits at sigma 4/3."""
