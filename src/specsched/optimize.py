@@ -857,9 +857,10 @@ def fit(
         first level pinned at the noisiest timestep where the calibration last measured the
         failure, and returns that fit (or its Gaussian design) where both the calibrated and
         the Gaussian model rate it better than the fit from the top, by the test of
-        ``gaussian_design``. Measured where it changes the default (benchmarks/RESULTS.md, "A
-        start below where the network fails"): wins at cc16 DDIM-5, Heun-5 and UniPC-5 (by
-        10-12 %) and mn16 DPM-Solver++(2M)-5 (by 42 %), a tie at mn16 UniPC-10. A free first
+        ``gaussian_design``. Measured where it changes the default (benchmarks/RESULTS.md,
+        "Where a failing network's fit should start"): wins at cc16 DDIM-5, Heun-5 and UniPC-5
+        (by 10-12 %) and mn16 DPM-Solver++(2M)-5 (by 42 %), ties in three cells, and on a
+        held-out network (mc16) two wins, a tie and a loss (DDIM-10, 1.7x). A free first
         level, sampled where the calibrated model rates it better, lost 2.2x at cc16 Heun-5
         and 1.8x at mn16 DDIM-5.
         Whatever the start, a schedule (fitted or kept) that starts where a calibrated network
@@ -2030,9 +2031,9 @@ START_BELOW_FAILURE = False
 """Whether a calibrated fit with the default start (``start_at=None``) on a discrete model whose
 network fails at the top of its range also tries its first level pinned where the calibration
 last measured the failure, and returns that where both models rate it better (see ``start_at``
-in :func:`fit`). Off by default: measured on the cells it changes at 5 and 10 steps it has won
-or tied every one sampled so far, but its offline run over every stored cell is not complete
-(benchmarks/RESULTS.md, "A start below where the network fails"). Set it to True to use it."""
+in :func:`fit`). Off by default, not adopted: it won or tied every cell it changed on the
+networks it was developed on, but lost one of four sampled on a held-out one (mc16 DDIM-10,
+1.7x; benchmarks/RESULTS.md, "Where a failing network's fit should start")."""
 
 
 def _first_level(lr: LevelRange, start_at: str | float | None) -> float | None:
