@@ -55,11 +55,9 @@ SAMPLERS = ("ddim", "dpmpp_2m", "heun", "unipc")
 def failing_timestep(cal, setup) -> int | None:
     """The noisiest integer timestep at or below the lowest level where the network was measured
     to fail, or None where it does not fail at the top."""
-    c = cal.calibration
-    mask = c.failing_levels(cal.variances, cal.weights)
-    if not mask.any():
+    lam = cal.calibration.failure_edge(cal.variances, cal.weights)
+    if lam is None:
         return None
-    lam = float(c.log_snr[mask].max())
     return int(np.floor(setup.train.timestep_of_log_snr(np.array([lam]))[0]))
 
 
