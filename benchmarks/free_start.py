@@ -3,14 +3,19 @@
 On a calibration file ``specsched fit`` pins the first level at the top of the model's range
 (``start_at="max"``, issue 12), even where the calibration says the network fails there
 (:meth:`specsched.calibrate.Calibration.failing_levels`: its output has more power than the
-data's). This script fits, for every deterministic cell (DDIM, DPM-Solver++(2M), Heun, UniPC at
-the given steps) of each model whose network fails at the top, the default and the
+data's); since the thirtieth session it also tries a start where the network stops failing.
+This script fits, for every deterministic cell (DDIM, DPM-Solver++(2M), Heun, UniPC at the
+given steps) of each model whose network fails at the top, the fit from the top and the
 ``--variants``:
 
-- ``default``: ``fit(cal, N, sampler=S)`` as shipped;
-- ``rule``: the same with ``specsched.optimize.START_BELOW_FAILURE`` on (the twenty-ninth
-  session's candidate rule: also fit from where the calibration last measured the failure and
-  return that where both models rate it better);
+- ``default``: ``fit(cal, N, sampler=S)`` with ``specsched.optimize.START_BELOW_FAILURE``
+  off: the fit from the top of the range, the default until the thirtieth session;
+- ``rule``: the same with ``START_BELOW_FAILURE`` on, the default since the thirtieth session
+  (also fit from where the calibration measures the network stop failing,
+  :meth:`~specsched.calibrate.Calibration.passing_edge`, and return that where both models
+  rate it better and the calibrated one by itself beyond its uncertainty; in the twenty-ninth
+  session's ``*_rule.json`` files it started at the last level measured to fail, the ``below``
+  start, under the both-models test alone);
 - ``max``: ``start_at="max"`` (the Gaussian design pinned at the top too);
 - ``free``: ``start_at="free"`` (every level free within the range);
 - ``below``: the first level pinned at the noisiest timestep where the calibration last
@@ -67,7 +72,7 @@ def cell(cal, setup, sampler: str, steps: int, t_fail: int, variants: list[str])
     starts = {"default": None, "rule": None, "max": "max", "free": "free", "below": t_fail}
     fits, shipped = {}, optimize.START_BELOW_FAILURE
     for name in ["default", *variants]:
-        optimize.START_BELOW_FAILURE = shipped or name == "rule"
+        optimize.START_BELOW_FAILURE = name == "rule"
         try:
             fits[name] = fit(
                 cal, steps, sampler=sampler, train_schedule=setup.train, start_at=starts[name]
@@ -115,9 +120,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{setup.title}: " + (f"fails down to t = {t_fail}" if t_fail else "no failure"))
         if t_fail is None:
             continue
+        lam = cal.calibration.passing_edge(cal.variances, cal.weights)
+        t_pass = None if lam is None else int(np.floor(setup.train.timestep_of_log_snr([lam])[0]))
+        print(f"stops failing at t = {t_pass}")
         for sampler in args.samplers:
             for steps in args.steps:
-                r = {"denoiser": name, **cell(cal, setup, sampler, steps, t_fail, args.variants)}
+                r = {
+                    "denoiser": name,
+                    "t_pass": t_pass,
+                    **cell(cal, setup, sampler, steps, t_fail, args.variants),
+                }
                 rows.append(r)
                 d = r["default"]
                 line = f"{sampler + '-' + str(steps):13s} default {d['returned']:22s} "

@@ -294,6 +294,27 @@ class Calibration:
         mask = self.failing_levels(variances, weights)
         return float(self.log_snr[mask].max()) if mask.any() else None
 
+    def passing_edge(self, variances: np.ndarray, weights: np.ndarray) -> float | None:
+        """The log-SNR where the network stops failing at the top of its range: between the
+        least noisy level of :meth:`failing_levels` and the noisiest one that passes, where its
+        output power about the data's mean (:meth:`output_power`) falls to the data's variance,
+        interpolating the log of that power linearly in log-SNR (the power of a network that
+        fails there grows about exponentially with the noise). None where the network does not
+        fail at the top, or fails at every level.
+        """
+        ratio, se = self.output_power(variances, weights)
+        mask = self._failing(ratio, se)
+        order = np.argsort(self.log_snr)  # noisiest first
+        n_fail = int(mask.sum())
+        if n_fail == 0 or n_fail == order.size:
+            return None
+        jf, jp = order[n_fail - 1], order[n_fail]
+        lf, lp = self.log_snr[jf], self.log_snr[jp]
+        if ratio[jp] >= 1.0:  # passes within its uncertainty, with more power than the data's
+            return float(lp)
+        rf, rp = np.log(ratio[jf]), np.log(ratio[jp])  # rf > 0 > rp
+        return float(lf + (lp - lf) * rf / (rf - rp))
+
     def _failing(self, ratio: np.ndarray, se: np.ndarray) -> np.ndarray:
         """:meth:`failing_levels` from :meth:`output_power`'s ``ratio`` and ``se``."""
         over = ratio > 1.0 + 3.0 * se
