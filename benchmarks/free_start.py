@@ -60,7 +60,11 @@ SAMPLERS = ("ddim", "dpmpp_2m", "heun", "unipc")
 def failing_timestep(cal, setup) -> int | None:
     """The noisiest integer timestep at or below the lowest level where the network was measured
     to fail, or None where it does not fail at the top."""
-    lam = cal.calibration.failure_edge(cal.variances, cal.weights)
+    return _timestep(setup, cal.calibration.failure_edge(cal.variances, cal.weights))
+
+
+def _timestep(setup, lam: float | None) -> int | None:
+    """The noisiest integer timestep at or below log-SNR ``lam`` (as ``fit`` pins a start)."""
     if lam is None:
         return None
     return int(np.floor(setup.train.timestep_of_log_snr(np.array([lam]))[0]))
@@ -120,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{setup.title}: " + (f"fails down to t = {t_fail}" if t_fail else "no failure"))
         if t_fail is None:
             continue
-        lam = cal.calibration.passing_edge(cal.variances, cal.weights)
-        t_pass = None if lam is None else int(np.floor(setup.train.timestep_of_log_snr([lam])[0]))
+        t_pass = _timestep(setup, cal.calibration.passing_edge(cal.variances, cal.weights))
         print(f"stops failing at t = {t_pass}")
         for sampler in args.samplers:
             for steps in args.steps:
