@@ -1107,7 +1107,19 @@ def test_the_passing_edge_is_where_a_fine_grid_measures_the_network_stop_failing
     assert exact.calibration.passing_edge(exact.variances, exact.weights) is None
 
 
-def test_a_fit_starts_below_where_the_network_fails_where_the_models_agree(monkeypatch):
+@pytest.fixture(scope="module")
+def noise_underestimated():
+    """8x8 grey photos, a network that underestimates their noise by 1 % (it fails at the top of
+    the linear betas' range down to t ~ 870) and its 24-level calibration."""
+    x = photos(size=8, channels=1, n=4000, seed=1)
+    spec = ss.Spectrum.from_array(x, layout="NCHW")
+    den = _NoiseUnderestimateBy(spec, 0.99)
+    return spec, den, calibrate(spec, den, x, levels=LR, num_levels=24, num_samples=200)
+
+
+def test_a_fit_starts_below_where_the_network_fails_where_the_models_agree(
+    monkeypatch, noise_underestimated
+):
     """``optimize.START_BELOW_FAILURE`` on a network that underestimates the noise by 1 %, so
     it fails at the top of its range down to t ~ 870: for DPM-Solver++(2M) at 5 steps the fit
     without it (the calibrated fit from t = 999, which the guard replaced by AYS) is replaced
@@ -1115,10 +1127,7 @@ def test_a_fit_starts_below_where_the_network_fails_where_the_models_agree(monke
     because both models rate it better and the calibrated one by itself beyond its
     uncertainty; the note says so. Sampled with the failing denoiser itself, that is the
     better schedule, by the mean and the spread of the modes together."""
-    x = photos(size=8, channels=1, n=4000, seed=1)
-    spec = ss.Spectrum.from_array(x, layout="NCHW")
-    den = _NoiseUnderestimateBy(spec, 0.99)
-    cal = calibrate(spec, den, x, levels=LR, num_levels=24, num_samples=200)
+    spec, den, cal = noise_underestimated
     edge = cal.calibration.passing_edge(cal.variances, cal.weights)
     t_edge = int(np.floor(LR.train.timestep_of_log_snr(np.array([edge]))[0]))
     assert 850 < t_edge < 890
@@ -1143,3 +1152,25 @@ def test_a_fit_starts_below_where_the_network_fails_where_the_models_agree(monke
         err[name] = float(spread + np.sum(np.abs(X.mean(axis=0)) ** 2))
     # measured 0.087 against 0.252 (0.097 against 0.241 with another seed)
     assert 1.8 * err["new"] < err["before"], err
+
+
+def test_a_start_below_the_failure_needs_the_calibrated_model_by_itself(noise_underestimated):
+    """The start-below-the-failure rule takes a candidate only where the calibrated model, the
+    one that sees the failure, rates it better by itself beyond 2 sd of the paired difference
+    (``calibrated_alone``), not only where both models do together, as the Gaussian design's
+    test asks. On the network of the test above, for DPM-Solver++(2M) at 5 steps, AYS against
+    quadratic spacing is such a pair: the Gaussian model carries it (W2 0.50 to 0.18), the
+    calibrated model rates it better (0.35 to 0.28) by less than its own uncertainty."""
+    _, _, cal = noise_underestimated
+    quad, ays = (ss.heuristic_schedule(name, 5, LR) for name in ("quadratic", "ays"))
+    r_quad, r_ays = (ss.response(cal, s, sampler="dpmpp_2m") for s in (quad, ays))
+    args = (cal, quad, r_quad, ays, r_ays, "w2", "dpmpp_2m", {})
+    together = optimize._both_rate_better(*args)
+    assert together is not None  # the Gaussian design's test takes it
+    (vc_q, vc_a), (vg_q, vg_a), within = together
+    assert optimize._both_rate_better(*args, calibrated_alone=True) is None
+    # independently of the function: the calibrated draws of the two schedules, paired
+    draws = objective_draws(cal, [quad, ays], sampler="dpmpp_2m", objective="w2")
+    two_sd = 2 * np.std(draws[:, 1] - draws[:, 0], ddof=1)
+    assert 0 < vc_q - vc_a < two_sd < within
+    assert (vc_q - vc_a) + (vg_q - vg_a) > within
