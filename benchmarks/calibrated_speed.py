@@ -91,6 +91,7 @@ def stages(cal: ss.Spectrum, steps: int, sampler: str, train: Any) -> tuple[dict
         "integer polish": "polish",
         "guard": "guard",
         "Gaussian design": "Gaussian design",
+        "start below the failure": "start below failure",
         "done": "guard",
     }
     out: dict[str, float] = {}
