@@ -16,10 +16,20 @@ given steps) of each model whose network fails at the top, the fit from the top 
   rate it better and the calibrated one by itself beyond its uncertainty; in the twenty-ninth
   session's ``*_rule.json`` files it started at the last level measured to fail, the ``below``
   start, under the both-models test alone);
+- ``proof``: the thirty-first session's candidate, tried and not adopted, read off ``default``,
+  ``rule`` and ``edge``: where the calibrated fit itself (not a heuristic the guard kept, not
+  the Gaussian design) starts above where the network stops failing, the ``edge`` fit
+  replaces it unless ``top_rated_better_alone`` (the start-below test with the roles of the
+  two starts swapped); elsewhere ``rule``;
 - ``max``: ``start_at="max"`` (the Gaussian design pinned at the top too);
 - ``free``: ``start_at="free"`` (every level free within the range);
 - ``below``: the first level pinned at the noisiest timestep where the calibration last
-  measured a failure (``start_at=t_fail``), the start the failure note names.
+  measured a failure (``start_at=t_fail``), the start the failure note names;
+- ``edge``: the first level pinned where the network stops failing (``start_at=t_pass``, the
+  rule's candidate, whether or not the rule returns it), with ``top_rated_better``: whether
+  both models rate the fit from the top better than it by the Gaussian design's test, and
+  ``top_rated_better_alone``: the same and the calibrated model by itself beyond its
+  uncertainty (the rule's test with the two starts' roles swapped).
 
 It prints each one's timesteps, its calibrated and Gaussian W2, what the fit returned (fit,
 fallback, design) and the paired uncertainty of the calibrated difference to the default, and
@@ -31,6 +41,7 @@ Usage::
 
     python benchmarks/free_start.py --denoiser unet rgb16 cc16 sd16 gs16 mn16 --steps 5 10
     python benchmarks/free_start.py --denoiser mn16 cc16 unet --steps 5 10 --variants rule
+    python benchmarks/free_start.py --denoiser mn16 unet --steps 5 10 --variants rule edge proof
 """
 
 from __future__ import annotations
@@ -51,7 +62,7 @@ import real_denoisers as rd  # noqa: E402
 from _common import save_result  # noqa: E402
 
 from specsched import fit, optimize  # noqa: E402
-from specsched.optimize import _two_sd, objective_draws  # noqa: E402
+from specsched.optimize import _both_rate_better, _two_sd, objective_draws  # noqa: E402
 from specsched.response import response  # noqa: E402
 
 SAMPLERS = ("ddim", "dpmpp_2m", "heun", "unipc")
@@ -70,12 +81,20 @@ def _timestep(setup, lam: float | None) -> int | None:
     return int(np.floor(setup.train.timestep_of_log_snr(np.array([lam]))[0]))
 
 
-def cell(cal, setup, sampler: str, steps: int, t_fail: int, variants: list[str]) -> dict:
+def cell(
+    cal, setup, sampler: str, steps: int, t_fail: int, t_pass: int | None, variants: list[str]
+) -> dict:
     """The fits of one cell (``default`` first, then ``variants``), rated by both models."""
     plain = dataclasses.replace(cal, calibration=None)
-    starts = {"default": None, "rule": None, "max": "max", "free": "free", "below": t_fail}
+    starts = {
+        "default": None, "rule": None, "max": "max", "free": "free", "below": t_fail,
+        "edge": t_pass, "proof": None,
+    }  # fmt: skip
     fits, shipped = {}, optimize.START_BELOW_FAILURE
-    for name in ["default", *variants]:
+    fitted = [v for v in variants if v != "proof"]
+    if "proof" in variants:  # read off the fit from the top, the rule's and the edge's
+        fitted += [v for v in ("rule", "edge") if v not in fitted]
+    for name in ["default", *fitted]:
         optimize.START_BELOW_FAILURE = name == "rule"
         try:
             fits[name] = fit(
@@ -83,6 +102,26 @@ def cell(cal, setup, sampler: str, steps: int, t_fail: int, variants: list[str])
             )
         finally:
             optimize.START_BELOW_FAILURE = shipped
+    top, edge = fits["default"], fits.get("edge")
+    top_proven = None
+    if edge is not None:
+        # both models rate the fit from the top better than the edge's, the calibrated by itself
+        top_proven = _both_rate_better(
+            cal, edge.schedule, edge.response, top.schedule, top.response, "w2", sampler, {},
+            calibrated_alone=True,
+        )  # fmt: skip
+    if "proof" in variants:
+        # the calibrated fit itself from a failing level, an edge fit to replace it, and no proof
+        swap = (
+            t_pass is not None
+            and top.fallback is None
+            and not top.gaussian_design
+            and int(top.schedule.timesteps[0]) > t_pass
+            and edge.fallback is None
+            and not np.array_equal(edge.schedule.log_snr, top.schedule.log_snr)
+            and top_proven is None
+        )
+        fits["proof"] = edge if swap else fits["rule"]
     scheds = [r.schedule for r in fits.values()]
     draws = objective_draws(cal, scheds, sampler=sampler, objective="w2")
     out = {"sampler": sampler, "steps": steps, "t_fail": t_fail}
@@ -96,6 +135,12 @@ def cell(cal, setup, sampler: str, steps: int, t_fail: int, variants: list[str])
             "gaussian_w2": response(plain, r.schedule, sampler=sampler).w2,
             "uncertainty_vs_default": _two_sd(draws[:, j] - draws[:, 0]) if j else 0.0,
         }
+    if edge is not None:
+        kept = _both_rate_better(
+            cal, edge.schedule, edge.response, top.schedule, top.response, "w2", sampler, {}
+        )
+        out["edge"]["top_rated_better"] = kept is not None
+        out["edge"]["top_rated_better_alone"] = top_proven is not None
     return out
 
 
@@ -107,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variants",
         nargs="+",
-        choices=("rule", "max", "free", "below"),
+        choices=("rule", "proof", "max", "free", "below", "edge"),
         default=["free", "below"],
     )
     ap.add_argument("--threads", type=int, default=1)
@@ -131,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
                 r = {
                     "denoiser": name,
                     "t_pass": t_pass,
-                    **cell(cal, setup, sampler, steps, t_fail, args.variants),
+                    **cell(cal, setup, sampler, steps, t_fail, t_pass, args.variants),
                 }
                 rows.append(r)
                 d = r["default"]
@@ -147,6 +192,8 @@ def main(argv: list[str] | None = None) -> int:
                         f"{'':13s} {v:7s} {x['returned']:22s} W2 {x['calibrated_w2']:.4g} / "
                         f"{x['gaussian_w2']:.4g} t0={x['timesteps'][0]} "
                         f"(+- {x['uncertainty_vs_default']:.2g}){same}"
+                        + (" top rated better" if x.get("top_rated_better") else "")
+                        + (", by the calibrated alone" if x.get("top_rated_better_alone") else "")
                     )
                 print(f"{'':13s} {','.join(map(str, d['timesteps']))}", flush=True)
     tag = "_".join(args.denoiser) + (
