@@ -92,6 +92,7 @@ MN16_PATH = HERE / "models" / "mn16"
 MS16_PATH = HERE / "models" / "ms16"
 MC16_PATH = HERE / "models" / "mc16"
 GC16_PATH = HERE / "models" / "gc16"
+MW16_PATH = HERE / "models" / "mw16"
 SHAPE = (1, 16, 16)
 TRAIN = TrainSchedule("linear", 1000)
 SEED = 0  # starting noise of every schedule (paired), bootstrap resampling
@@ -427,6 +428,19 @@ def setup_mc16(cfg: dict[str, Any]) -> Setup:
     )
 
 
+def setup_mw16(cfg: dict[str, Any]) -> Setup:
+    """A fifteenth model, trained in the thirty-first session before its measurements:
+    epsilon-prediction under the linear betas on MNIST digits at 16x16, as mn16, but a narrower
+    UNet (block widths 24, 32, 48; 0.49M parameters), another seed and half the training steps
+    (it trained beside other jobs)."""
+    return _mnist16_unet(
+        cfg,
+        "mw16",
+        "mw16 UNet (learned eps-prediction, MNIST digits at 16x16, linear betas, 0.49M parameters)",
+        MW16_PATH,
+    )
+
+
 def mnist_floor(n: int) -> np.ndarray:
     """``n`` MNIST training images drawn at random (seed 5) from those after the first 20,000."""
     from specsched.data.builtin import mnist
@@ -494,6 +508,7 @@ SETUPS = {
     "ms16": setup_ms16,
     "mc16": setup_mc16,
     "gc16": setup_gc16,
+    "mw16": setup_mw16,
 }
 DEFAULT_SETUPS = ("gmm", "unet")
 
