@@ -21,6 +21,9 @@ given steps) of each model whose network fails at the top, the fit from the top 
   the Gaussian design) starts above where the network stops failing, the ``edge`` fit
   replaces it unless ``top_rated_better_alone`` (the start-below test with the roles of the
   two starts swapped); elsewhere ``rule``;
+- ``edge_design``: the Gaussian model's design (the fit with the calibration dropped) pinned
+  where the network stops failing, the thirty-first session's probe of designs that start
+  where the network fails;
 - ``max``: ``start_at="max"`` (the Gaussian design pinned at the top too);
 - ``free``: ``start_at="free"`` (every level free within the range);
 - ``below``: the first level pinned at the noisiest timestep where the calibration last
@@ -88,7 +91,7 @@ def cell(
     plain = dataclasses.replace(cal, calibration=None)
     starts = {
         "default": None, "rule": None, "max": "max", "free": "free", "below": t_fail,
-        "edge": t_pass, "proof": None,
+        "edge": t_pass, "proof": None, "edge_design": t_pass,
     }  # fmt: skip
     fits, shipped = {}, optimize.START_BELOW_FAILURE
     fitted = [v for v in variants if v != "proof"]
@@ -97,8 +100,10 @@ def cell(
     for name in ["default", *fitted]:
         optimize.START_BELOW_FAILURE = name == "rule"
         try:
+            # edge_design: the Gaussian model's design (the plain fit) pinned at the edge
+            spec = plain if name == "edge_design" else cal
             fits[name] = fit(
-                cal, steps, sampler=sampler, train_schedule=setup.train, start_at=starts[name]
+                spec, steps, sampler=sampler, train_schedule=setup.train, start_at=starts[name]
             )
         finally:
             optimize.START_BELOW_FAILURE = shipped
@@ -152,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variants",
         nargs="+",
-        choices=("rule", "proof", "max", "free", "below", "edge"),
+        choices=("rule", "proof", "max", "free", "below", "edge", "edge_design"),
         default=["free", "below"],
     )
     ap.add_argument("--threads", type=int, default=1)
