@@ -515,18 +515,23 @@ def _roughness(sched: ss.Schedule) -> float:
 
 
 @pytest.mark.parametrize(
-    "n, sampler, process", [(30, "dpmpp_2m", "vp"), (30, "unipc", "vp"), (10, "heun", "flow")]
+    "n, sampler, process, steps",
+    [(50, "dpmpp_2m", "vp", 20), (30, "unipc", "vp", 10), (10, "heun", "flow", 10)],
 )
-def test_a_rough_optimum_is_made_regular(n, sampler, process):
+def test_a_rough_optimum_is_made_regular(n, sampler, process, steps):
     """An optimum rougher than the median heuristic is replaced by the most regular schedule the
     objective cannot tell from it: far smoother, within the uncertainty. The flow model's first
     level is pure noise (log-SNR -inf), left out of the roughness (counting it made every
-    candidate NaN)."""
+    candidate NaN). Where the objective is this flat, where in the flat set the optimiser lands
+    depends on the CPU's floating point: DPM-Solver++(2M) at 10 steps on 30 samples landed on a
+    rough optimum on one machine and a smooth one on another (thirty-first session), so its
+    case is 20 steps on 50 samples."""
     x = photos(size=8, channels=1, n=n, seed=1)
     spec = ss.Spectrum.from_array(x, layout="NCHW")
-    res = ss.fit(spec, 10, sampler=sampler, process=process, guard=True)
-    free = ss.fit(spec, 10, sampler=sampler, process=process, guard=False)
-    note = next(note for note in res.notes if "most regular schedule" in note)
+    res = ss.fit(spec, steps, sampler=sampler, process=process, guard=True)
+    free = ss.fit(spec, steps, sampler=sampler, process=process, guard=False)
+    note = next((note for note in res.notes if "most regular schedule" in note), None)
+    assert note is not None, f"the optimum was not rough here: {res.notes}"
     assert _roughness(res.schedule) < 0.5 * _roughness(free.schedule)
     assert res.value <= free.value + res.uncertainty
     assert res.value < res.best_baseline[1].w2 - res.uncertainty
