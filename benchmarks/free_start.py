@@ -108,13 +108,14 @@ def cell(
         finally:
             optimize.START_BELOW_FAILURE = shipped
     top, edge = fits["default"], fits.get("edge")
-    top_proven = None
+    top_better = top_proven = None
     if edge is not None:
-        # both models rate the fit from the top better than the edge's, the calibrated by itself
-        top_proven = _both_rate_better(
-            cal, edge.schedule, edge.response, top.schedule, top.response, "w2", sampler, {},
-            calibrated_alone=True,
-        )  # fmt: skip
+        # both models rate the fit from the top better than the edge's; then (a stricter test,
+        # so only where the first holds) the calibrated one by itself too
+        args = (cal, edge.schedule, edge.response, top.schedule, top.response, "w2", sampler, {})
+        top_better = _both_rate_better(*args)
+        if top_better is not None:
+            top_proven = _both_rate_better(*args, calibrated_alone=True)
     if "proof" in variants:
         # the calibrated fit itself from a failing level, an edge fit to replace it, and no proof
         swap = (
@@ -141,10 +142,7 @@ def cell(
             "uncertainty_vs_default": _two_sd(draws[:, j] - draws[:, 0]) if j else 0.0,
         }
     if edge is not None:
-        kept = _both_rate_better(
-            cal, edge.schedule, edge.response, top.schedule, top.response, "w2", sampler, {}
-        )
-        out["edge"]["top_rated_better"] = kept is not None
+        out["edge"]["top_rated_better"] = top_better is not None
         out["edge"]["top_rated_better_alone"] = top_proven is not None
     return out
 
